@@ -1,0 +1,83 @@
+package frame
+
+import "strconv"
+
+// Append encodes f for a peer speaking version v and appends it to dst.
+// Header keys and values are escaped as v requires (never in CONNECT and
+// CONNECTED frames, never in 1.0). A content-length header is added when the
+// body is not empty and f has none, so bodies with NUL bytes survive.
+func Append(dst []byte, f *Frame, v Version) []byte {
+	dst = append(dst, f.Command...)
+	dst = append(dst, '\n')
+	escape := v >= Version11 && f.Command != CONNECT && f.Command != STOMP && f.Command != CONNECTED
+	hasLen := false
+	for _, h := range f.Headers {
+		if string(h.Key) == "content-length" {
+			hasLen = true
+		}
+		if escape {
+			dst = AppendEscaped(dst, h.Key, v)
+			dst = append(dst, ':')
+			dst = AppendEscaped(dst, h.Value, v)
+		} else {
+			dst = append(dst, h.Key...)
+			dst = append(dst, ':')
+			dst = append(dst, h.Value...)
+		}
+		dst = append(dst, '\n')
+	}
+	if !hasLen && len(f.Body) > 0 {
+		dst = append(dst, "content-length:"...)
+		dst = strconv.AppendInt(dst, int64(len(f.Body)), 10)
+		dst = append(dst, '\n')
+	}
+	dst = append(dst, '\n')
+	dst = append(dst, f.Body...)
+	return append(dst, 0)
+}
+
+// AppendHeader appends one "key:value\n" header line escaped for v (1.1+).
+func AppendHeader(dst []byte, key, value string, v Version) []byte {
+	dst = AppendEscaped(dst, key, v)
+	dst = append(dst, ':')
+	dst = AppendEscaped(dst, value, v)
+	return append(dst, '\n')
+}
+
+// NeedsEscape reports whether s contains a byte that some version escapes.
+func NeedsEscape[S ~string | ~[]byte](s S) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\', '\n', ':', '\r':
+			return true
+		}
+	}
+	return false
+}
+
+// AppendEscaped appends s escaped for version v: nothing is escaped in 1.0;
+// backslash, LF and colon in 1.1; also CR in 1.2.
+func AppendEscaped[S ~string | ~[]byte](dst []byte, s S, v Version) []byte {
+	if v == Version10 || !NeedsEscape(s) {
+		return append(dst, s...)
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			dst = append(dst, '\\', '\\')
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case ':':
+			dst = append(dst, '\\', 'c')
+		case '\r':
+			if v >= Version12 {
+				dst = append(dst, '\\', 'r')
+			} else {
+				dst = append(dst, c)
+			}
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
