@@ -1,0 +1,197 @@
+// Command stompica runs the stompica STOMP broker.
+//
+// Flags use Go's usual "--name value" style; every flag can also come from
+// the environment variable STOMPICA_NAME (upper case, '-' as '_'). The
+// original C broker's arguments keep working as written:
+//
+//	stompica processors=10 port=3000 max_input_queue_size=N max_stale_queue_size=N TTL=5000
+//
+// where 0 means the default.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"stompica/frame"
+	"stompica/server"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+// config is what the command line says, before it becomes server.Options.
+type config struct {
+	opts       server.Options
+	heartBeat  string
+	ttlMs      int
+	processors int
+	logLevel   string
+	logFormat  string
+}
+
+func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("stompica", flag.ContinueOnError)
+	fs.SetOutput(out)
+	o := &cfg.opts
+	fs.StringVar(&o.Host, "host", "", "interface to listen on (empty = all interfaces)")
+	fs.IntVar(&o.Port, "port", server.DefaultPort, "STOMP and WebSocket port (0 = a random free port)")
+	fs.IntVar(&o.MaxConnections, "max-connections", 16384, "maximum concurrent client connections")
+	fs.IntVar(&o.MaxFrameSize, "max-frame-size", 16<<20, "maximum bytes of one frame, headers and body")
+	fs.IntVar(&o.MaxHeaders, "max-headers", 64, "maximum header lines in one frame")
+	fs.IntVar(&o.MaxHeaderLine, "max-header-line", 8<<10, "maximum bytes of one header line")
+	fs.IntVar(&o.MaxSubscriptions, "max-subscriptions", 1024, "maximum subscriptions per connection")
+	fs.IntVar(&o.MaxTransactions, "max-transactions", 64, "maximum open transactions per connection")
+	fs.DurationVar(&o.ConnectTimeout, "connect-timeout", 10*time.Second, "time a new connection has to send CONNECT")
+	fs.StringVar(&cfg.heartBeat, "heart-beat", "10000,10000", "server heart-beat offer 'send,receive' in ms (0,0 = off)")
+	fs.Float64Var(&o.HeartBeatGrace, "heart-beat-grace", 2, "a client silent for this many agreed intervals is closed")
+	fs.IntVar(&cfg.ttlMs, "ttl", 0, "default TTL in ms of topic messages retained for late subscribers (0 = off)")
+	fs.IntVar(&o.MaxStaleQueueSize, "max-stale-queue-size", 10000, "maximum retained (TTL) topic messages; oldest dropped")
+	fs.IntVar(&o.MaxInputQueueSize, "max-input-queue-size", 1_000_000, "maximum messages accepted but not yet delivered")
+	fs.IntVar(&o.MaxPendingBytes, "max-pending-bytes", 8<<20, "maximum bytes queued for one client; a topic subscriber over it is a slow consumer")
+	fs.IntVar(&o.Prefetch, "prefetch", 1000, "default unacknowledged messages per client-ack queue subscription")
+	fs.IntVar(&o.MaxRedeliveries, "max-redeliveries", 0, "move a queue message to /queue/DLQ after this many redeliveries (0 = never)")
+	fs.IntVar(&cfg.processors, "processors", 0, "CPUs the broker uses (0 = all)")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
+	return fs
+}
+
+// seedArgs maps the original broker's key=value arguments to flags.
+var seedArgs = map[string]string{
+	"processors":           "processors",
+	"port":                 "port",
+	"max_input_queue_size": "max-input-queue-size",
+	"max_stale_queue_size": "max-stale-queue-size",
+	"ttl":                  "ttl",
+}
+
+// parse applies defaults, then the environment, then the command line.
+func parse(args []string, env func(string) string, out io.Writer) (*config, error) {
+	cfg := &config{}
+	fs := newFlagSet(cfg, out)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: stompica [flags] [key=value ...]\n\n"+
+			"The original stompica's arguments work too (0 = default):\n"+
+			"  processors=N port=N max_input_queue_size=N max_stale_queue_size=N TTL=ms\n\n"+
+			"Every flag can be set by the environment variable STOMPICA_<NAME>, e.g. STOMPICA_MAX_FRAME_SIZE.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "STOMPICA_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := env(name); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	for _, a := range fs.Args() {
+		k, v, ok := strings.Cut(a, "=")
+		name, known := seedArgs[strings.ToLower(k)]
+		if !ok || !known {
+			return nil, fmt.Errorf("unknown argument %q (original-style arguments: processors= port= max_input_queue_size= max_stale_queue_size= TTL=)", a)
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("argument %s: %q is not a non-negative number", k, v)
+		}
+		if n == 0 { // the original: 0 -> configure to the default
+			continue
+		}
+		if err := fs.Set(name, v); err != nil {
+			return nil, fmt.Errorf("argument %s: %w", k, err)
+		}
+	}
+	o := &cfg.opts
+	if o.Port == 0 {
+		o.Port = -1 // --port 0: a random free port
+	}
+	sx, sy, err := frame.ParseHeartBeat([]byte(cfg.heartBeat))
+	if err != nil {
+		return nil, fmt.Errorf("--heart-beat %q: want 'send,receive' in ms", cfg.heartBeat)
+	}
+	o.HeartBeatSend, o.HeartBeatRecv = ms(sx), ms(sy)
+	o.TTL = time.Duration(cfg.ttlMs) * time.Millisecond
+	return cfg, nil
+}
+
+// ms converts a heart-beat value; 0 means off (-1 for server.Options).
+func ms(v int) time.Duration {
+	if v == 0 {
+		return -1
+	}
+	return time.Duration(v) * time.Millisecond
+}
+
+func run(args []string, stderr io.Writer) int {
+	cfg, err := parse(args, os.Getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "stompica:", err)
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
+		fmt.Fprintln(stderr, "stompica: --log-level:", err)
+		return 2
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	switch cfg.logFormat {
+	case "text":
+		h = slog.NewTextHandler(stderr, hopts)
+	case "json":
+		h = slog.NewJSONHandler(stderr, hopts)
+	default:
+		fmt.Fprintln(stderr, "stompica: --log-format must be text or json")
+		return 2
+	}
+	log := slog.New(h)
+	if cfg.processors > 0 {
+		runtime.GOMAXPROCS(cfg.processors)
+	}
+	cfg.opts.Logger = log
+
+	srv, err := server.New(&cfg.opts)
+	if err == nil {
+		err = srv.Start()
+	}
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	stop()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown incomplete", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}

@@ -1,0 +1,499 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"stompica/frame"
+)
+
+const (
+	readBufSize    = 32 << 10
+	writeTimeout   = 30 * time.Second
+	closeFlushWait = 5 * time.Second
+)
+
+var readBufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+
+// conn is one client connection. Its read goroutine (serve) parses and
+// handles frames; anything bound for the client is appended to out under mu
+// by whichever goroutine produced it, and a writer goroutine, started on
+// demand, writes everything pending with one syscall.
+type conn struct {
+	s      *Server
+	id     uint64
+	nc     net.Conn
+	ws     *wsReader // nil for raw STOMP
+	in     io.Reader // nc, or ws
+	remote string
+	log    *slog.Logger
+
+	// Owned by the read goroutine.
+	parser    frame.Parser
+	rbuf      []byte
+	rpos      int
+	rlen      int
+	pooled    *[]byte
+	connected bool
+	login     string
+	subs      map[string]*subscription
+	subSeq    uint64
+	txs       map[string]*transaction
+	batch     batch
+	hbRecv    time.Duration // client must send something within this (0 = never checked)
+
+	version frame.Version // set once at CONNECT, before any subscription exists
+
+	// Outbound state, guarded by mu.
+	mu          sync.Mutex
+	out         []byte
+	spare       []byte
+	writing     bool
+	touched     bool // in some goroutine's batch, waiting for kick
+	closed      bool // no more appends; the writer closes nc once drained
+	queueWait   bool // a queue skipped this consumer for lack of room
+	lastWrite   time.Time
+	hbSend      time.Duration
+	hbTimer     *time.Timer
+	writers     sync.WaitGroup
+	closeReason string
+	scratch     []byte          // encoding scratch for WebSocket frames
+	qsubs       []*subscription // queue subscriptions, copy-on-write
+}
+
+func newConn(s *Server, nc net.Conn, ws *wsReader) *conn {
+	c := &conn{
+		s:      s,
+		id:     s.connID.Add(1),
+		nc:     nc,
+		ws:     ws,
+		in:     nc,
+		remote: nc.RemoteAddr().String(),
+	}
+	if ws != nil {
+		c.in = ws
+	}
+	transport := "tcp"
+	if ws != nil {
+		transport = "ws"
+	}
+	c.log = s.log.With("conn", c.id, "peer", c.remote, "transport", transport)
+	c.parser = frame.Parser{
+		MaxFrame:      s.opts.MaxFrameSize,
+		MaxHeaders:    s.opts.MaxHeaders,
+		MaxHeaderLine: s.opts.MaxHeaderLine,
+	}
+	return c
+}
+
+// preload puts bytes already read by the sniffer in front of the stream.
+func (c *conn) preload(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	c.getReadBuf()
+	c.rlen = copy(c.rbuf, b)
+}
+
+func (c *conn) getReadBuf() {
+	if c.rbuf == nil {
+		c.pooled = readBufPool.Get().(*[]byte)
+		c.rbuf = *c.pooled
+	}
+}
+
+// releaseReadBuf gives an idle connection's read buffer back to the pool.
+func (c *conn) releaseReadBuf() {
+	if c.rpos != c.rlen {
+		return
+	}
+	c.rpos, c.rlen = 0, 0
+	if c.pooled != nil {
+		readBufPool.Put(c.pooled)
+	}
+	c.pooled, c.rbuf = nil, nil
+}
+
+// serve runs the read loop until the connection ends, then cleans up.
+func (c *conn) serve() {
+	if err := c.s.addConn(c); err != nil {
+		c.s.stats.refused.Add(1)
+		c.closeWithError(err.Error(), "")
+		c.finish()
+		return
+	}
+	c.s.stats.connsTotal.Add(1)
+	if c.ws != nil {
+		c.s.stats.wsConns.Add(1)
+	}
+	c.log.Debug("connection opened")
+	defer c.cleanup()
+	c.nc.SetReadDeadline(time.Now().Add(c.s.opts.ConnectTimeout))
+	for {
+		if c.rlen > c.rpos {
+			if !c.process() {
+				return
+			}
+		}
+		c.releaseReadBuf()
+		c.getReadBuf()
+		if c.rlen == len(c.rbuf) {
+			c.growReadBuf()
+		}
+		if c.connected {
+			if c.hbRecv > 0 {
+				c.nc.SetReadDeadline(time.Now().Add(c.hbRecv))
+			} else {
+				c.nc.SetReadDeadline(time.Time{})
+			}
+		}
+		n, err := c.in.Read(c.rbuf[c.rlen:])
+		c.rlen += n
+		if n > 0 {
+			c.s.stats.bytesIn.Add(uint64(n))
+			if !c.process() {
+				return
+			}
+		}
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+	}
+}
+
+func (c *conn) readFailed(err error) {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return
+	}
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
+		if c.connected {
+			c.log.Info("closing silent client: no heart-beat")
+			c.closeWithError("heart-beat timeout: nothing received from the client within the agreed interval", "")
+		} else {
+			c.log.Info("closing client that did not send CONNECT in time")
+			c.closeWithError("timeout waiting for CONNECT", "")
+		}
+	case errors.Is(err, errWSProtocol):
+		c.log.Info("websocket protocol error", "err", err)
+		c.closeWithError(err.Error(), "")
+	default:
+		c.log.Debug("read ended", "err", err)
+	}
+}
+
+// growReadBuf makes room for more bytes of a pending frame: compact first,
+// then double, up to the frame size limit (the parser rejects larger ones).
+func (c *conn) growReadBuf() {
+	if c.rpos > 0 {
+		c.rlen = copy(c.rbuf, c.rbuf[c.rpos:c.rlen])
+		c.rpos = 0
+		return
+	}
+	nb := make([]byte, min(2*len(c.rbuf), c.s.opts.MaxFrameSize+readBufSize))
+	copy(nb, c.rbuf[:c.rlen])
+	if c.pooled != nil {
+		readBufPool.Put(c.pooled)
+		c.pooled = nil
+	}
+	c.rbuf = nb
+}
+
+// process parses and handles every complete frame in the read buffer, then
+// wakes the writers of every connection the batch touched.
+func (c *conn) process() bool {
+	defer c.batch.flush()
+	for c.rpos < c.rlen {
+		f, n, err := c.parser.Parse(c.rbuf[c.rpos:c.rlen])
+		if err != nil {
+			c.s.stats.errors.Add(1)
+			c.log.Info("protocol error", "err", err)
+			c.closeWithError(err.Error(), "")
+			return false
+		}
+		if n == 0 {
+			if c.rpos > 0 && c.rlen == len(c.rbuf) {
+				c.growReadBuf()
+			}
+			return true
+		}
+		c.rpos += n
+		if f != nil && !c.handle(f) {
+			return false
+		}
+	}
+	return true
+}
+
+// cleanup runs when the read loop ends: the connection's subscriptions and
+// transactions go, unacked queue messages return to their queues, and the
+// output is flushed before the socket closes.
+func (c *conn) cleanup() {
+	c.s.router.dropConn(c, &c.batch)
+	c.txs = nil
+	c.batch.flush()
+	c.finish()
+	c.s.removeConn(c)
+	c.releaseReadBuf()
+	c.log.Debug("connection closed", "reason", c.closeReason)
+}
+
+// finish stops further output, waits for the writer to flush what is
+// pending (bounded), and closes the socket.
+func (c *conn) finish() {
+	c.mu.Lock()
+	c.closed = true
+	if c.hbTimer != nil {
+		c.hbTimer.Stop()
+	}
+	c.startWriterLocked()
+	c.mu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(closeFlushWait))
+	c.writers.Wait()
+	if c.ws != nil {
+		c.ws.close(c.nc)
+	}
+	c.nc.Close()
+}
+
+// closeWithError queues an ERROR frame (with receipt-id when the bad frame
+// asked for a receipt), refuses further output and makes the read loop end.
+// Safe from any goroutine.
+func (c *conn) closeWithError(msg, receipt string) {
+	f := frame.New(frame.ERROR, "message", msg)
+	if receipt != "" {
+		f.Add("receipt-id", receipt)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.appendFrameLocked(f)
+	c.closed = true
+	c.closeReason = msg
+	c.startWriterLocked()
+	c.mu.Unlock()
+	// Wake the read loop; the writer flushes the ERROR before the close.
+	c.nc.SetReadDeadline(time.Now())
+}
+
+// sendFrame queues a server frame (CONNECTED, RECEIPT, ERROR, MESSAGE for
+// DIAG answers) for the client.
+func (c *conn) sendFrame(f *frame.Frame, b *batch) {
+	c.mu.Lock()
+	if !c.closed {
+		c.appendFrameLocked(f)
+		c.touchLocked(b)
+	}
+	c.mu.Unlock()
+}
+
+func (c *conn) appendFrameLocked(f *frame.Frame) {
+	if c.ws == nil {
+		c.out = frame.Append(c.out, f, c.version)
+		return
+	}
+	c.scratch = frame.Append(c.scratch[:0], f, c.version)
+	c.out = c.ws.appendMessage(c.out, isBinary(f.Body), c.scratch, nil)
+}
+
+// appendMessage queues one MESSAGE made of a per-subscription prefix and the
+// message's shared encoding. It reports false when the connection takes no
+// more output.
+func (c *conn) appendMessageLocked(prefix, shared []byte, binary bool) {
+	if c.ws == nil {
+		c.out = append(c.out, prefix...)
+		c.out = append(c.out, shared...)
+		return
+	}
+	c.out = c.ws.appendMessage(c.out, binary, prefix, shared)
+}
+
+// touchLocked records that c has new output for the batch to flush.
+func (c *conn) touchLocked(b *batch) {
+	if !c.touched && !c.writing {
+		c.touched = true
+		b.conns = append(b.conns, c)
+	}
+}
+
+// kick starts the writer if output is pending and none runs.
+func (c *conn) kick() {
+	c.mu.Lock()
+	c.touched = false
+	c.startWriterLocked()
+	c.mu.Unlock()
+}
+
+func (c *conn) startWriterLocked() {
+	if c.writing || len(c.out) == 0 {
+		return
+	}
+	c.writing = true
+	c.writers.Add(1)
+	go c.writeLoop()
+}
+
+// writeLoop writes whatever is pending until the buffer is empty, then
+// exits; idle connections have no writer goroutine.
+func (c *conn) writeLoop() {
+	defer c.writers.Done()
+	var b batch
+	for {
+		c.mu.Lock()
+		if len(c.out) == 0 {
+			c.writing = false
+			closed := c.closed
+			wake := c.queueWait
+			c.queueWait = false
+			c.mu.Unlock()
+			if wake && !closed {
+				c.s.router.consumerReady(c, &b)
+				b.flush()
+			}
+			return
+		}
+		buf := c.out
+		c.out = c.spare[:0]
+		c.spare = nil
+		closed := c.closed
+		c.mu.Unlock()
+
+		if !closed {
+			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		}
+		n, err := c.nc.Write(buf)
+		c.s.stats.bytesOut.Add(uint64(n))
+
+		c.mu.Lock()
+		c.lastWrite = time.Now()
+		if cap(buf) <= 256<<10 {
+			c.spare = buf[:0]
+		}
+		if err != nil {
+			c.out = c.out[:0]
+			c.closed = true
+			c.writing = false
+			c.mu.Unlock()
+			c.log.Debug("write failed", "err", err)
+			c.nc.Close()
+			return
+		}
+		wake := c.queueWait && len(c.out) < c.s.opts.MaxPendingBytes/2
+		if wake {
+			c.queueWait = false
+		}
+		c.mu.Unlock()
+		if wake {
+			c.s.router.consumerReady(c, &b)
+			b.flush()
+		}
+	}
+}
+
+// pendingLocked is the number of bytes queued for the client.
+func (c *conn) pendingLocked() int { return len(c.out) }
+
+// startHeartBeats arms the server-to-client heart-beat timer.
+func (c *conn) startHeartBeats(every time.Duration) {
+	if every <= 0 {
+		return
+	}
+	c.mu.Lock()
+	c.hbSend = every
+	c.lastWrite = time.Now()
+	c.hbTimer = time.AfterFunc(every, c.heartBeat)
+	c.mu.Unlock()
+}
+
+// heartBeat sends an EOL when nothing else was written for a while.
+func (c *conn) heartBeat() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	idle := time.Since(c.lastWrite)
+	next := c.hbSend
+	if idle >= c.hbSend*9/10 && len(c.out) == 0 && !c.writing {
+		if c.ws == nil {
+			c.out = append(c.out, '\n')
+		} else {
+			c.out = c.ws.appendMessage(c.out, false, []byte{'\n'}, nil)
+		}
+		c.startWriterLocked()
+	} else if idle < c.hbSend {
+		next = c.hbSend - idle
+	}
+	c.hbTimer.Reset(next)
+	c.mu.Unlock()
+}
+
+// batch collects connections with new output while a goroutine handles a
+// run of frames; flush wakes each of their writers once.
+type batch struct {
+	conns     []*conn
+	scratch   []byte
+	delivered uint64
+	st        *stats // where delivered is counted
+}
+
+func (b *batch) flush() {
+	if b.delivered > 0 {
+		b.st.deliveries.Add(b.delivered)
+		b.delivered = 0
+	}
+	for i, c := range b.conns {
+		c.kick()
+		b.conns[i] = nil
+	}
+	b.conns = b.conns[:0]
+}
+
+func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// slowConsumer disconnects a subscriber that cannot keep up.
+func (c *conn) slowConsumer(why string) {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return
+	}
+	c.s.stats.slowConsumers.Add(1)
+	c.log.Warn("disconnecting slow consumer", "why", why)
+	c.closeWithError("slow consumer: "+why, "")
+}
+
+func (c *conn) addQueueSub(s *subscription) {
+	c.mu.Lock()
+	c.qsubs = append(slices.Clip(c.qsubs), s)
+	c.mu.Unlock()
+}
+
+func (c *conn) removeQueueSub(s *subscription) {
+	c.mu.Lock()
+	if i := slices.Index(c.qsubs, s); i >= 0 {
+		c.qsubs = slices.Delete(slices.Clone(c.qsubs), i, i+1)
+	}
+	c.mu.Unlock()
+}
+
+func (c *conn) queueSubs() []*subscription {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.qsubs
+}

@@ -1,0 +1,365 @@
+package server
+
+import (
+	"slices"
+	"sync"
+	"strconv"
+	"time"
+
+	"stompica/frame"
+	"stompica/sublist"
+)
+
+type ackMode uint8
+
+const (
+	ackAuto ackMode = iota
+	ackClient
+	ackIndividual
+)
+
+// unacked is a delivery awaiting ACK or NACK; q is nil for topic messages.
+type unacked struct {
+	m *message
+	q *queue
+}
+
+// subscription is one SUBSCRIBE of one connection.
+type subscription struct {
+	c        *conn
+	id       string
+	idx      uint64 // per-connection number used in ack ids
+	dest     string
+	pattern  bool
+	queue    bool
+	ack      ackMode
+	prefetch int
+	prefix   []byte // "MESSAGE\nsubscription:<id>\n", escaped for the connection's version
+
+	mu      sync.Mutex
+	unacked []unacked // delivery order
+	queues  []*queue
+}
+
+func newSubscription(c *conn, id, dest string, mode ackMode, prefetch int, idx uint64) *subscription {
+	sub := &subscription{
+		c: c, id: id, idx: idx, dest: dest, ack: mode, prefetch: prefetch,
+		pattern: sublist.IsPattern(dest),
+		queue:   isQueue(dest),
+	}
+	p := append([]byte(nil), "MESSAGE\nsubscription:"...)
+	p = frame.AppendEscaped(p, id, c.version)
+	sub.prefix = append(p, '\n')
+	return sub
+}
+
+func (s *subscription) matches(dest string) bool {
+	if s.pattern {
+		return sublist.Matches(s.dest, dest)
+	}
+	return s.dest == dest
+}
+
+// appendPrefix builds the per-delivery head of a MESSAGE frame.
+func (s *subscription) appendPrefix(b []byte, m *message, redelivered bool) []byte {
+	b = append(b, s.prefix...)
+	if s.ack != ackAuto && s.c.version >= frame.Version12 {
+		b = append(b, "ack:"...)
+		b = strconv.AppendUint(b, s.idx, 10)
+		b = append(b, '-')
+		b = strconv.AppendUint(b, m.id, 10)
+		b = append(b, '\n')
+	}
+	if redelivered {
+		b = append(b, "redelivered:true\n"...)
+	}
+	return b
+}
+
+// deliverTopic appends a topic message to the subscriber's connection. A
+// subscriber whose pending output is over the cap is a slow consumer and is
+// disconnected; the publisher never waits.
+func (s *subscription) deliverTopic(m *message, b *batch) bool {
+	c := s.c
+	if s.ack != ackAuto {
+		s.mu.Lock()
+		if len(s.unacked) >= max(s.prefetch, 1)*16 {
+			s.mu.Unlock()
+			c.slowConsumer("too many unacknowledged messages")
+			return false
+		}
+		s.unacked = append(s.unacked, unacked{m: m})
+		s.mu.Unlock()
+	}
+	b.scratch = s.appendPrefix(b.scratch[:0], m, false)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	if c.pendingLocked() > c.s.opts.MaxPendingBytes {
+		c.mu.Unlock()
+		c.slowConsumer("pending output over " + strconv.Itoa(c.s.opts.MaxPendingBytes) + " bytes")
+		return false
+	}
+	c.appendMessageLocked(b.scratch, m.sharedFor(c.version), m.binary)
+	c.touchLocked(b)
+	c.mu.Unlock()
+	b.delivered++
+	b.st = &c.s.stats
+	return true
+}
+
+// credit reports whether a queue may hand this consumer one more message.
+// When its connection's buffer is full it asks to be woken when it drains.
+func (s *subscription) credit() bool {
+	if s.ack != ackAuto {
+		s.mu.Lock()
+		full := len(s.unacked) >= s.prefetch
+		s.mu.Unlock()
+		if full {
+			return false
+		}
+	}
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	if c.pendingLocked() >= c.s.opts.MaxPendingBytes/2 {
+		c.queueWait = true
+		return false
+	}
+	return true
+}
+
+// deliverQueued appends a queue message; false if the connection is gone.
+func (s *subscription) deliverQueued(m *message, q *queue, b *batch) bool {
+	c := s.c
+	b.scratch = s.appendPrefix(b.scratch[:0], m, m.redelivered)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	if s.ack != ackAuto {
+		s.mu.Lock()
+		s.unacked = append(s.unacked, unacked{m: m, q: q})
+		s.mu.Unlock()
+	}
+	c.appendMessageLocked(b.scratch, m.sharedFor(c.version), m.binary)
+	c.touchLocked(b)
+	c.mu.Unlock()
+	b.delivered++
+	b.st = &c.s.stats
+	return true
+}
+
+func (s *subscription) has(mid uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range s.unacked {
+		if u.m.id == mid {
+			return true
+		}
+	}
+	return false
+}
+
+// take removes and returns the delivery mid (and, in ack mode client, all
+// earlier ones). nil when mid is not pending.
+func (s *subscription) take(mid uint64) []unacked {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.unacked, func(u unacked) bool { return u.m.id == mid })
+	if i < 0 {
+		return nil
+	}
+	var out []unacked
+	if s.ack == ackClient {
+		out = slices.Clone(s.unacked[:i+1])
+		n := copy(s.unacked, s.unacked[i+1:])
+		clear(s.unacked[n:])
+		s.unacked = s.unacked[:n]
+	} else {
+		out = []unacked{s.unacked[i]}
+		s.unacked = slices.Delete(s.unacked, i, i+1)
+	}
+	return out
+}
+
+// dropUnacked empties the unacked list; queue messages go back to their
+// queue (at the front, flagged redelivered) for another consumer.
+func (s *subscription) dropUnacked() {
+	s.mu.Lock()
+	list := s.unacked
+	s.unacked = nil
+	s.mu.Unlock()
+	var b batch
+	for i := len(list) - 1; i >= 0; i-- {
+		if q := list[i].q; q != nil {
+			q.requeue(list[i].m, &b)
+		}
+	}
+	seen := map[*queue]bool{}
+	for _, u := range list {
+		if u.q != nil && !seen[u.q] {
+			seen[u.q] = true
+			u.q.dispatch(&b)
+		}
+	}
+	b.flush()
+}
+
+func (s *subscription) addQueue(q *queue) {
+	s.mu.Lock()
+	s.queues = append(s.queues, q)
+	s.mu.Unlock()
+}
+
+func (s *subscription) queueList() []*queue {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.queues)
+}
+
+func (s *subscription) takeQueues() []*queue {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	qs := s.queues
+	s.queues = nil
+	return qs
+}
+
+// queue is a work queue: messages wait until one consumer with credit takes
+// each, round-robin.
+type queue struct {
+	r    *router
+	name string
+
+	mu        sync.Mutex
+	msgs      []*message // msgs[head:] are waiting, oldest first
+	head      int
+	consumers []*subscription
+	next      int
+}
+
+func (q *queue) depth() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.msgs) - q.head
+}
+
+func (q *queue) enqueue(m *message, b *batch) {
+	q.mu.Lock()
+	q.msgs = append(q.msgs, m)
+	q.dispatchLocked(b)
+	q.mu.Unlock()
+}
+
+// requeue puts a rejected or orphaned message back at the head of the queue.
+func (q *queue) requeue(m *message, b *batch) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	m.redelivered = true
+	q.r.s.stats.redeliveries.Add(1)
+	if max := q.r.s.opts.MaxRedeliveries; max > 0 && m.deliveries > max && q.name != dlqName {
+		q.r.s.stats.deadLettered.Add(1)
+		// queue() takes router.mu, which must not be taken under q.mu.
+		go func() {
+			var b batch
+			q.r.queue(dlqName).enqueue(m, &b)
+			b.flush()
+		}()
+		return
+	}
+	if q.head > 0 {
+		q.head--
+		q.msgs[q.head] = m
+		return
+	}
+	q.msgs = slices.Insert(q.msgs, 0, m)
+}
+
+// dlqName is where messages go after Options.MaxRedeliveries.
+const dlqName = "/queue/DLQ"
+
+func (q *queue) dispatch(b *batch) {
+	q.mu.Lock()
+	q.dispatchLocked(b)
+	q.mu.Unlock()
+}
+
+func (q *queue) dispatchLocked(b *batch) {
+	now := int64(0)
+	for q.head < len(q.msgs) && len(q.consumers) > 0 {
+		m := q.msgs[q.head]
+		if m.expires != 0 {
+			if now == 0 {
+				now = time.Now().UnixMilli()
+			}
+			if m.expired(now) {
+				q.pop()
+				q.r.s.stats.expired.Add(1)
+				continue
+			}
+		}
+		var sub *subscription
+		n := len(q.consumers)
+		for i := 0; i < n; i++ {
+			s := q.consumers[(q.next+i)%n]
+			if s.credit() {
+				sub = s
+				q.next = (q.next + i + 1) % n
+				break
+			}
+		}
+		if sub == nil {
+			return
+		}
+		q.pop()
+		m.deliveries++
+		if !sub.deliverQueued(m, q, b) {
+			m.deliveries--
+			q.head--
+			q.msgs[q.head] = m
+			return
+		}
+	}
+}
+
+func (q *queue) pop() {
+	q.msgs[q.head] = nil
+	q.head++
+	if q.head == len(q.msgs) {
+		q.msgs = q.msgs[:0]
+		q.head = 0
+	} else if q.head > 1024 && q.head > len(q.msgs)/2 {
+		n := copy(q.msgs, q.msgs[q.head:])
+		clear(q.msgs[n:])
+		q.msgs = q.msgs[:n]
+		q.head = 0
+	}
+}
+
+func (q *queue) addConsumer(sub *subscription, b *batch) {
+	q.mu.Lock()
+	q.consumers = append(q.consumers, sub)
+	q.mu.Unlock()
+	sub.addQueue(q)
+	q.dispatch(b)
+}
+
+func (q *queue) removeConsumer(sub *subscription, b *batch) {
+	q.mu.Lock()
+	if i := slices.Index(q.consumers, sub); i >= 0 {
+		q.consumers = slices.Delete(q.consumers, i, i+1)
+		if q.next >= len(q.consumers) {
+			q.next = 0
+		}
+	}
+	q.mu.Unlock()
+	sub.dropUnacked()
+	_ = b
+}

@@ -1,0 +1,90 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+var (
+	errShuttingDown = errors.New("shutting down")
+	errTooManyConns = errors.New("too many connections")
+	errTooManyFiles = syscall.EMFILE
+)
+
+// handleConn sniffs the first bytes of a new connection: "GET " is HTTP
+// (WebSocket upgrade, console, metrics), anything else is raw STOMP.
+func (s *Server) handleConn(nc net.Conn) {
+	var head [4]byte
+	nc.SetReadDeadline(time.Now().Add(s.opts.ConnectTimeout))
+	n, err := io.ReadAtLeast(nc, head[:], len(head))
+	if err != nil {
+		// A client that sent a complete tiny frame and closed, or nothing at all.
+		if n == 0 {
+			nc.Close()
+			return
+		}
+	}
+	if n == len(head) && bytes.Equal(head[:], []byte("GET ")) {
+		nc.SetReadDeadline(time.Time{})
+		s.httpLn.push(&prefixConn{Conn: nc, prefix: append([]byte(nil), head[:n]...)})
+		return
+	}
+	c := newConn(s, nc, nil)
+	c.preload(head[:n])
+	c.serve()
+}
+
+// prefixConn replays bytes already read from a connection.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}
+
+// connListener hands sniffed HTTP connections to net/http.
+type connListener struct {
+	ch     chan net.Conn
+	done   chan struct{}
+	closed sync.Once
+}
+
+func newConnListener() *connListener {
+	return &connListener{ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *connListener) push(c net.Conn) {
+	select {
+	case l.ch <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) Close() error {
+	l.closed.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return &net.TCPAddr{} }

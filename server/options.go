@@ -1,0 +1,111 @@
+package server
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Options configures a Server. The zero value of every field means its
+// default, so a nil or empty Options gives a working broker on port 3490.
+type Options struct {
+	// Host is the interface to listen on ("" = all interfaces).
+	Host string
+	// Port is the STOMP/WebSocket port: 0 = DefaultPort, -1 = a random free port.
+	Port int
+
+	// MaxConnections bounds concurrent client connections (default 16384).
+	MaxConnections int
+	// MaxFrameSize bounds one frame, headers and body (default 16 MiB).
+	MaxFrameSize int
+	// MaxHeaders bounds the header lines of one frame (default 64).
+	MaxHeaders int
+	// MaxHeaderLine bounds one header line in bytes (default 8 KiB).
+	MaxHeaderLine int
+	// MaxSubscriptions bounds the subscriptions of one connection (default 1024).
+	MaxSubscriptions int
+	// MaxTransactions bounds the open transactions of one connection (default 64).
+	MaxTransactions int
+	// ConnectTimeout is how long a new connection may take to send CONNECT (default 10s).
+	ConnectTimeout time.Duration
+
+	// HeartBeatSend and HeartBeatRecv are the server's heart-beat offer
+	// (CONNECTED heart-beat:send,recv). Default 10s each; -1 disables.
+	HeartBeatSend, HeartBeatRecv time.Duration
+	// HeartBeatGrace multiplies the agreed client interval before a silent
+	// client is closed (default 2).
+	HeartBeatGrace float64
+
+	// TTL is the default time-to-live of topic messages retained for late
+	// subscribers (0 = off). Per-message "expires"/"ttl" headers override it.
+	TTL time.Duration
+	// MaxStaleQueueSize bounds retained (stale) topic messages (default 10000).
+	MaxStaleQueueSize int
+	// MaxInputQueueSize bounds messages accepted but not yet delivered,
+	// broker-wide (default 1,000,000). Over it the broker stops reading from
+	// publishers until it drains.
+	MaxInputQueueSize int
+
+	// MaxPendingBytes bounds a connection's outbound buffer (default 8 MiB).
+	// A topic subscriber over it is disconnected as a slow consumer; a queue
+	// consumer gets no more until it drains.
+	MaxPendingBytes int
+	// Prefetch is the default number of unacknowledged messages a client-ack
+	// queue subscription may hold (default 1000); the SUBSCRIBE headers
+	// "prefetch-count" or "activemq.prefetchSize" override it.
+	Prefetch int
+	// MaxRedeliveries moves a queue message to the dead-letter queue
+	// "/queue/DLQ" after that many redeliveries (0 = never).
+	MaxRedeliveries int
+
+	// Logger receives the broker's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// DefaultPort is the original stompica's port.
+const DefaultPort = 3490
+
+func (o Options) withDefaults() Options {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if o.Port == 0 {
+		o.Port = DefaultPort
+	}
+	if o.Port < 0 {
+		o.Port = 0
+	}
+	def(&o.MaxConnections, 16384)
+	def(&o.MaxFrameSize, 16<<20)
+	def(&o.MaxHeaders, 64)
+	def(&o.MaxHeaderLine, 8<<10)
+	def(&o.MaxSubscriptions, 1024)
+	def(&o.MaxTransactions, 64)
+	def(&o.MaxStaleQueueSize, 10000)
+	def(&o.MaxInputQueueSize, 1_000_000)
+	def(&o.MaxPendingBytes, 8<<20)
+	def(&o.Prefetch, 1000)
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.HeartBeatSend == 0 {
+		o.HeartBeatSend = 10 * time.Second
+	}
+	if o.HeartBeatRecv == 0 {
+		o.HeartBeatRecv = 10 * time.Second
+	}
+	if o.HeartBeatSend < 0 {
+		o.HeartBeatSend = 0
+	}
+	if o.HeartBeatRecv < 0 {
+		o.HeartBeatRecv = 0
+	}
+	if o.HeartBeatGrace <= 1 {
+		o.HeartBeatGrace = 2
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}

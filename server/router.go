@@ -1,0 +1,404 @@
+package server
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"stompica/frame"
+	"stompica/sublist"
+)
+
+// router owns destinations: topic subscriptions (exact names in a map,
+// patterns in a sublist), queues, and retained (TTL) topic messages.
+type router struct {
+	s      *Server
+	nextID atomic.Uint64
+
+	mu            sync.RWMutex
+	topics        map[string][]*subscription // copy-on-write slices
+	patterns      *sublist.Sublist[*subscription]
+	patternCount  int
+	queues        map[string]*queue
+	queuePatterns *sublist.Sublist[*subscription]
+
+	retMu    sync.Mutex
+	retained []*message
+}
+
+func newRouter(s *Server) *router {
+	return &router{
+		s:             s,
+		topics:        make(map[string][]*subscription),
+		patterns:      sublist.New[*subscription](0),
+		queues:        make(map[string]*queue),
+		queuePatterns: sublist.New[*subscription](0),
+	}
+}
+
+func (r *router) close() {}
+
+// isQueue reports whether dest is a work queue: "/queue/...", the original's
+// "#name" (but not the "#" wildcard), or a temporary queue.
+func isQueue(dest string) bool {
+	if strings.HasPrefix(dest, "/queue/") || strings.HasPrefix(dest, "/temp-queue/") {
+		return true
+	}
+	return len(dest) > 1 && dest[0] == '#' && dest[1] != '/' && dest[1] != '.'
+}
+
+// message is a published message, encoded once: shared holds everything of
+// the MESSAGE frame after the per-subscription prefix (message-id,
+// destination, user headers, content-length, body, NUL).
+type message struct {
+	id      uint64
+	dest    string
+	shared  []byte // headers escaped for STOMP 1.2
+	binary  bool   // body is not valid UTF-8 or has NULs (WebSocket opcode)
+	expires int64  // unix ms; 0 = never
+
+	// Guarded by the owning queue's mu (queue messages only).
+	redelivered bool
+	deliveries  int
+
+	// Only when some header needs escaping: the other versions' encodings.
+	raw     []frame.Header
+	body    []byte
+	encMu   sync.Mutex
+	shared0 []byte // 1.0: no escaping
+	shared1 []byte // 1.1: no \r escape
+}
+
+// brokerHeaders are set by the broker and never copied from a SEND.
+func brokerHeader(k []byte) bool {
+	switch string(k) {
+	case "destination", "message-id", "subscription", "ack", "redelivered",
+		"content-length", "receipt", "transaction":
+		return true
+	}
+	return false
+}
+
+// newMessage copies what outlives the read buffer out of a SEND frame.
+func (r *router) newMessage(f *frame.Frame, dest string, now time.Time) *message {
+	m := &message{id: r.nextID.Add(1), dest: dest, binary: isBinary(f.Body)}
+	size := len(f.Body) + len(dest) + 64
+	escape := frame.NeedsEscape(dest)
+	for _, h := range f.Headers {
+		size += len(h.Key) + len(h.Value) + 2
+		if !escape && (frame.NeedsEscape(h.Key) || frame.NeedsEscape(h.Value)) {
+			escape = true
+		}
+		switch string(h.Key) {
+		case "expires":
+			if ms, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil && ms > 0 && m.expires == 0 {
+				m.expires = ms
+			}
+		case "ttl":
+			if ms, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil && ms > 0 && m.expires == 0 {
+				m.expires = now.UnixMilli() + ms
+			}
+		}
+	}
+	m.shared = m.encode(make([]byte, 0, size), f.Headers, f.Body, frame.Version12)
+	if escape {
+		m.raw = make([]frame.Header, 0, len(f.Headers))
+		for _, h := range f.Headers {
+			if !brokerHeader(h.Key) {
+				m.raw = append(m.raw, frame.Header{Key: slices.Clone(h.Key), Value: slices.Clone(h.Value)})
+			}
+		}
+		m.body = m.shared[len(m.shared)-1-len(f.Body) : len(m.shared)-1]
+	}
+	return m
+}
+
+func (m *message) encode(b []byte, hdrs []frame.Header, body []byte, v frame.Version) []byte {
+	b = append(b, "message-id:"...)
+	b = strconv.AppendUint(b, m.id, 10)
+	b = append(b, '\n')
+	b = frame.AppendHeader(b, "destination", m.dest, v)
+	for _, h := range hdrs {
+		if brokerHeader(h.Key) {
+			continue
+		}
+		b = frame.AppendEscaped(b, h.Key, v)
+		b = append(b, ':')
+		b = frame.AppendEscaped(b, h.Value, v)
+		b = append(b, '\n')
+	}
+	b = append(b, "content-length:"...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, '\n', '\n')
+	b = append(b, body...)
+	return append(b, 0)
+}
+
+// sharedFor returns the encoding for a subscriber speaking v.
+func (m *message) sharedFor(v frame.Version) []byte {
+	if m.raw == nil || v == frame.Version12 {
+		return m.shared
+	}
+	m.encMu.Lock()
+	defer m.encMu.Unlock()
+	if v == frame.Version10 {
+		if m.shared0 == nil {
+			m.shared0 = m.encode(nil, m.raw, m.body, v)
+		}
+		return m.shared0
+	}
+	if m.shared1 == nil {
+		m.shared1 = m.encode(nil, m.raw, m.body, v)
+	}
+	return m.shared1
+}
+
+func (m *message) expired(nowMs int64) bool { return m.expires != 0 && m.expires <= nowMs }
+
+// publish routes a message to its topic subscribers or its queue.
+func (r *router) publish(m *message, b *batch) {
+	r.s.stats.msgsIn.Add(1)
+	if isQueue(m.dest) {
+		if m.expired(time.Now().UnixMilli()) {
+			r.s.stats.expired.Add(1)
+			return
+		}
+		r.queue(m.dest).enqueue(m, b)
+		return
+	}
+	if m.expires != 0 && m.expired(time.Now().UnixMilli()) {
+		r.s.stats.expired.Add(1)
+		return
+	}
+	r.mu.RLock()
+	subs := r.topics[m.dest]
+	havePatterns := r.patternCount > 0
+	r.mu.RUnlock()
+	n := 0
+	for _, sub := range subs {
+		if sub.deliverTopic(m, b) {
+			n++
+		}
+	}
+	if havePatterns {
+		for _, sub := range r.patterns.Match(m.dest) {
+			if sub.deliverTopic(m, b) {
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		r.retain(m)
+	}
+}
+
+// retain keeps a topic message that found no subscriber when it has a TTL
+// (its own, or the broker default), for the first matching subscriber.
+func (r *router) retain(m *message) {
+	if m.expires == 0 {
+		if r.s.opts.TTL <= 0 {
+			return
+		}
+		m.expires = time.Now().Add(r.s.opts.TTL).UnixMilli()
+	}
+	r.retMu.Lock()
+	defer r.retMu.Unlock()
+	if len(r.retained) >= r.s.opts.MaxStaleQueueSize {
+		drop := len(r.retained) - r.s.opts.MaxStaleQueueSize + 1
+		clear(r.retained[:drop])
+		r.retained = r.retained[drop:]
+		r.s.stats.staleDropped.Add(uint64(drop))
+	}
+	r.retained = append(r.retained, m)
+}
+
+// takeRetained hands retained messages matching a new subscription to it.
+func (r *router) takeRetained(sub *subscription, b *batch) {
+	r.retMu.Lock()
+	if len(r.retained) == 0 {
+		r.retMu.Unlock()
+		return
+	}
+	now := time.Now().UnixMilli()
+	var take []*message
+	kept := r.retained[:0]
+	for _, m := range r.retained {
+		switch {
+		case m.expired(now):
+			r.s.stats.expired.Add(1)
+		case sub.matches(m.dest):
+			take = append(take, m)
+		default:
+			kept = append(kept, m)
+		}
+	}
+	clear(r.retained[len(kept):])
+	r.retained = kept
+	r.retMu.Unlock()
+	for _, m := range take {
+		sub.deliverTopic(m, b)
+	}
+}
+
+func (r *router) retainedCount() int {
+	r.retMu.Lock()
+	defer r.retMu.Unlock()
+	return len(r.retained)
+}
+
+// queue returns the named queue, creating it (and attaching matching
+// pattern consumers) on first use.
+func (r *router) queue(name string) *queue {
+	r.mu.RLock()
+	q := r.queues[name]
+	r.mu.RUnlock()
+	if q != nil {
+		return q
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if q = r.queues[name]; q != nil {
+		return q
+	}
+	q = &queue{r: r, name: name}
+	r.queues[name] = q
+	for _, sub := range r.queuePatterns.Match(name) {
+		q.consumers = append(q.consumers, sub)
+		sub.addQueue(q)
+	}
+	return q
+}
+
+func (r *router) subscribe(sub *subscription, b *batch) {
+	r.s.stats.subscriptions.Add(1)
+	if sub.queue {
+		if sub.pattern {
+			r.mu.Lock()
+			r.queuePatterns.Insert(sub.dest, sub)
+			var qs []*queue
+			for name, q := range r.queues {
+				if sublist.Matches(sub.dest, name) {
+					qs = append(qs, q)
+				}
+			}
+			r.mu.Unlock()
+			for _, q := range qs {
+				q.addConsumer(sub, b)
+			}
+		} else {
+			r.queue(sub.dest).addConsumer(sub, b)
+		}
+		sub.c.addQueueSub(sub)
+		return
+	}
+	r.mu.Lock()
+	if sub.pattern {
+		r.patterns.Insert(sub.dest, sub)
+		r.patternCount++
+	} else {
+		r.topics[sub.dest] = append(slices.Clip(r.topics[sub.dest]), sub)
+	}
+	r.mu.Unlock()
+	r.takeRetained(sub, b)
+}
+
+func (r *router) unsubscribe(sub *subscription, b *batch) {
+	r.s.stats.subscriptions.Add(^uint64(0))
+	if sub.queue {
+		sub.c.removeQueueSub(sub)
+		if sub.pattern {
+			r.mu.Lock()
+			r.queuePatterns.Remove(sub.dest, sub)
+			r.mu.Unlock()
+		}
+		for _, q := range sub.takeQueues() {
+			q.removeConsumer(sub, b)
+		}
+		return
+	}
+	r.mu.Lock()
+	if sub.pattern {
+		if r.patterns.Remove(sub.dest, sub) {
+			r.patternCount--
+		}
+	} else {
+		old := r.topics[sub.dest]
+		if i := slices.Index(old, sub); i >= 0 {
+			nw := make([]*subscription, 0, len(old)-1)
+			nw = append(append(nw, old[:i]...), old[i+1:]...)
+			if len(nw) == 0 {
+				delete(r.topics, sub.dest)
+			} else {
+				r.topics[sub.dest] = nw
+			}
+		}
+	}
+	r.mu.Unlock()
+	sub.dropUnacked()
+}
+
+// dropConn removes every subscription of a closing connection.
+func (r *router) dropConn(c *conn, b *batch) {
+	for id, sub := range c.subs {
+		delete(c.subs, id)
+		r.unsubscribe(sub, b)
+	}
+}
+
+// consumerReady runs after a connection's writer drained: queues that skipped
+// its consumers for lack of room get another dispatch.
+func (r *router) consumerReady(c *conn, b *batch) {
+	for _, sub := range c.queueSubs() {
+		for _, q := range sub.queueList() {
+			q.dispatch(b)
+		}
+	}
+}
+
+// ack acknowledges (or, with nack, rejects) the delivery mid of sub and,
+// for ack mode client, every earlier one. Rejected queue messages go back to
+// their queue, flagged redelivered. It reports false for an unknown id.
+func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) bool {
+	taken := sub.take(mid)
+	if taken == nil {
+		return false
+	}
+	if nack {
+		r.s.stats.nacks.Add(uint64(len(taken)))
+	} else {
+		r.s.stats.acks.Add(uint64(len(taken)))
+	}
+	var last *queue
+	for i := len(taken) - 1; i >= 0; i-- {
+		u := taken[i]
+		if u.q == nil {
+			continue
+		}
+		if nack {
+			u.q.requeue(u.m, b)
+		}
+		if u.q != last {
+			u.q.dispatch(b)
+			last = u.q
+		}
+	}
+	return true
+}
+
+// queueNames lists queues and their depth (for DIAG and metrics).
+func (r *router) queueStats() map[string]int {
+	r.mu.RLock()
+	qs := make([]*queue, 0, len(r.queues))
+	for _, q := range r.queues {
+		qs = append(qs, q)
+	}
+	r.mu.RUnlock()
+	out := make(map[string]int, len(qs))
+	for _, q := range qs {
+		out[q.name] = q.depth()
+	}
+	return out
+}

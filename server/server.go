@@ -1,0 +1,225 @@
+// Package server is the embeddable stompica broker: listeners, connections,
+// sessions, routing, acknowledgements and transactions.
+//
+// Lock order (never acquire a lock on the left while holding one on the
+// right): router.mu -> queue.mu -> conn.mu -> subscription.mu.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Version is the broker version reported in CONNECTED's server header.
+const Version = "0.1.0"
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("stompica: server closed")
+
+// Server is a STOMP broker. Create it with New, then Start or Serve.
+type Server struct {
+	opts   Options
+	log    *slog.Logger
+	router *router
+	stats  stats
+	start  time.Time
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	conns     map[*conn]struct{}
+	closing   bool
+
+	httpLn  *connListener
+	httpSrv *http.Server
+
+	wg     sync.WaitGroup // accept loops and connection read loops
+	connID atomic.Uint64
+}
+
+// New returns a broker configured by opts (nil means defaults).
+func New(opts *Options) (*Server, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o = o.withDefaults()
+	s := &Server{
+		opts:  o,
+		log:   o.Logger,
+		conns: make(map[*conn]struct{}),
+		start: time.Now(),
+	}
+	s.router = newRouter(s)
+	s.httpLn = newConnListener()
+	s.httpSrv = &http.Server{
+		Handler:           s.httpHandler(),
+		ReadHeaderTimeout: o.ConnectTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	go s.httpSrv.Serve(s.httpLn) //nolint:errcheck // ends with Shutdown
+	return s, nil
+}
+
+// Options returns the effective options (defaults filled in).
+func (s *Server) Options() Options { return s.opts }
+
+// Start listens on Options.Host:Options.Port and serves in the background.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port)))
+	if err != nil {
+		return fmt.Errorf("stompica: listen: %w", err)
+	}
+	if err := s.register(ln); err != nil {
+		return err
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.acceptLoop(ln)
+	}()
+	return nil
+}
+
+// Addr returns the address of the first listener, or nil before Start.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.listeners) == 0 {
+		return nil
+	}
+	return s.listeners[0].Addr()
+}
+
+// Serve accepts connections on ln until Shutdown. STOMP and HTTP/WebSocket
+// are told apart by the first bytes of each connection.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.register(ln); err != nil {
+		return err
+	}
+	s.wg.Add(1)
+	defer s.wg.Done()
+	return s.acceptLoop(ln)
+}
+
+func (s *Server) register(ln net.Listener) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners = append(s.listeners, ln)
+	s.log.Info("stompica listening", "addr", ln.Addr().String())
+	return nil
+}
+
+func (s *Server) acceptLoop(ln net.Listener) error {
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			s.log.Error("accept failed", "err", err)
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handleConn(nc)
+		}()
+	}
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// addConn registers c; it fails when the server is closing or full.
+func (s *Server) addConn(c *conn) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return errShuttingDown
+	}
+	if len(s.conns) >= s.opts.MaxConnections {
+		return errTooManyConns
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1) // under s.mu, before Shutdown can start waiting
+	return nil
+}
+
+func (s *Server) removeConn(c *conn) {
+	s.mu.Lock()
+	_, ok := s.conns[c]
+	delete(s.conns, c)
+	s.mu.Unlock()
+	if ok {
+		s.wg.Done()
+	}
+}
+
+// Shutdown stops accepting, tells every client "shutting down" with an
+// ERROR frame, flushes and closes their connections, and waits for every
+// goroutine the server started, or for ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closing = true
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	s.httpLn.Close()
+	hctx, cancel := context.WithTimeout(ctx, time.Second)
+	s.httpSrv.Shutdown(hctx) //nolint:errcheck // best effort; hijacked conns are ours
+	cancel()
+	for _, c := range conns {
+		c.closeWithError("shutting down", "")
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.router.close()
+		return nil
+	case <-ctx.Done():
+		for _, c := range conns {
+			c.nc.Close()
+		}
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,306 @@
+package server
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"stompica/frame"
+	"stompica/sublist"
+)
+
+// protoError is a client mistake answered with an ERROR frame and a close.
+type protoError string
+
+func (e protoError) Error() string { return string(e) }
+
+const supportedVersions = "1.0,1.1,1.2"
+
+// handle runs one client frame. It returns false when the connection must
+// end (after an ERROR, or DISCONNECT).
+func (c *conn) handle(f *frame.Frame) bool {
+	c.s.stats.framesIn.Add(1)
+	var err error
+	if !c.connected {
+		switch f.Command {
+		case frame.CONNECT, frame.STOMP:
+			return c.onConnect(f)
+		case frame.DIAG:
+			err = c.onDiag(f)
+		default:
+			err = protoError("expected a CONNECT or STOMP frame, got " + f.Command)
+		}
+	} else {
+		switch f.Command {
+		case frame.SEND:
+			err = c.onSend(f)
+		case frame.SUBSCRIBE:
+			err = c.onSubscribe(f)
+		case frame.UNSUBSCRIBE:
+			err = c.onUnsubscribe(f)
+		case frame.ACK:
+			err = c.onAck(f, false)
+		case frame.NACK:
+			err = c.onAck(f, true)
+		case frame.BEGIN:
+			err = c.onBegin(f)
+		case frame.COMMIT:
+			err = c.onCommit(f)
+		case frame.ABORT:
+			err = c.onAbort(f)
+		case frame.DISCONNECT:
+			c.sendReceipt(f)
+			c.closeReason = "DISCONNECT"
+			return false
+		case frame.DIAG:
+			err = c.onDiag(f)
+		case frame.CONNECT, frame.STOMP:
+			err = protoError("already connected")
+		default:
+			err = protoError("unknown command " + strconv.Quote(f.Command))
+		}
+	}
+	if err != nil {
+		c.s.stats.errors.Add(1)
+		c.log.Info("client error", "command", f.Command, "err", err)
+		receipt, _ := f.Get("receipt")
+		c.closeWithError(err.Error(), string(receipt))
+		return false
+	}
+	c.sendReceipt(f)
+	return true
+}
+
+func (c *conn) sendReceipt(f *frame.Frame) {
+	if r, ok := f.Get("receipt"); ok {
+		c.sendFrame(frame.New(frame.RECEIPT, "receipt-id", string(r)), &c.batch)
+	}
+}
+
+// negotiate picks the highest version both sides speak (STOMP 1.2: no
+// accept-version header means 1.0).
+func negotiate(accept []byte, ok bool) (frame.Version, bool) {
+	if !ok {
+		return frame.Version10, true
+	}
+	best, found := frame.Version10, false
+	for _, v := range strings.Split(string(accept), ",") {
+		switch strings.TrimSpace(v) {
+		case frame.V10:
+			found = true
+		case frame.V11:
+			best, found = max(best, frame.Version11), true
+		case frame.V12:
+			best, found = frame.Version12, true
+		}
+	}
+	return best, found
+}
+
+func (c *conn) onConnect(f *frame.Frame) bool {
+	v, ok := negotiate(f.Get("accept-version"))
+	if !ok {
+		e := frame.New(frame.ERROR, "version", supportedVersions, "content-type", "text/plain",
+			"message", "supported protocol versions are "+supportedVersions)
+		e.Body = []byte("Supported protocol versions are " + supportedVersions + "\n")
+		c.sendFrame(e, &c.batch)
+		c.closeReason = "no common version"
+		return false
+	}
+	hb, _ := f.Get("heart-beat")
+	cx, cy, err := frame.ParseHeartBeat(hb)
+	if err != nil {
+		c.closeWithError("malformed heart-beat header", f.GetString("receipt"))
+		return false
+	}
+	login := f.GetString("login")
+	if err := c.s.authenticate(login, f.GetString("passcode")); err != nil {
+		c.closeWithError(err.Error(), "")
+		return false
+	}
+	c.login = login
+	c.version = v
+	c.parser.Version = v
+	c.connected = true
+	c.s.stats.connected.Add(1)
+
+	sx, sy := c.s.opts.HeartBeatSend.Milliseconds(), c.s.opts.HeartBeatRecv.Milliseconds()
+	// STOMP 1.2: the server beats every max(sx, cy) when both are non-zero,
+	// and expects the client every max(cx, sy).
+	if sx > 0 && cy > 0 {
+		c.startHeartBeats(time.Duration(max(sx, int64(cy))) * time.Millisecond)
+	}
+	if cx > 0 && sy > 0 {
+		c.hbRecv = time.Duration(float64(time.Duration(max(int64(cx), sy))*time.Millisecond) * c.s.opts.HeartBeatGrace)
+	}
+	c.nc.SetReadDeadline(time.Time{})
+	c.log.Debug("connected", "version", v.String(), "login", login)
+	c.sendFrame(frame.New(frame.CONNECTED,
+		"version", v.String(),
+		"heart-beat", strconv.FormatInt(sx, 10)+","+strconv.FormatInt(sy, 10),
+		"server", "stompica/"+Version,
+		"session", itoa(c.id),
+	), &c.batch)
+	return true
+}
+
+func (c *conn) onSend(f *frame.Frame) error {
+	dest, ok := f.Get("destination")
+	if !ok || len(dest) == 0 {
+		return protoError("SEND frame has no destination header")
+	}
+	if strings.HasPrefix(string(dest), "DIAG") {
+		return c.onDiag(f)
+	}
+	if sublist.IsPattern(string(dest)) {
+		return protoError("cannot SEND to a wildcard destination " + strconv.Quote(string(dest)))
+	}
+	msg := c.s.router.newMessage(f, string(dest), time.Now())
+	if txID, ok := f.Get("transaction"); ok {
+		tx, err := c.tx(txID)
+		if err != nil {
+			return err
+		}
+		tx.ops = append(tx.ops, txOp{msg: msg})
+		return nil
+	}
+	c.s.router.publish(msg, &c.batch)
+	return nil
+}
+
+func (c *conn) onSubscribe(f *frame.Frame) error {
+	dest, ok := f.Get("destination")
+	if !ok || len(dest) == 0 {
+		return protoError("SUBSCRIBE frame has no destination header")
+	}
+	id, ok := f.Get("id")
+	if !ok || len(id) == 0 {
+		if c.version >= frame.Version11 {
+			return protoError("SUBSCRIBE frame has no id header")
+		}
+		id = dest // STOMP 1.0: the id is optional
+	}
+	if _, dup := c.subs[string(id)]; dup {
+		return protoError("subscription id " + strconv.Quote(string(id)) + " is already in use")
+	}
+	if len(c.subs) >= c.s.opts.MaxSubscriptions {
+		return protoError("too many subscriptions on this connection (max " + strconv.Itoa(c.s.opts.MaxSubscriptions) + ")")
+	}
+	mode := ackAuto
+	if a, ok := f.Get("ack"); ok {
+		switch string(a) {
+		case "auto":
+		case "client":
+			mode = ackClient
+		case "client-individual":
+			mode = ackIndividual
+		default:
+			return protoError("invalid ack mode " + strconv.Quote(string(a)))
+		}
+	}
+	prefetch := c.s.opts.Prefetch
+	for _, h := range []string{"prefetch-count", "activemq.prefetchSize"} {
+		if v, ok := f.Get(h); ok {
+			n, err := strconv.Atoi(string(v))
+			if err != nil || n < 0 {
+				return protoError("invalid " + h + " header")
+			}
+			if n > 0 {
+				prefetch = n
+			}
+			break
+		}
+	}
+	c.subSeq++
+	sub := newSubscription(c, string(id), string(dest), mode, prefetch, c.subSeq)
+	if c.subs == nil {
+		c.subs = make(map[string]*subscription)
+	}
+	c.subs[sub.id] = sub
+	c.s.router.subscribe(sub, &c.batch)
+	return nil
+}
+
+func (c *conn) onUnsubscribe(f *frame.Frame) error {
+	id, ok := f.Get("id")
+	if !ok && c.version == frame.Version10 {
+		id, ok = f.Get("destination")
+	}
+	if !ok {
+		return protoError("UNSUBSCRIBE frame has no id header")
+	}
+	sub := c.subs[string(id)]
+	if sub == nil {
+		return protoError("no subscription with id " + strconv.Quote(string(id)))
+	}
+	delete(c.subs, sub.id)
+	c.s.router.unsubscribe(sub, &c.batch)
+	return nil
+}
+
+// findAck resolves the subscription and message an ACK or NACK names: the
+// 1.2 "id" header (the MESSAGE's ack header), or 1.0/1.1 "message-id" with
+// an optional "subscription".
+func (c *conn) findAck(f *frame.Frame) (*subscription, uint64, error) {
+	if id, ok := f.Get("id"); ok && c.version >= frame.Version12 {
+		s := string(id)
+		dash := strings.IndexByte(s, '-')
+		if dash > 0 {
+			idx, err1 := strconv.ParseUint(s[:dash], 10, 64)
+			mid, err2 := strconv.ParseUint(s[dash+1:], 10, 64)
+			if err1 == nil && err2 == nil {
+				for _, sub := range c.subs {
+					if sub.idx == idx {
+						return sub, mid, nil
+					}
+				}
+			}
+		}
+		return nil, 0, protoError("unknown ack id " + strconv.Quote(s))
+	}
+	mid, ok := f.Get("message-id")
+	if !ok {
+		if c.version >= frame.Version12 {
+			return nil, 0, protoError(f.Command + " frame has no id header")
+		}
+		return nil, 0, protoError(f.Command + " frame has no message-id header")
+	}
+	n, err := strconv.ParseUint(string(mid), 10, 64)
+	if err != nil {
+		return nil, 0, protoError("unknown message-id " + strconv.Quote(string(mid)))
+	}
+	if sid, ok := f.Get("subscription"); ok {
+		if sub := c.subs[string(sid)]; sub != nil && sub.has(n) {
+			return sub, n, nil
+		}
+		return nil, 0, protoError("unknown message-id " + strconv.Quote(string(mid)) + " for subscription " + strconv.Quote(string(sid)))
+	}
+	for _, sub := range c.subs {
+		if sub.has(n) {
+			return sub, n, nil
+		}
+	}
+	return nil, 0, protoError("unknown message-id " + strconv.Quote(string(mid)))
+}
+
+func (c *conn) onAck(f *frame.Frame, nack bool) error {
+	sub, mid, err := c.findAck(f)
+	if err != nil {
+		return err
+	}
+	if !sub.has(mid) {
+		return protoError("message " + itoa(mid) + " is not awaiting acknowledgement")
+	}
+	if txID, ok := f.Get("transaction"); ok {
+		tx, err := c.tx(txID)
+		if err != nil {
+			return err
+		}
+		tx.ops = append(tx.ops, txOp{sub: sub, mid: mid, nack: nack})
+		return nil
+	}
+	if !c.s.router.ack(sub, mid, nack, &c.batch) {
+		return protoError("message " + itoa(mid) + " is not awaiting acknowledgement")
+	}
+	return nil
+}

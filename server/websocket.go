@@ -1,0 +1,226 @@
+package server
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+)
+
+// errWSProtocol marks a WebSocket framing violation by the client.
+var errWSProtocol = errors.New("websocket protocol error")
+
+// stompProtocols are the STOMP WebSocket subprotocols, most preferred first.
+var stompProtocols = []string{"v12.stomp", "v11.stomp", "v10.stomp"}
+
+func isWebSocketUpgrade(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+// bestProtocol picks the highest STOMP subprotocol the client offers ("" when
+// it offers none, as stomp.js 2.x and many tools do).
+func bestProtocol(r *http.Request) string {
+	offered := map[string]bool{}
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(v, ",") {
+			offered[strings.TrimSpace(p)] = true
+		}
+	}
+	for _, p := range stompProtocols {
+		if offered[p] {
+			return p
+		}
+	}
+	return ""
+}
+
+// serveWebSocket upgrades an HTTP request on any path and runs a STOMP
+// connection over it.
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	best := bestProtocol(r)
+	u := ws.HTTPUpgrader{Protocol: func(p string) bool { return p == best }}
+	nc, rw, _, err := u.Upgrade(r, w)
+	if err != nil {
+		s.log.Debug("websocket upgrade failed", "peer", r.RemoteAddr, "err", err)
+		if nc != nil {
+			nc.Close()
+		}
+		return
+	}
+	wr := &wsReader{br: rw.Reader, max: int64(s.opts.MaxFrameSize)}
+	c := newConn(s, nc, wr)
+	wr.c = c
+	c.serve()
+}
+
+// wsReader turns the client's WebSocket data frames into the STOMP byte
+// stream: payloads are unmasked in place, fragments and messages are simply
+// concatenated, so a STOMP frame may span messages and a message may carry
+// several frames. Control frames are answered as RFC 6455 requires.
+type wsReader struct {
+	c         *conn
+	br        *bufio.Reader
+	max       int64 // largest message accepted
+	remaining int64 // payload bytes left in the current frame
+	msgLen    int64
+	inMessage bool
+	mask      [4]byte
+	offset    int
+	closeSent bool
+	closeCode ws.StatusCode
+	hdr       [ws.MaxHeaderSize]byte // scratch for outbound headers, under c.mu
+	out       appender
+}
+
+func (w *wsReader) fail(code ws.StatusCode, format string, args ...any) error {
+	w.closeCode = code
+	return fmt.Errorf("%w: "+format, append([]any{errWSProtocol}, args...)...)
+}
+
+func (w *wsReader) Read(p []byte) (int, error) {
+	for w.remaining == 0 {
+		h, err := ws.ReadHeader(w.br)
+		if err != nil {
+			if errors.Is(err, ws.ErrHeaderLengthMSB) || errors.Is(err, ws.ErrHeaderLengthUnexpected) {
+				return 0, w.fail(ws.StatusProtocolError, "%v", err)
+			}
+			return 0, err
+		}
+		if !h.Masked {
+			return 0, w.fail(ws.StatusProtocolError, "client frames must be masked")
+		}
+		if h.Rsv != 0 {
+			return 0, w.fail(ws.StatusProtocolError, "reserved bits set without a negotiated extension")
+		}
+		if h.OpCode.IsControl() {
+			if err := w.control(h); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		switch h.OpCode {
+		case ws.OpContinuation:
+			if !w.inMessage {
+				return 0, w.fail(ws.StatusProtocolError, "continuation frame without a message to continue")
+			}
+		case ws.OpText, ws.OpBinary:
+			if w.inMessage {
+				return 0, w.fail(ws.StatusProtocolError, "new message before the previous one was finished")
+			}
+			w.msgLen = 0
+		default:
+			return 0, w.fail(ws.StatusProtocolError, "reserved opcode %d", h.OpCode)
+		}
+		w.msgLen += h.Length
+		if w.msgLen > w.max {
+			return 0, w.fail(ws.StatusMessageTooBig, "websocket message larger than %d bytes", w.max)
+		}
+		w.inMessage = !h.Fin
+		w.remaining, w.mask, w.offset = h.Length, h.Mask, 0
+	}
+	n, err := w.br.Read(p[:min(int64(len(p)), w.remaining)])
+	ws.Cipher(p[:n], w.mask, w.offset)
+	w.offset += n
+	w.remaining -= int64(n)
+	if err == io.EOF && w.remaining > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+// control answers a ping with a pong and a close with a close.
+func (w *wsReader) control(h ws.Header) error {
+	if h.Length > 125 || !h.Fin {
+		return w.fail(ws.StatusProtocolError, "control frame too long or fragmented")
+	}
+	var buf [125]byte
+	payload := buf[:h.Length]
+	if _, err := io.ReadFull(w.br, payload); err != nil {
+		return err
+	}
+	ws.Cipher(payload, h.Mask, 0)
+	switch h.OpCode {
+	case ws.OpPing:
+		w.c.mu.Lock()
+		if !w.c.closed {
+			w.c.out = w.appendControl(w.c.out, ws.OpPong, payload)
+			w.c.startWriterLocked()
+		}
+		w.c.mu.Unlock()
+		return nil
+	case ws.OpPong:
+		return nil
+	case ws.OpClose:
+		code, _ := ws.ParseCloseFrameData(payload)
+		if code == 0 {
+			code = ws.StatusNormalClosure
+		}
+		w.closeCode = code
+		return io.EOF
+	}
+	return w.fail(ws.StatusProtocolError, "reserved control opcode %d", h.OpCode)
+}
+
+// appendControl appends an unmasked server control frame.
+func (w *wsReader) appendControl(dst []byte, op ws.OpCode, payload []byte) []byte {
+	w.out.b = dst
+	ws.WriteHeaderBuffer(&w.out, ws.Header{Fin: true, OpCode: op, Length: int64(len(payload))}, w.hdr[:]) //nolint:errcheck // appending cannot fail
+	dst = append(w.out.b, payload...)
+	w.out.b = nil
+	return dst
+}
+
+// close sends the close frame that ends the WebSocket (after the last STOMP
+// frame was flushed): the client's code echoed, or ours.
+func (w *wsReader) close(nc net.Conn) {
+	if w.closeSent {
+		return
+	}
+	w.closeSent = true
+	code := w.closeCode
+	if code == 0 {
+		code = ws.StatusNormalClosure
+	}
+	w.c.mu.Lock()
+	buf := w.appendControl(nil, ws.OpClose, ws.NewCloseFrameBody(code, ""))
+	w.c.mu.Unlock()
+	nc.Write(buf) //nolint:errcheck // best effort before closing
+}
+
+type appender struct{ b []byte }
+
+func (a *appender) Write(p []byte) (int, error) {
+	a.b = append(a.b, p...)
+	return len(p), nil
+}
+
+// appendMessage appends one unmasked WebSocket message holding a then b:
+// binary when the STOMP body has NULs or is not UTF-8, else text. It runs
+// under the connection's mu, which guards w.out and w.hdr.
+func (w *wsReader) appendMessage(dst []byte, binary bool, a, b []byte) []byte {
+	op := ws.OpText
+	if binary {
+		op = ws.OpBinary
+	}
+	w.out.b = dst
+	ws.WriteHeaderBuffer(&w.out, ws.Header{Fin: true, OpCode: op, Length: int64(len(a) + len(b))}, w.hdr[:]) //nolint:errcheck // appending cannot fail
+	dst = append(w.out.b, a...)
+	w.out.b = nil
+	return append(dst, b...)
+}
+
+// isBinary reports whether a body must travel in a binary WebSocket message.
+func isBinary(body []byte) bool {
+	for _, c := range body {
+		if c == 0 {
+			return true
+		}
+	}
+	return !utf8.Valid(body)
+}
