@@ -2,8 +2,8 @@ package server
 
 import (
 	"slices"
-	"sync"
 	"strconv"
+	"sync"
 	"time"
 
 	"stompica/frame"
