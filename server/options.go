@@ -13,6 +13,19 @@ type Options struct {
 	// Port is the STOMP/WebSocket port: 0 = DefaultPort, -1 = a random free port.
 	Port int
 
+	// TLSCert and TLSKey (PEM files) open a TLS port serving STOMP and
+	// WebSocket the same way as the plain port (stomp+ssl and wss).
+	TLSCert, TLSKey string
+	// TLSPort is the TLS port: 0 = DefaultTLSPort, -1 = a random free port.
+	TLSPort int
+	// TLSClientCA, when set, makes the TLS port require client certificates
+	// signed by this CA (PEM file).
+	TLSClientCA string
+	// WSOrigins, when not empty, is the allow-list of WebSocket Origin
+	// headers ("*" allows any). Requests without Origin (non-browser
+	// clients) are always allowed.
+	WSOrigins []string
+
 	// MaxConnections bounds concurrent client connections (default 16384).
 	MaxConnections int
 	// MaxFrameSize bounds one frame, headers and body (default 16 MiB).
@@ -61,8 +74,11 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// DefaultPort is the original stompica's port.
-const DefaultPort = 3490
+// DefaultPort is the original stompica's port; DefaultTLSPort the TLS one.
+const (
+	DefaultPort    = 3490
+	DefaultTLSPort = 3491
+)
 
 func (o Options) withDefaults() Options {
 	def := func(v *int, d int) {
@@ -75,6 +91,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Port < 0 {
 		o.Port = 0
+	}
+	if o.TLSPort == 0 {
+		o.TLSPort = DefaultTLSPort
+	}
+	if o.TLSPort < 0 {
+		o.TLSPort = 0
 	}
 	def(&o.MaxConnections, 16384)
 	def(&o.MaxFrameSize, 16<<20)

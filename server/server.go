@@ -7,11 +7,14 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -34,6 +37,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners []net.Listener
+	tlsLn     net.Listener
 	conns     map[*conn]struct{}
 	closing   bool
 
@@ -71,21 +75,73 @@ func New(opts *Options) (*Server, error) {
 // Options returns the effective options (defaults filled in).
 func (s *Server) Options() Options { return s.opts }
 
-// Start listens on Options.Host:Options.Port and serves in the background.
+// Start listens on Options.Host:Options.Port (and the TLS port when a
+// certificate is configured) and serves in the background.
 func (s *Server) Start() error {
+	var tlsConf *tls.Config
+	if s.opts.TLSCert != "" || s.opts.TLSKey != "" {
+		var err error
+		if tlsConf, err = s.tlsConfig(); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port)))
 	if err != nil {
 		return fmt.Errorf("stompica: listen: %w", err)
 	}
-	if err := s.register(ln); err != nil {
-		return err
+	lns := []net.Listener{ln}
+	if tlsConf != nil {
+		tln, err := net.Listen("tcp", net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.TLSPort)))
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("stompica: listen TLS: %w", err)
+		}
+		lns = append(lns, tls.NewListener(tln, tlsConf))
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.acceptLoop(ln)
-	}()
+	for i, ln := range lns {
+		if err := s.register(ln, i == 1); err != nil {
+			return err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.acceptLoop(ln)
+		}()
+	}
 	return nil
+}
+
+// TLSAddr returns the address of the TLS listener, or nil.
+func (s *Server) TLSAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tlsLn == nil {
+		return nil
+	}
+	return s.tlsLn.Addr()
+}
+
+// tlsConfig loads the certificate: TLS 1.2 at least, Go's modern defaults,
+// and optional client certificate verification.
+func (s *Server) tlsConfig() (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(s.opts.TLSCert, s.opts.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("stompica: TLS certificate: %w", err)
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if s.opts.TLSClientCA != "" {
+		pem, err := os.ReadFile(s.opts.TLSClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("stompica: TLS client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("stompica: TLS client CA %s: no certificates", s.opts.TLSClientCA)
+		}
+		conf.ClientCAs = pool
+		conf.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return conf, nil
 }
 
 // Addr returns the address of the first listener, or nil before Start.
@@ -101,7 +157,7 @@ func (s *Server) Addr() net.Addr {
 // Serve accepts connections on ln until Shutdown. STOMP and HTTP/WebSocket
 // are told apart by the first bytes of each connection.
 func (s *Server) Serve(ln net.Listener) error {
-	if err := s.register(ln); err != nil {
+	if err := s.register(ln, false); err != nil {
 		return err
 	}
 	s.wg.Add(1)
@@ -109,7 +165,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	return s.acceptLoop(ln)
 }
 
-func (s *Server) register(ln net.Listener) error {
+func (s *Server) register(ln net.Listener, isTLS bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -117,7 +173,10 @@ func (s *Server) register(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	s.listeners = append(s.listeners, ln)
-	s.log.Info("stompica listening", "addr", ln.Addr().String())
+	if isTLS {
+		s.tlsLn = ln
+	}
+	s.log.Info("stompica listening", "addr", ln.Addr().String(), "tls", isTLS)
 	return nil
 }
 

@@ -43,6 +43,11 @@ func bestProtocol(r *http.Request) string {
 // serveWebSocket upgrades an HTTP request on any path and runs a STOMP
 // connection over it.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	if !s.originAllowed(r.Header.Get("Origin")) {
+		s.log.Info("websocket origin refused", "peer", r.RemoteAddr, "origin", r.Header.Get("Origin"))
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
 	best := bestProtocol(r)
 	u := ws.HTTPUpgrader{Protocol: func(p string) bool { return p == best }}
 	nc, rw, _, err := u.Upgrade(r, w)
@@ -223,4 +228,18 @@ func isBinary(body []byte) bool {
 		}
 	}
 	return !utf8.Valid(body)
+}
+
+// originAllowed applies Options.WSOrigins; requests without an Origin header
+// come from non-browser clients and are allowed.
+func (s *Server) originAllowed(origin string) bool {
+	if len(s.opts.WSOrigins) == 0 || origin == "" {
+		return true
+	}
+	for _, o := range s.opts.WSOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
 }

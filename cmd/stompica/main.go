@@ -40,6 +40,7 @@ type config struct {
 	processors int
 	logLevel   string
 	logFormat  string
+	wsOrigins  string
 }
 
 func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
@@ -48,6 +49,11 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	o := &cfg.opts
 	fs.StringVar(&o.Host, "host", "", "interface to listen on (empty = all interfaces)")
 	fs.IntVar(&o.Port, "port", server.DefaultPort, "STOMP and WebSocket port (0 = a random free port)")
+	fs.IntVar(&o.TLSPort, "tls-port", server.DefaultTLSPort, "TLS port for STOMP and WebSocket, opened when --tls-cert is set (0 = random)")
+	fs.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate file (PEM)")
+	fs.StringVar(&o.TLSKey, "tls-key", "", "TLS private key file (PEM)")
+	fs.StringVar(&o.TLSClientCA, "tls-client-ca", "", "require TLS client certificates signed by this CA (PEM)")
+	fs.StringVar(&cfg.wsOrigins, "ws-origins", "", "comma-separated allow-list of WebSocket Origins (empty = any)")
 	fs.IntVar(&o.MaxConnections, "max-connections", 16384, "maximum concurrent client connections")
 	fs.IntVar(&o.MaxFrameSize, "max-frame-size", 16<<20, "maximum bytes of one frame, headers and body")
 	fs.IntVar(&o.MaxHeaders, "max-headers", 64, "maximum header lines in one frame")
@@ -124,6 +130,14 @@ func parse(args []string, env func(string) string, out io.Writer) (*config, erro
 	o := &cfg.opts
 	if o.Port == 0 {
 		o.Port = -1 // --port 0: a random free port
+	}
+	if o.TLSPort == 0 {
+		o.TLSPort = -1
+	}
+	for _, origin := range strings.Split(cfg.wsOrigins, ",") {
+		if origin = strings.TrimSpace(origin); origin != "" {
+			o.WSOrigins = append(o.WSOrigins, origin)
+		}
 	}
 	sx, sy, err := frame.ParseHeartBeat([]byte(cfg.heartBeat))
 	if err != nil {
