@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"stompica/frame"
@@ -30,8 +31,9 @@ type conn struct {
 	s      *Server
 	id     uint64
 	nc     net.Conn
-	ws     *wsReader // nil for raw STOMP
-	in     io.Reader // nc, or ws
+	ws     *wsReader       // nil for raw STOMP
+	in     io.Reader       // nc, or ws
+	raw    syscall.RawConn // plain TCP only: lets an idle read wait without a buffer
 	remote string
 	log    *slog.Logger
 
@@ -79,6 +81,8 @@ func newConn(s *Server, nc net.Conn, ws *wsReader) *conn {
 	}
 	if ws != nil {
 		c.in = ws
+	} else if tc, ok := nc.(*net.TCPConn); ok {
+		c.raw, _ = tc.SyscallConn()
 	}
 	transport := "tcp"
 	if ws != nil {
@@ -121,6 +125,25 @@ func (c *conn) releaseReadBuf() {
 	c.pooled, c.rbuf = nil, nil
 }
 
+// waitReadable blocks until the socket has data (or EOF, or an error, or
+// the read deadline) without a buffer: it peeks one byte and lets the
+// runtime poller wait whenever the socket would block.
+func (c *conn) waitReadable() error {
+	var one [1]byte
+	var serr error
+	err := c.raw.Read(func(fd uintptr) bool {
+		_, _, serr = syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK)
+		return serr != syscall.EAGAIN
+	})
+	if err != nil {
+		return err
+	}
+	if serr == syscall.EINTR {
+		return nil
+	}
+	return nil // the following Read reports EOF or the socket error
+}
+
 // serve runs the read loop until the connection ends, then cleans up.
 func (c *conn) serve() {
 	if err := c.s.addConn(c); err != nil {
@@ -142,17 +165,24 @@ func (c *conn) serve() {
 				return
 			}
 		}
-		c.releaseReadBuf()
-		c.getReadBuf()
-		if c.rlen == len(c.rbuf) {
-			c.growReadBuf()
-		}
 		if c.connected {
 			if c.hbRecv > 0 {
 				c.nc.SetReadDeadline(time.Now().Add(c.hbRecv))
 			} else {
 				c.nc.SetReadDeadline(time.Time{})
 			}
+		}
+		c.releaseReadBuf()
+		if c.rbuf == nil && c.raw != nil {
+			// Idle connections hold no read buffer: wait for data first.
+			if err := c.waitReadable(); err != nil {
+				c.readFailed(err)
+				return
+			}
+		}
+		c.getReadBuf()
+		if c.rlen == len(c.rbuf) {
+			c.growReadBuf()
 		}
 		n, err := c.in.Read(c.rbuf[c.rlen:])
 		c.rlen += n

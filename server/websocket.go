@@ -88,55 +88,111 @@ func (w *wsReader) fail(code ws.StatusCode, format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errWSProtocol}, args...)...)
 }
 
+// Read fills p with unmasked payload bytes. It keeps decoding frames that
+// are already buffered, so a burst of small WebSocket messages is handled
+// as one batch, like a burst of raw STOMP frames in one TCP read.
 func (w *wsReader) Read(p []byte) (int, error) {
-	for w.remaining == 0 {
+	n := 0
+	for n < len(p) {
+		if w.remaining == 0 {
+			// Block for the next header only when nothing was read yet.
+			if n > 0 && !w.dataHeaderBuffered() {
+				break
+			}
+			if err := w.next(); err != nil {
+				if n > 0 && !errors.Is(err, errWSProtocol) {
+					return n, nil
+				}
+				return n, err
+			}
+			continue
+		}
+		want := min(int64(len(p)-n), w.remaining)
+		if n > 0 {
+			want = min(want, int64(w.br.Buffered()))
+			if want == 0 {
+				break
+			}
+		}
+		m, err := w.br.Read(p[n : n+int(want)])
+		ws.Cipher(p[n:n+m], w.mask, w.offset)
+		w.offset += m
+		w.remaining -= int64(m)
+		n += m
+		if err != nil {
+			if err == io.EOF && w.remaining > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// dataHeaderBuffered reports whether the whole header of a data frame is
+// already buffered (control frames wait for the next Read).
+func (w *wsReader) dataHeaderBuffered() bool {
+	b, _ := w.br.Peek(min(w.br.Buffered(), 2))
+	if len(b) < 2 || b[0]&0x08 != 0 {
+		return false
+	}
+	size := 2
+	switch b[1] & 0x7f {
+	case 126:
+		size += 2
+	case 127:
+		size += 8
+	}
+	if b[1]&0x80 != 0 {
+		size += 4
+	}
+	return w.br.Buffered() >= size
+}
+
+// next reads frame headers until a data frame starts, answering control
+// frames on the way.
+func (w *wsReader) next() error {
+	for {
 		h, err := ws.ReadHeader(w.br)
 		if err != nil {
 			if errors.Is(err, ws.ErrHeaderLengthMSB) || errors.Is(err, ws.ErrHeaderLengthUnexpected) {
-				return 0, w.fail(ws.StatusProtocolError, "%v", err)
+				return w.fail(ws.StatusProtocolError, "%v", err)
 			}
-			return 0, err
+			return err
 		}
 		if !h.Masked {
-			return 0, w.fail(ws.StatusProtocolError, "client frames must be masked")
+			return w.fail(ws.StatusProtocolError, "client frames must be masked")
 		}
 		if h.Rsv != 0 {
-			return 0, w.fail(ws.StatusProtocolError, "reserved bits set without a negotiated extension")
+			return w.fail(ws.StatusProtocolError, "reserved bits set without a negotiated extension")
 		}
 		if h.OpCode.IsControl() {
 			if err := w.control(h); err != nil {
-				return 0, err
+				return err
 			}
 			continue
 		}
 		switch h.OpCode {
 		case ws.OpContinuation:
 			if !w.inMessage {
-				return 0, w.fail(ws.StatusProtocolError, "continuation frame without a message to continue")
+				return w.fail(ws.StatusProtocolError, "continuation frame without a message to continue")
 			}
 		case ws.OpText, ws.OpBinary:
 			if w.inMessage {
-				return 0, w.fail(ws.StatusProtocolError, "new message before the previous one was finished")
+				return w.fail(ws.StatusProtocolError, "new message before the previous one was finished")
 			}
 			w.msgLen = 0
 		default:
-			return 0, w.fail(ws.StatusProtocolError, "reserved opcode %d", h.OpCode)
+			return w.fail(ws.StatusProtocolError, "reserved opcode %d", h.OpCode)
 		}
 		w.msgLen += h.Length
 		if w.msgLen > w.max {
-			return 0, w.fail(ws.StatusMessageTooBig, "websocket message larger than %d bytes", w.max)
+			return w.fail(ws.StatusMessageTooBig, "websocket message larger than %d bytes", w.max)
 		}
 		w.inMessage = !h.Fin
 		w.remaining, w.mask, w.offset = h.Length, h.Mask, 0
+		return nil
 	}
-	n, err := w.br.Read(p[:min(int64(len(p)), w.remaining)])
-	ws.Cipher(p[:n], w.mask, w.offset)
-	w.offset += n
-	w.remaining -= int64(n)
-	if err == io.EOF && w.remaining > 0 {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
 }
 
 // control answers a ping with a pong and a close with a close.
