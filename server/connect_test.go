@@ -173,13 +173,19 @@ func TestReceipts(t *testing.T) {
 		srv := startServer(t, nil)
 		c := connected(t, srv, tr)
 		c.request(frame.SUBSCRIBE, "", "destination", "/queue/r", "id", "q", "ack", "client-individual")
-		c.request(frame.SEND, "one", "destination", "/queue/r")
-		m := c.expectMessage("one")
+		c.sendFrame(frame.SEND, "one", "destination", "/queue/r", "receipt", "s1")
+		m := c.expectMessage("one") // the broker delivers before it answers
+		c.expectReceipt("s1")
 		c.request(frame.ACK, "", "id", ackID(t, m))
-		c.request(frame.SEND, "two", "destination", "/queue/r")
+		c.sendFrame(frame.SEND, "two", "destination", "/queue/r", "receipt", "s2")
 		m = c.expectMessage("two")
-		c.request(frame.NACK, "", "id", ackID(t, m))
-		m = c.expectMessage("two")
+		c.expectReceipt("s2")
+		c.sendFrame(frame.NACK, "", "id", ackID(t, m), "receipt", "n1")
+		m = c.expectMessage("two") // redelivered at once: the only consumer
+		if m.GetString("redelivered") != "true" {
+			t.Errorf("NACKed message redelivered without redelivered:true: %s", fmtFrame(m))
+		}
+		c.expectReceipt("n1")
 		c.request(frame.BEGIN, "", "transaction", "t1")
 		c.request(frame.ACK, "", "id", ackID(t, m), "transaction", "t1")
 		c.request(frame.SEND, "tx", "destination", "/topic/none", "transaction", "t1")

@@ -11,6 +11,9 @@ import (
 // destination starting with "DIAG", with the broker's stats as JSON in a
 // MESSAGE frame.
 func (c *conn) onDiag(f *frame.Frame) error {
+	if err := c.s.authorize(c.login, accessAdmin, "DIAG"); err != nil {
+		return err
+	}
 	query := strings.TrimSpace(string(f.Body))
 	if query == "" {
 		query = "session"

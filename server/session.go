@@ -155,6 +155,9 @@ func (c *conn) onSend(f *frame.Frame) error {
 	if sublist.IsPattern(string(dest)) {
 		return protoError("cannot SEND to a wildcard destination " + strconv.Quote(string(dest)))
 	}
+	if err := c.s.authorize(c.login, accessWrite, string(dest)); err != nil {
+		return err
+	}
 	msg := c.s.router.newMessage(f, string(dest), time.Now())
 	if txID, ok := f.Get("transaction"); ok {
 		tx, err := c.tx(txID)
@@ -179,6 +182,9 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 			return protoError("SUBSCRIBE frame has no id header")
 		}
 		id = dest // STOMP 1.0: the id is optional
+	}
+	if err := c.s.authorize(c.login, accessRead, string(dest)); err != nil {
+		return err
 	}
 	if _, dup := c.subs[string(id)]; dup {
 		return protoError("subscription id " + strconv.Quote(string(id)) + " is already in use")
