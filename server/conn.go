@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -526,4 +527,22 @@ func (c *conn) queueSubs() []*subscription {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.qsubs
+}
+
+// certLogin is the subject common name of a verified TLS client
+// certificate, which serves as the login when CONNECT names none.
+func (c *conn) certLogin() string {
+	nc := c.nc
+	if pc, ok := nc.(*prefixConn); ok {
+		nc = pc.Conn
+	}
+	tc, ok := nc.(*tls.Conn)
+	if !ok {
+		return ""
+	}
+	st := tc.ConnectionState()
+	if len(st.VerifiedChains) == 0 || len(st.PeerCertificates) == 0 {
+		return ""
+	}
+	return st.PeerCertificates[0].Subject.CommonName
 }

@@ -26,6 +26,16 @@ type Options struct {
 	// clients) are always allowed.
 	WSOrigins []string
 
+	// UsersFile, when set, turns authentication on: one "login:bcrypt-hash"
+	// per line. CONNECT then needs a valid login and passcode.
+	UsersFile string
+	// ACLFile, when set, turns authorization on: lines "login read|write|admin
+	// pattern". SUBSCRIBE needs read, SEND write, DIAG and the console admin.
+	ACLFile string
+	// HTTPAuth protects /console and /metrics with HTTP basic auth against
+	// the same users (admin access when an ACL is set).
+	HTTPAuth bool
+
 	// MaxConnections bounds concurrent client connections (default 16384).
 	MaxConnections int
 	// MaxFrameSize bounds one frame, headers and body (default 16 MiB).

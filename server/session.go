@@ -114,6 +114,9 @@ func (c *conn) onConnect(f *frame.Frame) bool {
 		return false
 	}
 	login := f.GetString("login")
+	if login == "" {
+		login = c.certLogin()
+	}
 	if err := c.s.authenticate(login, f.GetString("passcode")); err != nil {
 		c.closeWithError(err.Error(), "")
 		return false

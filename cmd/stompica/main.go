@@ -54,6 +54,9 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.TLSKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.StringVar(&o.TLSClientCA, "tls-client-ca", "", "require TLS client certificates signed by this CA (PEM)")
 	fs.StringVar(&cfg.wsOrigins, "ws-origins", "", "comma-separated allow-list of WebSocket Origins (empty = any)")
+	fs.StringVar(&o.UsersFile, "users", "", "users file (login:bcrypt-hash per line) turning authentication on; see 'stompica passwd LOGIN'")
+	fs.StringVar(&o.ACLFile, "acl", "", "ACL file (lines 'login read|write|admin pattern') turning authorization on")
+	fs.BoolVar(&o.HTTPAuth, "http-auth", false, "protect /console and /metrics with HTTP basic auth (needs --users)")
 	fs.IntVar(&o.MaxConnections, "max-connections", 16384, "maximum concurrent client connections")
 	fs.IntVar(&o.MaxFrameSize, "max-frame-size", 16<<20, "maximum bytes of one frame, headers and body")
 	fs.IntVar(&o.MaxHeaders, "max-headers", 64, "maximum header lines in one frame")
@@ -157,6 +160,9 @@ func ms(v int) time.Duration {
 }
 
 func run(args []string, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "passwd" {
+		return runPasswd(args[1:], os.Stdin, os.Stdout, stderr)
+	}
 	cfg, err := parse(args, os.Getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
