@@ -272,6 +272,9 @@ func (c *conn) process() bool {
 // transactions go, unacked queue messages return to their queues, and the
 // output is flushed before the socket closes.
 func (c *conn) cleanup() {
+	if c.connected {
+		c.s.stats.connectedNow.Add(-1)
+	}
 	c.s.router.dropConn(c, &c.batch)
 	c.txs = nil
 	c.batch.flush()

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"stompica/frame"
@@ -238,6 +239,9 @@ type queue struct {
 	r    *router
 	name string
 
+	enqueued  atomic.Uint64 // messages ever put on the queue
+	delivered atomic.Uint64 // messages ever handed to a consumer (redeliveries included)
+
 	mu        sync.Mutex
 	msgs      []*message // msgs[head:] are waiting, oldest first
 	head      int
@@ -252,6 +256,7 @@ func (q *queue) depth() int {
 }
 
 func (q *queue) enqueue(m *message, b *batch) {
+	q.enqueued.Add(1)
 	q.mu.Lock()
 	q.msgs = append(q.msgs, m)
 	q.dispatchLocked(b)
@@ -326,6 +331,7 @@ func (q *queue) dispatchLocked(b *batch) {
 			q.msgs[q.head] = m
 			return
 		}
+		q.delivered.Add(1)
 	}
 }
 

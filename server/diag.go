@@ -7,9 +7,13 @@ import (
 	"stompica/frame"
 )
 
+// diagQueries are the original stompica's DIAG queries.
+var diagQueries = []string{"session-size", "session-connected-size", "pubsub-size", "session", "subs", "ws_buffer", "stale"}
+
 // onDiag answers the original stompica's DIAG frame, or a SEND to a
-// destination starting with "DIAG", with the broker's stats as JSON in a
-// MESSAGE frame.
+// destination starting with "DIAG", with a MESSAGE whose JSON body answers
+// the query in the frame's body (default "session"). The MESSAGE carries the
+// id of the connection's subscription to that destination, if any.
 func (c *conn) onDiag(f *frame.Frame) error {
 	if err := c.s.authorize(c.login, accessAdmin, "DIAG"); err != nil {
 		return err
@@ -28,8 +32,11 @@ func (c *conn) onDiag(f *frame.Frame) error {
 	}
 	m := frame.New(frame.MESSAGE, "destination", dest, "content-type", "application/json",
 		"message-id", "diag-"+itoa(c.s.router.nextID.Add(1)))
-	if id, ok := f.Get("id"); ok {
-		m.Add("subscription", string(id))
+	for _, sub := range c.subs {
+		if sub.dest == dest {
+			m.Add("subscription", sub.id)
+			break
+		}
 	}
 	m.Body = body
 	c.sendFrame(m, &c.batch)
@@ -38,22 +45,82 @@ func (c *conn) onDiag(f *frame.Frame) error {
 
 // diag computes the answer to one DIAG query.
 func (s *Server) diag(query string) map[string]any {
-	s.mu.Lock()
-	conns := len(s.conns)
-	ws, connected := 0, 0
-	for c := range s.conns {
-		if c.ws != nil {
-			ws++
+	snap := s.snapshot()
+	switch query {
+	case "session-size":
+		return map[string]any{"session-size": snap.Clients}
+	case "session-connected-size":
+		return map[string]any{"session-connected-size": snap.Connected}
+	case "pubsub-size":
+		return map[string]any{"pubsub-size": snap.Subscriptions}
+	case "session":
+		return map[string]any{
+			"clients":       snap.Clients,
+			"websockets":    snap.WebSockets,
+			"connected":     snap.Connected,
+			"subscriptions": snap.Subscriptions,
+		}
+	case "subs":
+		return map[string]any{
+			"subscriptions": snap.Subscriptions,
+			"topics":        s.router.topicStats(),
+			"queues":        s.router.queueStats(),
+		}
+	case "ws_buffer":
+		return map[string]any{
+			"websockets":       snap.WebSockets,
+			"ws_pending_bytes": snap.WSPendingBytes,
+			"pending_bytes":    snap.PendingBytes,
+			"max_pending":      s.opts.MaxPendingBytes,
+			"max_frame_size":   s.opts.MaxFrameSize,
+		}
+	case "stale":
+		return map[string]any{
+			"stale":                s.router.retainedCount(),
+			"max_stale_queue_size": s.opts.MaxStaleQueueSize,
+			"stale_dropped":        s.stats.staleDropped.Load(),
+			"expired":              s.stats.expired.Load(),
+			"queued":               snap.Queued,
+			"ttl_ms":               s.opts.TTL.Milliseconds(),
 		}
 	}
-	s.mu.Unlock()
-	_ = connected
-	return map[string]any{
-		"query":         query,
-		"sessions":      conns,
-		"websockets":    ws,
-		"subscriptions": s.stats.subscriptions.Load(),
-		"stale":         s.router.retainedCount(),
-		"queues":        s.router.queueStats(),
+	return map[string]any{"error": "unknown DIAG query " + query, "queries": diagQueries}
+}
+
+// snapshot is a consistent-enough view of the broker's gauges.
+type snapshot struct {
+	Clients        int
+	WebSockets     int
+	Connected      int
+	Subscriptions  int
+	PendingBytes   int
+	WSPendingBytes int
+	Queued         int
+}
+
+func (s *Server) snapshot() snapshot {
+	var snap snapshot
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
 	}
+	s.mu.Unlock()
+	snap.Clients = len(conns)
+	for _, c := range conns {
+		c.mu.Lock()
+		pending := len(c.out)
+		c.mu.Unlock()
+		snap.PendingBytes += pending
+		if c.ws != nil {
+			snap.WebSockets++
+			snap.WSPendingBytes += pending
+		}
+	}
+	snap.Connected = int(s.stats.connectedNow.Load())
+	snap.Subscriptions = int(s.stats.subscriptions.Load())
+	for _, q := range s.router.queueStats() {
+		snap.Queued += q.Depth
+	}
+	return snap
 }

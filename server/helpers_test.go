@@ -656,6 +656,13 @@ func (c *client) subscribe(dest, id string, kv ...string) {
 	c.request(frame.SUBSCRIBE, "", append([]string{"destination", dest, "id", id}, kv...)...)
 }
 
+// subscribeNoWait subscribes without a receipt (for destinations that
+// hold messages, which may arrive before any receipt).
+func (c *client) subscribeNoWait(dest, id string, kv ...string) {
+	c.t.Helper()
+	c.sendFrame(frame.SUBSCRIBE, "", append([]string{"destination", dest, "id", id}, kv...)...)
+}
+
 // publish sends a message with a receipt.
 func (c *client) publish(dest, body string, kv ...string) {
 	c.t.Helper()

@@ -313,7 +313,7 @@ func TestQueuePattern(t *testing.T) {
 		// consumer subscribes, and one created after.
 		pub.publish("/queue/jobs.early", "early")
 		s := connected(t, srv, tr)
-		s.subscribe("/queue/jobs.*", "jobs")
+		s.subscribeNoWait("/queue/jobs.*", "jobs")
 		m := s.expectMessage("early")
 		if got := m.GetString("destination"); got != "/queue/jobs.early" {
 			t.Errorf("destination = %q, want /queue/jobs.early", got)
@@ -331,7 +331,7 @@ func TestQueuePattern(t *testing.T) {
 		s.sync()
 		// The non-matching queue kept its message.
 		o := connected(t, srv, tr)
-		o.subscribe("/queue/other", "o")
+		o.subscribeNoWait("/queue/other", "o")
 		o.expectMessage("not for jobs.*")
 	})
 }

@@ -388,17 +388,49 @@ func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) bool {
 	return true
 }
 
-// queueNames lists queues and their depth (for DIAG and metrics).
-func (r *router) queueStats() map[string]int {
+// queueInfo is a queue's depth, consumers and counters at one moment.
+type queueInfo struct {
+	Name      string `json:"name"`
+	Depth     int    `json:"depth"`
+	Consumers int    `json:"consumers"`
+	Enqueued  uint64 `json:"enqueued"`
+	Delivered uint64 `json:"delivered"`
+}
+
+// queueStats lists every queue (for DIAG, metrics and the console).
+func (r *router) queueStats() []queueInfo {
 	r.mu.RLock()
 	qs := make([]*queue, 0, len(r.queues))
 	for _, q := range r.queues {
 		qs = append(qs, q)
 	}
 	r.mu.RUnlock()
-	out := make(map[string]int, len(qs))
+	out := make([]queueInfo, 0, len(qs))
 	for _, q := range qs {
-		out[q.name] = q.depth()
+		q.mu.Lock()
+		info := queueInfo{Name: q.name, Depth: len(q.msgs) - q.head, Consumers: len(q.consumers)}
+		q.mu.Unlock()
+		info.Enqueued, info.Delivered = q.enqueued.Load(), q.delivered.Load()
+		out = append(out, info)
 	}
+	slices.SortFunc(out, func(a, b queueInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// topicInfo is a topic's subscriber count.
+type topicInfo struct {
+	Name        string `json:"name"`
+	Subscribers int    `json:"subscribers"`
+}
+
+// topicStats lists topics with exact-name subscribers and every pattern.
+func (r *router) topicStats() []topicInfo {
+	r.mu.RLock()
+	out := make([]topicInfo, 0, len(r.topics))
+	for name, subs := range r.topics {
+		out = append(out, topicInfo{Name: name, Subscribers: len(subs)})
+	}
+	r.mu.RUnlock()
+	slices.SortFunc(out, func(a, b topicInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }

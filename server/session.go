@@ -126,6 +126,7 @@ func (c *conn) onConnect(f *frame.Frame) bool {
 	c.parser.Version = v
 	c.connected = true
 	c.s.stats.connected.Add(1)
+	c.s.stats.connectedNow.Add(1)
 
 	sx, sy := c.s.opts.HeartBeatSend.Milliseconds(), c.s.opts.HeartBeatRecv.Milliseconds()
 	// STOMP 1.2: the server beats every max(sx, cy) when both are non-zero,

@@ -22,4 +22,5 @@ type stats struct {
 	slowConsumers atomic.Uint64
 	errors        atomic.Uint64 // ERROR frames sent for client mistakes
 	subscriptions atomic.Uint64 // current subscriptions
+	connectedNow  atomic.Int64  // connections past CONNECT now
 }
