@@ -51,6 +51,7 @@ type conn struct {
 	txs       map[string]*transaction
 	batch     batch
 	hbRecv    time.Duration // client must send something within this (0 = never checked)
+	published bool          // the last read batch had a SEND
 
 	version frame.Version // set once at CONNECT, before any subscription exists
 
@@ -173,6 +174,11 @@ func (c *conn) serve() {
 				c.nc.SetReadDeadline(time.Time{})
 			}
 		}
+		if c.published && c.s.input.over() && !c.holdsQueueMessages() {
+			// Backpressure: stop reading from a publisher until queues drain.
+			c.s.input.wait(c.s.done)
+		}
+		c.published = false
 		c.releaseReadBuf()
 		if c.rbuf == nil && c.raw != nil {
 			// Idle connections hold no read buffer: wait for data first.
@@ -548,4 +554,20 @@ func (c *conn) certLogin() string {
 		return ""
 	}
 	return st.PeerCertificates[0].Subject.CommonName
+}
+
+// holdsQueueMessages reports whether the connection has unacknowledged
+// queue messages: pausing its reads could stop the ACKs that drain queues.
+func (c *conn) holdsQueueMessages() bool {
+	for _, sub := range c.subs {
+		if sub.queue && sub.ack != ackAuto {
+			sub.mu.Lock()
+			n := len(sub.unacked)
+			sub.mu.Unlock()
+			if n > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -257,6 +257,7 @@ func (q *queue) depth() int {
 
 func (q *queue) enqueue(m *message, b *batch) {
 	q.enqueued.Add(1)
+	q.r.s.input.add(m)
 	q.mu.Lock()
 	q.msgs = append(q.msgs, m)
 	q.dispatchLocked(b)
@@ -269,9 +270,11 @@ func (q *queue) requeue(m *message, b *batch) {
 	defer q.mu.Unlock()
 	m.redelivered = true
 	q.r.s.stats.redeliveries.Add(1)
+	q.r.s.input.add(m)
 	if max := q.r.s.opts.MaxRedeliveries; max > 0 && m.deliveries > max && q.name != dlqName {
 		q.r.s.stats.deadLettered.Add(1)
 		// queue() takes router.mu, which must not be taken under q.mu.
+		q.r.s.input.remove(m)
 		go func() {
 			var b batch
 			q.r.queue(dlqName).enqueue(m, &b)
@@ -329,13 +332,16 @@ func (q *queue) dispatchLocked(b *batch) {
 			m.deliveries--
 			q.head--
 			q.msgs[q.head] = m
+			q.r.s.input.add(m)
 			return
 		}
 		q.delivered.Add(1)
 	}
 }
 
+// pop removes the head message (delivered or expired).
 func (q *queue) pop() {
+	q.r.s.input.remove(q.msgs[q.head])
 	q.msgs[q.head] = nil
 	q.head++
 	if q.head == len(q.msgs) {

@@ -68,6 +68,10 @@ type Options struct {
 	// publishers until it drains.
 	MaxInputQueueSize int
 
+	// MemoryBudget bounds the bytes of messages waiting in queues, broker-wide
+	// (default 1 GiB); over it publishers are paused like MaxInputQueueSize.
+	MemoryBudget int64
+
 	// MaxPendingBytes bounds a connection's outbound buffer (default 8 MiB).
 	// A topic subscriber over it is disconnected as a slow consumer; a queue
 	// consumer gets no more until it drains.
@@ -118,6 +122,9 @@ func (o Options) withDefaults() Options {
 	def(&o.MaxInputQueueSize, 1_000_000)
 	def(&o.MaxPendingBytes, 8<<20)
 	def(&o.Prefetch, 1000)
+	if o.MemoryBudget == 0 {
+		o.MemoryBudget = 1 << 30
+	}
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = 10 * time.Second
 	}

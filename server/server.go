@@ -44,6 +44,9 @@ type Server struct {
 	httpLn  *connListener
 	httpSrv *http.Server
 
+	input inputGate
+	done  chan struct{} // closed by Shutdown
+
 	wg     sync.WaitGroup // accept loops and connection read loops
 	connID atomic.Uint64
 }
@@ -60,7 +63,9 @@ func New(opts *Options) (*Server, error) {
 		log:   o.Logger,
 		conns: make(map[*conn]struct{}),
 		start: time.Now(),
+		done:  make(chan struct{}),
 	}
+	s.input.s = s
 	s.router = newRouter(s)
 	s.httpLn = newConnListener()
 	s.httpSrv = &http.Server{
@@ -250,6 +255,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.closing = true
+	close(s.done)
 	for _, ln := range s.listeners {
 		ln.Close()
 	}

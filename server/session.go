@@ -162,6 +162,7 @@ func (c *conn) onSend(f *frame.Frame) error {
 	if err := c.s.authorize(c.login, accessWrite, string(dest)); err != nil {
 		return err
 	}
+	c.published = true
 	msg := c.s.router.newMessage(f, string(dest), time.Now())
 	if txID, ok := f.Get("transaction"); ok {
 		tx, err := c.tx(txID)

@@ -23,4 +23,5 @@ type stats struct {
 	errors        atomic.Uint64 // ERROR frames sent for client mistakes
 	subscriptions atomic.Uint64 // current subscriptions
 	connectedNow  atomic.Int64  // connections past CONNECT now
+	inputPauses   atomic.Uint64 // times publishers were paused (input queue or memory budget)
 }

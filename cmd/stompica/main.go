@@ -69,6 +69,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.ttlMs, "ttl", 0, "default TTL in ms of topic messages retained for late subscribers (0 = off)")
 	fs.IntVar(&o.MaxStaleQueueSize, "max-stale-queue-size", 10000, "maximum retained (TTL) topic messages; oldest dropped")
 	fs.IntVar(&o.MaxInputQueueSize, "max-input-queue-size", 1_000_000, "maximum messages accepted but not yet delivered")
+	fs.Int64Var(&o.MemoryBudget, "memory-budget", 1<<30, "maximum bytes of messages waiting in queues; over it publishers are paused")
 	fs.IntVar(&o.MaxPendingBytes, "max-pending-bytes", 8<<20, "maximum bytes queued for one client; a topic subscriber over it is a slow consumer")
 	fs.IntVar(&o.Prefetch, "prefetch", 1000, "default unacknowledged messages per client-ack queue subscription")
 	fs.IntVar(&o.MaxRedeliveries, "max-redeliveries", 0, "move a queue message to /queue/DLQ after this many redeliveries (0 = never)")

@@ -1,0 +1,77 @@
+package server
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// inputGate bounds what the broker has accepted but not yet delivered:
+// messages waiting in queues (Options.MaxInputQueueSize) and their bytes
+// (Options.MemoryBudget). Over either bound, connections that publish stop
+// being read until consumers drain the queues, so TCP pushes back on the
+// publishers instead of the broker dropping messages or growing.
+type inputGate struct {
+	s        *Server
+	msgs     atomic.Int64
+	bytes    atomic.Int64
+	paused   atomic.Bool
+	mu       sync.Mutex
+	released chan struct{} // closed when the pause ends
+}
+
+func (g *inputGate) add(m *message) {
+	g.msgs.Add(1)
+	g.bytes.Add(int64(len(m.shared)))
+}
+
+func (g *inputGate) remove(m *message) {
+	g.msgs.Add(-1)
+	g.bytes.Add(-int64(len(m.shared)))
+	if g.paused.Load() && !g.over() {
+		g.release()
+	}
+}
+
+func (g *inputGate) over() bool {
+	return g.msgs.Load() >= int64(g.s.opts.MaxInputQueueSize) || g.bytes.Load() >= g.s.opts.MemoryBudget
+}
+
+func (g *inputGate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.released != nil && !g.over() {
+		close(g.released)
+		g.released = nil
+		g.paused.Store(false)
+		g.s.log.Info("input queue drained; reading from publishers again", "queued", g.msgs.Load())
+	}
+}
+
+// wait blocks a publishing connection's read loop while the broker is over
+// its bounds. It re-checks periodically so that a missed release or a
+// shutdown never leaves a reader stuck.
+func (g *inputGate) wait(done <-chan struct{}) {
+	for g.over() {
+		g.mu.Lock()
+		if g.released == nil {
+			g.released = make(chan struct{})
+			g.paused.Store(true)
+			g.s.stats.inputPauses.Add(1)
+			g.s.log.Warn("input queue full; pausing publishers",
+				"queued", g.msgs.Load(), "queued_bytes", g.bytes.Load(),
+				"max_input_queue_size", g.s.opts.MaxInputQueueSize, "memory_budget", g.s.opts.MemoryBudget)
+		}
+		ch := g.released
+		g.mu.Unlock()
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-done:
+			t.Stop()
+			return
+		}
+		t.Stop()
+	}
+}
