@@ -36,6 +36,7 @@ type conn struct {
 	in     io.Reader       // nc, or ws
 	raw    syscall.RawConn // plain TCP only: lets an idle read wait without a buffer
 	remote string
+	addr   string // remote IP, for the per-address limit
 	log    *slog.Logger
 
 	// Owned by the read goroutine.
@@ -52,6 +53,10 @@ type conn struct {
 	batch     batch
 	hbRecv    time.Duration // client must send something within this (0 = never checked)
 	published bool          // the last read batch had a SEND
+	// partialSince is when the pending incomplete frame started arriving;
+	// frameTimedOut says the read deadline is the frame deadline.
+	partialSince  time.Time
+	frameTimedOut bool
 
 	version frame.Version // set once at CONNECT, before any subscription exists
 
@@ -81,6 +86,7 @@ func newConn(s *Server, nc net.Conn, ws *wsReader) *conn {
 		in:     nc,
 		remote: nc.RemoteAddr().String(),
 	}
+	c.addr, _, _ = net.SplitHostPort(c.remote)
 	if ws != nil {
 		c.in = ws
 	} else if tc, ok := nc.(*net.TCPConn); ok {
@@ -127,6 +133,28 @@ func (c *conn) releaseReadBuf() {
 	c.pooled, c.rbuf = nil, nil
 }
 
+// setReadDeadline arms the read deadline of a connected client: the agreed
+// heart-beat interval (with grace), and the time left to finish a frame it
+// has started (against slowloris clients), whichever comes first.
+func (c *conn) setReadDeadline() {
+	var dl time.Time
+	now := time.Now()
+	if c.hbRecv > 0 {
+		dl = now.Add(c.hbRecv)
+	}
+	c.frameTimedOut = false
+	if c.rlen > c.rpos && c.s.opts.FrameTimeout > 0 {
+		if c.partialSince.IsZero() {
+			c.partialSince = now
+		}
+		if fd := c.partialSince.Add(c.s.opts.FrameTimeout); dl.IsZero() || fd.Before(dl) {
+			dl = fd
+			c.frameTimedOut = true
+		}
+	}
+	c.nc.SetReadDeadline(dl)
+}
+
 // waitReadable blocks until the socket has data (or EOF, or an error, or
 // the read deadline) without a buffer: it peeks one byte and lets the
 // runtime poller wait whenever the socket would block.
@@ -168,11 +196,7 @@ func (c *conn) serve() {
 			}
 		}
 		if c.connected {
-			if c.hbRecv > 0 {
-				c.nc.SetReadDeadline(time.Now().Add(c.hbRecv))
-			} else {
-				c.nc.SetReadDeadline(time.Time{})
-			}
+			c.setReadDeadline()
 		}
 		if c.published && c.s.input.over() && !c.holdsQueueMessages() {
 			// Backpressure: stop reading from a publisher until queues drain.
@@ -195,8 +219,12 @@ func (c *conn) serve() {
 		c.rlen += n
 		if n > 0 {
 			c.s.stats.bytesIn.Add(uint64(n))
+			before := c.rpos
 			if !c.process() {
 				return
+			}
+			if c.rpos == c.rlen || c.rpos != before {
+				c.partialSince = time.Time{} // no frame pending, or a new one began
 			}
 		}
 		if err != nil {
@@ -216,7 +244,10 @@ func (c *conn) readFailed(err error) {
 	var ne net.Error
 	switch {
 	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
-		if c.connected {
+		if c.frameTimedOut {
+			c.log.Info("closing client that did not finish a frame in time")
+			c.closeWithError("timeout: frame not completed within "+c.s.opts.FrameTimeout.String(), "")
+		} else if c.connected {
 			c.log.Info("closing silent client: no heart-beat")
 			c.closeWithError("heart-beat timeout: nothing received from the client within the agreed interval", "")
 		} else {

@@ -16,6 +16,7 @@ type inputGate struct {
 	msgs     atomic.Int64
 	bytes    atomic.Int64
 	paused   atomic.Bool
+	pauses   atomic.Uint64 // times publishers were paused
 	mu       sync.Mutex
 	released chan struct{} // closed when the pause ends
 }
@@ -57,7 +58,7 @@ func (g *inputGate) wait(done <-chan struct{}) {
 		if g.released == nil {
 			g.released = make(chan struct{})
 			g.paused.Store(true)
-			g.s.stats.inputPauses.Add(1)
+			g.pauses.Add(1)
 			g.s.log.Warn("input queue full; pausing publishers",
 				"queued", g.msgs.Load(), "queued_bytes", g.bytes.Load(),
 				"max_input_queue_size", g.s.opts.MaxInputQueueSize, "memory_budget", g.s.opts.MemoryBudget)

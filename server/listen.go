@@ -12,7 +12,8 @@ import (
 
 var (
 	errShuttingDown = errors.New("shutting down")
-	errTooManyConns = errors.New("too many connections")
+	errTooManyConns    = errors.New("too many connections")
+	errTooManyFromAddr = errors.New("too many connections from this address")
 	errTooManyFiles = syscall.EMFILE
 )
 

@@ -51,6 +51,20 @@ type Options struct {
 	// ConnectTimeout is how long a new connection may take to send CONNECT (default 10s).
 	ConnectTimeout time.Duration
 
+	// FrameTimeout is how long a client may take to finish a frame it has
+	// started sending (default 30s): slowloris protection.
+	FrameTimeout time.Duration
+	// MaxDestinationLength bounds destination names in bytes (default 1024).
+	MaxDestinationLength int
+	// MaxUnacked bounds the unacknowledged messages one subscription may
+	// hold, whatever prefetch it asks for (default 10000).
+	MaxUnacked int
+	// MaxConnectionsPerAddress bounds concurrent connections from one remote
+	// IP address (0 = no bound: clients behind NAT or a proxy share one).
+	MaxConnectionsPerAddress int
+	// MaxWebSocketMessage bounds one WebSocket message (default MaxFrameSize).
+	MaxWebSocketMessage int
+
 	// HeartBeatSend and HeartBeatRecv are the server's heart-beat offer
 	// (CONNECTED heart-beat:send,recv). Default 10s each; -1 disables.
 	HeartBeatSend, HeartBeatRecv time.Duration
@@ -122,6 +136,12 @@ func (o Options) withDefaults() Options {
 	def(&o.MaxInputQueueSize, 1_000_000)
 	def(&o.MaxPendingBytes, 8<<20)
 	def(&o.Prefetch, 1000)
+	def(&o.MaxDestinationLength, 1024)
+	def(&o.MaxUnacked, 10000)
+	def(&o.MaxWebSocketMessage, o.MaxFrameSize)
+	if o.FrameTimeout == 0 {
+		o.FrameTimeout = 30 * time.Second
+	}
 	if o.MemoryBudget == 0 {
 		o.MemoryBudget = 1 << 30
 	}

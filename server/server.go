@@ -39,6 +39,7 @@ type Server struct {
 	listeners []net.Listener
 	tlsLn     net.Listener
 	conns     map[*conn]struct{}
+	perAddr   map[string]int // connections per remote IP (when bounded)
 	closing   bool
 
 	httpLn  *connListener
@@ -230,6 +231,15 @@ func (s *Server) addConn(c *conn) error {
 	if len(s.conns) >= s.opts.MaxConnections {
 		return errTooManyConns
 	}
+	if max := s.opts.MaxConnectionsPerAddress; max > 0 {
+		if s.perAddr == nil {
+			s.perAddr = make(map[string]int)
+		}
+		if s.perAddr[c.addr] >= max {
+			return errTooManyFromAddr
+		}
+		s.perAddr[c.addr]++
+	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1) // under s.mu, before Shutdown can start waiting
 	return nil
@@ -239,6 +249,11 @@ func (s *Server) removeConn(c *conn) {
 	s.mu.Lock()
 	_, ok := s.conns[c]
 	delete(s.conns, c)
+	if ok && s.perAddr != nil {
+		if s.perAddr[c.addr]--; s.perAddr[c.addr] <= 0 {
+			delete(s.perAddr, c.addr)
+		}
+	}
 	s.mu.Unlock()
 	if ok {
 		s.wg.Done()

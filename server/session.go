@@ -153,6 +153,9 @@ func (c *conn) onSend(f *frame.Frame) error {
 	if !ok || len(dest) == 0 {
 		return protoError("SEND frame has no destination header")
 	}
+	if len(dest) > c.s.opts.MaxDestinationLength {
+		return protoError("destination longer than " + strconv.Itoa(c.s.opts.MaxDestinationLength) + " bytes")
+	}
 	if strings.HasPrefix(string(dest), "DIAG") {
 		return c.onDiag(f)
 	}
@@ -188,6 +191,9 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 		}
 		id = dest // STOMP 1.0: the id is optional
 	}
+	if len(dest) > c.s.opts.MaxDestinationLength {
+		return protoError("destination longer than " + strconv.Itoa(c.s.opts.MaxDestinationLength) + " bytes")
+	}
 	if err := c.s.authorize(c.login, accessRead, string(dest)); err != nil {
 		return err
 	}
@@ -222,6 +228,7 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 			break
 		}
 	}
+	prefetch = min(prefetch, c.s.opts.MaxUnacked)
 	c.subSeq++
 	sub := newSubscription(c, string(id), string(dest), mode, prefetch, c.subSeq)
 	if c.subs == nil {

@@ -58,7 +58,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	wr := &wsReader{br: rw.Reader, max: int64(s.opts.MaxFrameSize)}
+	wr := &wsReader{br: rw.Reader, max: int64(s.opts.MaxWebSocketMessage)}
 	c := newConn(s, nc, wr)
 	wr.c = c
 	c.serve()
