@@ -165,13 +165,7 @@ func (c *conn) waitReadable() error {
 		_, _, serr = syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK)
 		return serr != syscall.EAGAIN
 	})
-	if err != nil {
-		return err
-	}
-	if serr == syscall.EINTR {
-		return nil
-	}
-	return nil // the following Read reports EOF or the socket error
+	return err // on success the following Read reports data, EOF or the socket error
 }
 
 // serve runs the read loop until the connection ends, then cleans up.
@@ -318,7 +312,18 @@ func (c *conn) cleanup() {
 	c.finish()
 	c.s.removeConn(c)
 	c.releaseReadBuf()
-	c.log.Debug("connection closed", "reason", c.closeReason)
+	c.mu.Lock()
+	reason := c.closeReason
+	c.mu.Unlock()
+	c.log.Debug("connection closed", "reason", reason)
+}
+
+func (c *conn) setCloseReason(r string) {
+	c.mu.Lock()
+	if c.closeReason == "" {
+		c.closeReason = r
+	}
+	c.mu.Unlock()
 }
 
 // finish stops further output, waits for the writer to flush what is

@@ -50,7 +50,7 @@ func (c *conn) handle(f *frame.Frame) bool {
 			err = c.onAbort(f)
 		case frame.DISCONNECT:
 			c.sendReceipt(f)
-			c.closeReason = "DISCONNECT"
+			c.setCloseReason("DISCONNECT")
 			return false
 		case frame.DIAG:
 			err = c.onDiag(f)
@@ -104,7 +104,7 @@ func (c *conn) onConnect(f *frame.Frame) bool {
 			"message", "supported protocol versions are "+supportedVersions)
 		e.Body = []byte("Supported protocol versions are " + supportedVersions + "\n")
 		c.sendFrame(e, &c.batch)
-		c.closeReason = "no common version"
+		c.setCloseReason("no common version")
 		return false
 	}
 	hb, _ := f.Get("heart-beat")
