@@ -11,18 +11,30 @@ import (
 )
 
 var (
-	errShuttingDown = errors.New("shutting down")
+	errShuttingDown    = errors.New("shutting down")
 	errTooManyConns    = errors.New("too many connections")
 	errTooManyFromAddr = errors.New("too many connections from this address")
-	errTooManyFiles = syscall.EMFILE
+	errTooManyFiles    = syscall.EMFILE
 )
 
 // handleConn sniffs the first bytes of a new connection: "GET " is HTTP
 // (WebSocket upgrade, console, metrics), anything else is raw STOMP.
 func (s *Server) handleConn(nc net.Conn) {
+	// Until it is sniffed, Shutdown must be able to close the connection.
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.sniffing[nc] = struct{}{}
+	s.mu.Unlock()
 	var head [4]byte
 	nc.SetReadDeadline(time.Now().Add(s.opts.ConnectTimeout))
 	n, err := io.ReadAtLeast(nc, head[:], len(head))
+	s.mu.Lock()
+	delete(s.sniffing, nc)
+	s.mu.Unlock()
 	if err != nil {
 		// A client that sent a complete tiny frame and closed, or nothing at all.
 		if n == 0 {

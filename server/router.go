@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"slices"
 	"strconv"
 	"strings"
@@ -124,6 +125,9 @@ func (m *message) encode(b []byte, hdrs []frame.Header, body []byte, v frame.Ver
 	for _, h := range hdrs {
 		if brokerHeader(h.Key) {
 			continue
+		}
+		if v == frame.Version10 && (bytes.ContainsAny(h.Key, ":\r\n") || bytes.ContainsAny(h.Value, "\r\n")) {
+			continue // STOMP 1.0 has no escaping: such a header cannot be sent
 		}
 		b = frame.AppendEscaped(b, h.Key, v)
 		b = append(b, ':')

@@ -40,6 +40,7 @@ type Server struct {
 	tlsLn     net.Listener
 	conns     map[*conn]struct{}
 	perAddr   map[string]int // connections per remote IP (when bounded)
+	sniffing  map[net.Conn]struct{}
 	closing   bool
 
 	httpLn  *connListener
@@ -60,11 +61,12 @@ func New(opts *Options) (*Server, error) {
 	}
 	o = o.withDefaults()
 	s := &Server{
-		opts:  o,
-		log:   o.Logger,
-		conns: make(map[*conn]struct{}),
-		start: time.Now(),
-		done:  make(chan struct{}),
+		opts:     o,
+		log:      o.Logger,
+		conns:    make(map[*conn]struct{}),
+		sniffing: make(map[net.Conn]struct{}),
+		start:    time.Now(),
+		done:     make(chan struct{}),
 	}
 	s.input.s = s
 	s.router = newRouter(s)
@@ -277,6 +279,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
+	}
+	for nc := range s.sniffing {
+		nc.Close()
 	}
 	s.mu.Unlock()
 
