@@ -199,6 +199,10 @@ func run(args []string, stderr io.Writer) int {
 	}
 	cfg.opts.Logger = log
 
+	// Catch signals before the listening line: a supervisor may signal as
+	// soon as it sees it.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	srv, err := server.New(&cfg.opts)
 	if err == nil {
 		err = srv.Start()
@@ -207,8 +211,6 @@ func run(args []string, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	<-ctx.Done()
 	stop()
 	log.Info("shutting down")
