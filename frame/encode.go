@@ -3,9 +3,15 @@ package frame
 import "strconv"
 
 // Append encodes f for a peer speaking version v and appends it to dst.
-// Header keys and values are escaped as v requires (never in CONNECT and
-// CONNECTED frames, never in 1.0). A content-length header is added when the
-// body is not empty and f has none, so bodies with NUL bytes survive.
+// Header keys and values are escaped as v requires (never in CONNECT, STOMP
+// and CONNECTED frames, never in 1.0). A content-length header is added when
+// the body is not empty and f has none, so bodies with NUL bytes survive; a
+// content-length header in f is trusted as it is.
+//
+// Where nothing is escaped, a header key must not hold ':' or LF and a value
+// no LF; in 1.0 and 1.1 a value must not end with CR (it would read as part
+// of a CR LF line end). Append does not check this: such a header is written
+// as it is and does not read back the same.
 func Append(dst []byte, f *Frame, v Version) []byte {
 	dst = append(dst, f.Command...)
 	dst = append(dst, '\n')

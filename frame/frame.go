@@ -5,8 +5,9 @@
 package frame
 
 import (
+	"bytes"
 	"errors"
-	"strconv"
+	"math"
 )
 
 // Commands. Parsed frames carry these constant strings so that comparing a
@@ -115,23 +116,42 @@ func New(command string, kv ...string) *Frame {
 // ErrBadHeartBeat is returned for a malformed heart-beat header.
 var ErrBadHeartBeat = errors.New("malformed heart-beat header")
 
-// ParseHeartBeat parses a "cx,cy" heart-beat header value. An empty value
-// means "0,0" as the spec says.
+// ParseHeartBeat parses a "cx,cy" heart-beat header value: two non-negative
+// decimal integers (digits only, no sign or white space) separated by a
+// comma. An empty value means "0,0" as the spec says.
 func ParseHeartBeat(v []byte) (x, y int, err error) {
 	if len(v) == 0 {
 		return 0, 0, nil
 	}
-	for i, c := range v {
-		if c == ',' {
-			x, err1 := strconv.Atoi(string(v[:i]))
-			y, err2 := strconv.Atoi(string(v[i+1:]))
-			if err1 != nil || err2 != nil || x < 0 || y < 0 {
-				return 0, 0, ErrBadHeartBeat
-			}
-			return x, y, nil
-		}
+	i := bytes.IndexByte(v, ',')
+	if i < 0 {
+		return 0, 0, ErrBadHeartBeat
 	}
-	return 0, 0, ErrBadHeartBeat
+	x, ok1 := parseMillis(v[:i])
+	y, ok2 := parseMillis(v[i+1:])
+	if !ok1 || !ok2 {
+		return 0, 0, ErrBadHeartBeat
+	}
+	return x, y, nil
+}
+
+// parseMillis parses a non-empty string of decimal digits that fits an int.
+func parseMillis(b []byte) (int, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := int(c - '0')
+		if n > (math.MaxInt-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	return n, true
 }
 
 // commandOf maps command bytes to the constant strings without allocating.
