@@ -67,6 +67,7 @@ type conn struct {
 	writing     bool
 	touched     bool // in some goroutine's batch, waiting for kick
 	closed      bool // no more appends; the writer closes nc once drained
+	leaving     bool // subscriptions being dropped: no more deliveries
 	queueWait   bool // a queue skipped this consumer for lack of room
 	lastWrite   time.Time
 	hbSend      time.Duration
@@ -240,16 +241,20 @@ func (c *conn) readFailed(err error) {
 	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
 		if c.frameTimedOut {
 			c.log.Info("closing client that did not finish a frame in time")
+			c.s.stats.countError(errKindTimeout)
 			c.closeWithError("timeout: frame not completed within "+c.s.opts.FrameTimeout.String(), "")
 		} else if c.connected {
 			c.log.Info("closing silent client: no heart-beat")
+			c.s.stats.countError(errKindHeartbeat)
 			c.closeWithError("heart-beat timeout: nothing received from the client within the agreed interval", "")
 		} else {
 			c.log.Info("closing client that did not send CONNECT in time")
+			c.s.stats.countError(errKindTimeout)
 			c.closeWithError("timeout waiting for CONNECT", "")
 		}
 	case errors.Is(err, errWSProtocol):
 		c.log.Info("websocket protocol error", "err", err)
+		c.s.stats.countError(errKindWebSocket)
 		c.closeWithError(err.Error(), "")
 	default:
 		c.log.Debug("read ended", "err", err)
@@ -280,7 +285,7 @@ func (c *conn) process() bool {
 	for c.rpos < c.rlen {
 		f, n, err := c.parser.Parse(c.rbuf[c.rpos:c.rlen])
 		if err != nil {
-			c.s.stats.errors.Add(1)
+			c.s.stats.countError(errorKindOf(err))
 			c.log.Info("protocol error", "err", err)
 			c.closeWithError(err.Error(), "")
 			return false

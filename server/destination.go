@@ -94,7 +94,7 @@ func (s *subscription) deliverTopic(m *message, b *batch) bool {
 	}
 	b.scratch = s.appendPrefix(b.scratch[:0], m, false)
 	c.mu.Lock()
-	if c.closed {
+	if c.closed || c.leaving {
 		c.mu.Unlock()
 		return false
 	}
@@ -125,7 +125,7 @@ func (s *subscription) credit() bool {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed || c.leaving {
 		return false
 	}
 	if c.pendingLocked() >= c.s.opts.MaxPendingBytes/2 {
@@ -140,7 +140,7 @@ func (s *subscription) deliverQueued(m *message, q *queue, b *batch) bool {
 	c := s.c
 	b.scratch = s.appendPrefix(b.scratch[:0], m, m.redelivered)
 	c.mu.Lock()
-	if c.closed {
+	if c.closed || c.leaving {
 		c.mu.Unlock()
 		return false
 	}

@@ -35,12 +35,15 @@ func (s *Server) handleConn(nc net.Conn) {
 	s.mu.Lock()
 	delete(s.sniffing, nc)
 	s.mu.Unlock()
-	if err != nil {
-		// A client that sent a complete tiny frame and closed, or nothing at all.
-		if n == 0 {
-			nc.Close()
-			return
+	if err != nil && n == 0 {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			s.stats.countError(errKindTimeout)
+			nc.SetWriteDeadline(time.Now().Add(time.Second))
+			nc.Write([]byte("ERROR\nmessage:timeout waiting for CONNECT\n\n\x00")) //nolint:errcheck // best effort
 		}
+		nc.Close()
+		return
 	}
 	if n == len(head) && bytes.Equal(head[:], []byte("GET ")) {
 		nc.SetReadDeadline(time.Time{})

@@ -346,6 +346,11 @@ func (r *router) unsubscribe(sub *subscription, b *batch) {
 
 // dropConn removes every subscription of a closing connection.
 func (r *router) dropConn(c *conn, b *batch) {
+	// No more deliveries to this connection: messages its subscriptions
+	// give back must not land on its other subscriptions.
+	c.mu.Lock()
+	c.leaving = true
+	c.mu.Unlock()
 	for id, sub := range c.subs {
 		delete(c.subs, id)
 		r.unsubscribe(sub, b)

@@ -61,7 +61,7 @@ func (c *conn) handle(f *frame.Frame) bool {
 		}
 	}
 	if err != nil {
-		c.s.stats.errors.Add(1)
+		c.s.stats.countError(errorKindOf(err))
 		c.log.Info("client error", "command", f.Command, "err", err)
 		receipt, _ := f.Get("receipt")
 		c.closeWithError(err.Error(), string(receipt))
@@ -103,6 +103,7 @@ func (c *conn) onConnect(f *frame.Frame) bool {
 		e := frame.New(frame.ERROR, "version", supportedVersions, "content-type", "text/plain",
 			"message", "supported protocol versions are "+supportedVersions)
 		e.Body = []byte("Supported protocol versions are " + supportedVersions + "\n")
+		c.s.stats.countError(errKindProtocol)
 		c.sendFrame(e, &c.batch)
 		c.setCloseReason("no common version")
 		return false
@@ -110,6 +111,7 @@ func (c *conn) onConnect(f *frame.Frame) bool {
 	hb, _ := f.Get("heart-beat")
 	cx, cy, err := frame.ParseHeartBeat(hb)
 	if err != nil {
+		c.s.stats.countError(errKindProtocol)
 		c.closeWithError("malformed heart-beat header", f.GetString("receipt"))
 		return false
 	}
@@ -118,6 +120,7 @@ func (c *conn) onConnect(f *frame.Frame) bool {
 		login = c.certLogin()
 	}
 	if err := c.s.authenticate(login, f.GetString("passcode")); err != nil {
+		c.s.stats.countError(errKindAuth)
 		c.closeWithError(err.Error(), "")
 		return false
 	}

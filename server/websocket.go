@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"unicode/utf8"
 
@@ -43,7 +44,7 @@ func bestProtocol(r *http.Request) string {
 // serveWebSocket upgrades an HTTP request on any path and runs a STOMP
 // connection over it.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
-	if !s.originAllowed(r.Header.Get("Origin")) {
+	if !s.originAllowed(r.Header.Get("Origin"), r.Host) {
 		s.log.Info("websocket origin refused", "peer", r.RemoteAddr, "origin", r.Header.Get("Origin"))
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
@@ -286,10 +287,14 @@ func isBinary(body []byte) bool {
 	return !utf8.Valid(body)
 }
 
-// originAllowed applies Options.WSOrigins; requests without an Origin header
-// come from non-browser clients and are allowed.
-func (s *Server) originAllowed(origin string) bool {
+// originAllowed applies Options.WSOrigins. Requests without an Origin
+// header come from non-browser clients, and pages served by this broker
+// (the console) have its own origin: both are allowed.
+func (s *Server) originAllowed(origin, host string) bool {
 	if len(s.opts.WSOrigins) == 0 || origin == "" {
+		return true
+	}
+	if u, err := url.Parse(origin); err == nil && u.Host == host {
 		return true
 	}
 	for _, o := range s.opts.WSOrigins {

@@ -1,0 +1,179 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metricsHandler serves /metrics from a registry of this Server only (tests
+// and embedders run many servers in one process, so never the global
+// default registry): the broker collector below plus Go runtime and process
+// collectors.
+func (s *Server) metricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		newBrokerCollector(s),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:            promLogger{s},
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 4,
+	})
+}
+
+type promLogger struct{ s *Server }
+
+func (l promLogger) Println(v ...any) { l.s.log.Warn("metrics", "err", v) }
+
+// brokerCollector reads the Server's atomic counters and gauges when
+// scraped: nothing is recorded per message beyond the counters themselves.
+type brokerCollector struct {
+	s *Server
+
+	info, startTime                                            *prometheus.Desc
+	conns, connsTotal, refused                                 *prometheus.Desc
+	connected, subscriptions, pendingBytes                     *prometheus.Desc
+	framesIn, msgsIn, bytesIn, bytesOut, deliveries            *prometheus.Desc
+	acks, nacks, redeliveries, deadLettered, expired           *prometheus.Desc
+	retained, staleDropped, queued, slowConsumers, errorsTotal *prometheus.Desc
+	queueDepth, queueConsumers, queueEnqueued, queueDelivered  *prometheus.Desc
+}
+
+func newBrokerCollector(s *Server) *brokerCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("stompica_"+name, help, labels, nil)
+	}
+	return &brokerCollector{
+		s:              s,
+		info:           d("info", "Always 1; the version label is the broker's version.", "version"),
+		startTime:      d("start_time_seconds", "When the broker started, in seconds since the Unix epoch."),
+		conns:          d("connections", "Client connections open now (HTTP requests other than WebSocket upgrades excluded).", "transport"),
+		connsTotal:     d("connections_total", "Client connections accepted.", "transport"),
+		refused:        d("refused_connections_total", "Connections refused (connection limit, shutting down)."),
+		connected:      d("connected", "Connections past CONNECT (STOMP sessions) now."),
+		subscriptions:  d("subscriptions", "Subscriptions now."),
+		pendingBytes:   d("pending_bytes", "Bytes queued for writing to clients now.", "transport"),
+		framesIn:       d("frames_in_total", "STOMP frames received from clients."),
+		msgsIn:         d("messages_in_total", "Messages published (SEND frames routed, committed transactions included)."),
+		bytesIn:        d("bytes_in_total", "Bytes read from clients (STOMP stream; WebSocket payloads)."),
+		bytesOut:       d("bytes_out_total", "Bytes written to clients."),
+		deliveries:     d("deliveries_total", "MESSAGE frames queued to subscribers (redeliveries included)."),
+		acks:           d("acks_total", "Messages acknowledged by ACK frames."),
+		nacks:          d("nacks_total", "Messages rejected by NACK frames."),
+		redeliveries:   d("redeliveries_total", "Queue messages put back for redelivery (NACK, consumer gone)."),
+		deadLettered:   d("dead_lettered_total", "Queue messages moved to the dead-letter queue after too many deliveries."),
+		expired:        d("expired_total", "Messages dropped because their TTL or expires time had passed."),
+		retained:       d("retained_messages", "Topic messages retained for late subscribers (TTL stale queue) now."),
+		staleDropped:   d("stale_dropped_total", "Retained topic messages dropped because the stale queue was full."),
+		queued:         d("queued_messages", "Messages waiting in queues now (all queues)."),
+		slowConsumers:  d("slow_consumer_disconnects_total", "Connections closed as slow consumers."),
+		errorsTotal:    d("errors_total", "ERROR frames sent to clients for their mistakes, by kind.", "kind"),
+		queueDepth:     d("queue_depth", "Messages waiting in the queue now.", "queue"),
+		queueConsumers: d("queue_consumers", "Consumers subscribed to the queue now.", "queue"),
+		queueEnqueued:  d("queue_enqueued_total", "Messages ever put on the queue.", "queue"),
+		queueDelivered: d("queue_delivered_total", "Messages handed to the queue's consumers (redeliveries included).", "queue"),
+	}
+}
+
+// Describe sends every descriptor (the collector is checked, not "unchecked").
+func (bc *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		bc.info, bc.startTime, bc.conns, bc.connsTotal, bc.refused, bc.connected, bc.subscriptions,
+		bc.pendingBytes, bc.framesIn, bc.msgsIn, bc.bytesIn, bc.bytesOut, bc.deliveries, bc.acks,
+		bc.nacks, bc.redeliveries, bc.deadLettered, bc.expired, bc.retained, bc.staleDropped,
+		bc.queued, bc.slowConsumers, bc.errorsTotal, bc.queueDepth, bc.queueConsumers,
+		bc.queueEnqueued, bc.queueDelivered,
+	} {
+		ch <- d
+	}
+}
+
+// Collect reads the counters and walks connections and queues once.
+func (bc *brokerCollector) Collect(ch chan<- prometheus.Metric) {
+	s, st := bc.s, &bc.s.stats
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+
+	gauge(bc.info, 1, Version)
+	gauge(bc.startTime, float64(s.start.UnixNano())/1e9)
+
+	cs := s.connStats()
+	gauge(bc.conns, float64(cs.tcp), "tcp")
+	gauge(bc.conns, float64(cs.ws), "ws")
+	gauge(bc.pendingBytes, float64(cs.tcpPending), "tcp")
+	gauge(bc.pendingBytes, float64(cs.wsPending), "ws")
+	total, ws := st.connsTotal.Load(), st.wsConns.Load()
+	counter(bc.connsTotal, total-min(ws, total), "tcp")
+	counter(bc.connsTotal, ws, "ws")
+	counter(bc.refused, st.refused.Load())
+	gauge(bc.connected, float64(st.connectedNow.Load()))
+	gauge(bc.subscriptions, float64(int64(st.subscriptions.Load())))
+
+	counter(bc.framesIn, st.framesIn.Load())
+	counter(bc.msgsIn, st.msgsIn.Load())
+	counter(bc.bytesIn, st.bytesIn.Load())
+	counter(bc.bytesOut, st.bytesOut.Load())
+	counter(bc.deliveries, st.deliveries.Load())
+	counter(bc.acks, st.acks.Load())
+	counter(bc.nacks, st.nacks.Load())
+	counter(bc.redeliveries, st.redeliveries.Load())
+	counter(bc.deadLettered, st.deadLettered.Load())
+	counter(bc.expired, st.expired.Load())
+	counter(bc.staleDropped, st.staleDropped.Load())
+	counter(bc.slowConsumers, st.slowConsumers.Load())
+	for i, n := range st.errorCounts() {
+		counter(bc.errorsTotal, n, errorKinds[i])
+	}
+	gauge(bc.retained, float64(s.router.retainedCount()))
+
+	queued := 0
+	for _, q := range s.router.queueStats() {
+		queued += q.Depth
+		gauge(bc.queueDepth, float64(q.Depth), q.Name)
+		gauge(bc.queueConsumers, float64(q.Consumers), q.Name)
+		counter(bc.queueEnqueued, q.Enqueued, q.Name)
+		counter(bc.queueDelivered, q.Delivered, q.Name)
+	}
+	gauge(bc.queued, float64(queued))
+	// No per-topic series: topics are often per user or per entity, and
+	// one series each would swamp Prometheus. The console lists them.
+}
+
+// connCounts are the open connections by transport and their pending output.
+type connCounts struct {
+	tcp, ws               int
+	tcpPending, wsPending int
+}
+
+// connStats walks the open connections once (one short lock each).
+func (s *Server) connStats() connCounts {
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	var n connCounts
+	for _, c := range conns {
+		c.mu.Lock()
+		pending := c.pendingLocked()
+		c.mu.Unlock()
+		if c.ws != nil {
+			n.ws++
+			n.wsPending += pending
+		} else {
+			n.tcp++
+			n.tcpPending += pending
+		}
+	}
+	return n
+}
