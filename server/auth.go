@@ -26,7 +26,6 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
-	"weak"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -80,25 +79,8 @@ type authState struct {
 	verified map[string][sha256.Size]byte
 }
 
-// authStates maps each Server to its authState. The map is keyed by weak
-// pointers and entries are deleted when their Server is collected, so it
-// keeps no Server alive. (Server has no field for the state; with one,
-// authState would return it directly and this map would go.)
-var authStates sync.Map // weak.Pointer[Server] -> *authState
-
-// authState returns s's authentication and authorization state, loading the
-// users and ACL files on first use.
 func (s *Server) authState() *authState {
-	k := weak.Make(s)
-	v, ok := authStates.Load(k)
-	if !ok {
-		var loaded bool
-		v, loaded = authStates.LoadOrStore(k, &authState{})
-		if !loaded {
-			runtime.AddCleanup(s, func(k weak.Pointer[Server]) { authStates.Delete(k) }, k)
-		}
-	}
-	st := v.(*authState)
+	st := &s.authSt
 	st.once.Do(func() { st.load(s.opts.UsersFile, s.opts.ACLFile) })
 	return st
 }
@@ -247,7 +229,7 @@ func UsersFileLine(login string, password []byte, cost int) (string, error) {
 // login); such a login needs no passcode and no entry in the users file.
 // certVerified is variadic only so that the call site can start passing it
 // independently; it is meant to become a plain bool.
-func (s *Server) authenticate(login, passcode string, certVerified ...bool) error {
+func (s *Server) authenticate(login, passcode string, certVerified bool) error {
 	if s.opts.UsersFile == "" && s.opts.ACLFile == "" {
 		return nil
 	}
@@ -259,7 +241,7 @@ func (s *Server) authenticate(login, passcode string, certVerified ...bool) erro
 	if st.users == nil {
 		return nil
 	}
-	if len(certVerified) > 0 && certVerified[0] && login != "" && s.opts.TLSClientCA != "" {
+	if certVerified && login != "" && s.opts.TLSClientCA != "" {
 		return nil
 	}
 	if ok, known := st.check(login, passcode); ok {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -87,20 +88,59 @@ func startServer(t *testing.T, configure func(*Options)) *Server {
 	return srv
 }
 
-// waitGoroutines polls until no more than base goroutines run.
+// waitGoroutines polls until no broker goroutine is left (identified by
+// its stack, so an unrelated goroutine ending cannot hide one) and no more
+// than base goroutines run.
 func waitGoroutines(t testing.TB, base int) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
-	for runtime.NumGoroutine() > base {
+	for {
+		left := brokerGoroutines()
+		n := runtime.NumGoroutine()
+		if len(left) == 0 && n <= base {
+			return
+		}
 		if time.Now().After(deadline) {
 			var b bytes.Buffer
 			pprof.Lookup("goroutine").WriteTo(&b, 1) //nolint:errcheck
-			t.Errorf("goroutine leak: %d goroutines running after Shutdown, %d before the server started:\n%s",
-				runtime.NumGoroutine(), base, b.String())
+			t.Errorf("goroutine leak after Shutdown: %d goroutines (%d before the server started), %d broker goroutines:\n%s\nall goroutines:\n%s",
+				n, base, len(left), strings.Join(left, "\n\n"), b.String())
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// brokerGoroutines returns the stacks of goroutines running broker code:
+// a frame in a non-test file of this package, or an HTTP server
+// connection (only the broker runs an http.Server in these tests).
+func brokerGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "waitGoroutines") {
+			continue // this goroutine
+		}
+		broker := strings.Contains(g, "net/http.(*conn).serve") || strings.Contains(g, "net/http.(*Server).Serve")
+		for _, line := range strings.Split(g, "\n") {
+			line = strings.TrimSpace(line)
+			if i := strings.Index(line, "/server/"); i >= 0 && strings.Contains(line, ".go:") && !strings.Contains(line, "_test.go:") {
+				broker = true
+			}
+		}
+		if broker {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // evKind tells apart what the test client's reader saw.
@@ -140,8 +180,8 @@ type client struct {
 	ended    bool
 	endErr   error
 	notify   chan struct{}
-	gate     chan struct{} // the reader starts once closed
-	gateOnce sync.Once
+	gateMu   sync.Mutex
+	gate     chan struct{} // non-nil while paused; closed by resume
 	done     chan struct{} // closed when the reader ends
 
 	// Filled by the expect helpers (test goroutine).
@@ -183,7 +223,6 @@ func dial(t testing.TB, srv *Server, tr string, opts ...dialOpt) *client {
 		t:      t,
 		tr:     tr,
 		notify: make(chan struct{}, 1),
-		gate:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
 	switch tr {
@@ -210,8 +249,8 @@ func dial(t testing.TB, srv *Server, tr string, opts ...dialOpt) *client {
 	default:
 		t.Fatalf("unknown transport %q", tr)
 	}
-	if !cfg.paused {
-		c.resume()
+	if cfg.paused {
+		c.pause()
 	}
 	go c.readLoop()
 	t.Cleanup(c.close)
@@ -229,8 +268,34 @@ func (c *client) close() {
 	}
 }
 
-// resume lets a paused client's reader start reading.
-func (c *client) resume() { c.gateOnce.Do(func() { close(c.gate) }) }
+// pause makes the reader stop reading (after what it is reading now), so
+// the broker's output piles up in the socket buffers.
+func (c *client) pause() {
+	c.gateMu.Lock()
+	if c.gate == nil {
+		c.gate = make(chan struct{})
+	}
+	c.gateMu.Unlock()
+}
+
+// resume lets a paused client's reader read again.
+func (c *client) resume() {
+	c.gateMu.Lock()
+	if c.gate != nil {
+		close(c.gate)
+		c.gate = nil
+	}
+	c.gateMu.Unlock()
+}
+
+func (c *client) waitGate() {
+	c.gateMu.Lock()
+	g := c.gate
+	c.gateMu.Unlock()
+	if g != nil {
+		<-g
+	}
+}
 
 func (c *client) push(evs ...event) {
 	if len(evs) == 0 {
@@ -258,12 +323,12 @@ func (c *client) end(err error) {
 
 func (c *client) readLoop() {
 	defer close(c.done)
-	<-c.gate
 	var p frame.Parser
 	if c.tr == "tcp" {
 		var pending []byte
 		chunk := make([]byte, 64<<10)
 		for {
+			c.waitGate()
 			n, err := c.nc.Read(chunk)
 			if n > 0 {
 				pending = append(pending, chunk[:n]...)
@@ -286,6 +351,7 @@ func (c *client) readLoop() {
 	var msgOp ws.OpCode
 	fresh := true // the current message started with no partial frame pending
 	for {
+		c.waitGate()
 		h, err := ws.ReadHeader(c.br)
 		if err != nil {
 			c.end(err)
@@ -675,6 +741,76 @@ func (c *client) publish(dest, body string, kv ...string) {
 func (c *client) sync() {
 	c.t.Helper()
 	c.request(frame.SEND, "", "destination", "sync-noop")
+}
+
+// sendSync sends a no-op SEND with a receipt and returns the receipt id.
+func (c *client) sendSync() string {
+	c.t.Helper()
+	id := c.newReceipt()
+	c.sendFrame(frame.SEND, "", "destination", "sync-noop", "receipt", id)
+	return id
+}
+
+// messagesUntilReceipt returns the MESSAGEs that arrive before the RECEIPT
+// for id; any other frame fails the test.
+func (c *client) messagesUntilReceipt(id string) []*frame.Frame {
+	c.t.Helper()
+	var ms []*frame.Frame
+	for {
+		ev := c.nextFrame("RECEIPT " + id)
+		switch ev.f.Command {
+		case frame.MESSAGE:
+			ms = append(ms, ev.f)
+			continue
+		case frame.RECEIPT:
+			if got := ev.f.GetString("receipt-id"); got == id {
+				return ms
+			}
+		}
+		c.t.Fatalf("%s client: expected MESSAGE or RECEIPT %s, got %s", c.tr, id, fmtFrame(ev.f))
+	}
+}
+
+// waitSessions polls the DIAG "session-size" query through c until the
+// broker counts n client connections (c included).
+func (c *client) waitSessions(n int) {
+	c.t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		c.sendFrame(frame.DIAG, "session-size")
+		m := c.expect(frame.MESSAGE)
+		var v map[string]int
+		if err := json.Unmarshal(m.Body, &v); err != nil {
+			c.t.Fatalf("DIAG session-size: %v: %s", err, fmtFrame(m))
+		}
+		if v["session-size"] == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("DIAG session-size = %d, want %d", v["session-size"], n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// expectShutdownClose expects what a client still being set up may get
+// at Shutdown: at most an ERROR "shutting down", then the close (a reset
+// counts: the broker may close before reading what the client sent).
+func (c *client) expectShutdownClose() {
+	c.t.Helper()
+	ev, ended, err := c.next(waitTimeout)
+	switch {
+	case ended:
+		return
+	case err != nil:
+		c.t.Fatalf("%s client: still open after Shutdown: %v", c.tr, err)
+	case ev.kind == evFrame && ev.f.Command == frame.ERROR && ev.f.GetString("message") == "shutting down":
+		c.expectClosed()
+	case ev.kind == evFrame:
+		c.t.Fatalf("%s client: got %s at Shutdown", c.tr, fmtFrame(ev.f))
+	default:
+		c.expectClosed()
+	}
 }
 
 // connected dials and connects at version 1.2.

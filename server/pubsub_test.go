@@ -68,7 +68,7 @@ func TestPubSubPlainName(t *testing.T) {
 	})
 }
 
-func TestPubSubNoEcho(t *testing.T) {
+func TestPubSubNotRetainedWithoutTTL(t *testing.T) {
 	// A topic message published with no subscriber (and no TTL) is dropped:
 	// a later subscriber does not get it.
 	forEachTransport(t, func(t *testing.T, tr string) {

@@ -46,8 +46,9 @@ type Server struct {
 	httpLn  *connListener
 	httpSrv *http.Server
 
-	input inputGate
-	done  chan struct{} // closed by Shutdown
+	input  inputGate
+	authSt authState
+	done   chan struct{} // closed by Shutdown
 
 	wg     sync.WaitGroup // accept loops and connection read loops
 	connID atomic.Uint64
@@ -69,6 +70,9 @@ func New(opts *Options) (*Server, error) {
 		done:     make(chan struct{}),
 	}
 	s.input.s = s
+	if err := s.initAuth(); err != nil {
+		return nil, err
+	}
 	s.router = newRouter(s)
 	s.httpLn = newConnListener()
 	s.httpSrv = &http.Server{
@@ -116,6 +120,7 @@ func (s *Server) Start() error {
 			s.acceptLoop(ln)
 		}()
 	}
+	s.authWarnings()
 	return nil
 }
 

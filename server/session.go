@@ -116,10 +116,12 @@ func (c *conn) onConnect(f *frame.Frame) bool {
 		return false
 	}
 	login := f.GetString("login")
+	certVerified := false
 	if login == "" {
 		login = c.certLogin()
+		certVerified = login != ""
 	}
-	if err := c.s.authenticate(login, f.GetString("passcode")); err != nil {
+	if err := c.s.authenticate(login, f.GetString("passcode"), certVerified); err != nil {
 		c.s.stats.countError(errKindAuth)
 		c.closeWithError(err.Error(), "")
 		return false
