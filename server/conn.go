@@ -198,6 +198,11 @@ func (c *conn) serve() {
 			c.s.input.wait(c.s.done)
 		}
 		c.published = false
+		// closeWithError sets closed, then wakes the reader with a past
+		// deadline; a deadline armed above may have replaced that one.
+		if c.isClosed() {
+			return
+		}
 		c.releaseReadBuf()
 		if c.rbuf == nil && c.raw != nil {
 			// Idle connections hold no read buffer: wait for data first.
@@ -321,6 +326,12 @@ func (c *conn) cleanup() {
 	reason := c.closeReason
 	c.mu.Unlock()
 	c.log.Debug("connection closed", "reason", reason)
+}
+
+func (c *conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 func (c *conn) setCloseReason(r string) {

@@ -175,14 +175,14 @@ type client struct {
 	ver  atomic.Int32 // negotiated frame.Version, set by the reader on CONNECTED
 	rcpt int          // receipt counter (test goroutine)
 
-	mu       sync.Mutex
-	events   []event
-	ended    bool
-	endErr   error
-	notify   chan struct{}
-	gateMu   sync.Mutex
-	gate     chan struct{} // non-nil while paused; closed by resume
-	done     chan struct{} // closed when the reader ends
+	mu     sync.Mutex
+	events []event
+	ended  bool
+	endErr error
+	notify chan struct{}
+	gateMu sync.Mutex
+	gate   chan struct{} // non-nil while paused; closed by resume
+	done   chan struct{} // closed when the reader ends
 
 	// Filled by the expect helpers (test goroutine).
 	closeCode ws.StatusCode // WebSocket close frame seen from the server (0 = none)

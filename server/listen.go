@@ -34,7 +34,12 @@ func (s *Server) handleConn(nc net.Conn) {
 	n, err := io.ReadAtLeast(nc, head[:], len(head))
 	s.mu.Lock()
 	delete(s.sniffing, nc)
+	closing := s.closing
 	s.mu.Unlock()
+	if closing {
+		nc.Close() // Shutdown closed it, or is about to
+		return
+	}
 	if err != nil && n == 0 {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
