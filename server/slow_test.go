@@ -1,0 +1,128 @@
+package server
+
+import (
+	"bufio"
+	"net"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"stompica/frame"
+)
+
+// countingSubscriber is a raw TCP subscriber that counts the MESSAGE frames
+// it reads and keeps nothing, so the test's heap is the broker's.
+func countingSubscriber(t *testing.T, addr, dest string, want int, wg *sync.WaitGroup, got *[]int, i int) net.Conn {
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = nc.Write([]byte("CONNECT\naccept-version:1.2\n\n\x00SUBSCRIBE\nid:s\ndestination:" + dest + "\nreceipt:sub\n\n\x00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(1)
+	ready := make(chan struct{})
+	go func() {
+		defer wg.Done()
+		var p frame.Parser
+		p.Version = frame.Version12
+		r := bufio.NewReaderSize(nc, 64<<10)
+		buf := make([]byte, 0, 128<<10)
+		tmp := make([]byte, 64<<10)
+		nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+		for (*got)[i] < want {
+			n, err := r.Read(tmp)
+			buf = append(buf, tmp[:n]...)
+			for {
+				f, k, perr := p.Parse(buf)
+				if perr != nil || k == 0 {
+					break
+				}
+				if f != nil && f.Command == frame.RECEIPT {
+					close(ready)
+				}
+				if f != nil && f.Command == frame.MESSAGE {
+					(*got)[i]++
+				}
+				buf = buf[:copy(buf, buf[k:])]
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	<-ready
+	return nc
+}
+
+// TestSlowConsumerDoesNotHurtOthers: one topic subscriber that stops
+// reading does not slow the publisher or the 74 other subscribers, and the
+// broker's memory stays bounded (by the pending-bytes cap) while it hangs.
+func TestSlowConsumerDoesNotHurtOthers(t *testing.T) {
+	srv := startServer(t, func(o *Options) { o.MaxPendingBytes = 256 << 10 })
+	addr := srv.Addr().String()
+	const subs, msgs = 74, 3000
+	body := strings.Repeat("x", 1024)
+
+	slow := connected(t, srv, "tcp", withRcvBuf(4096))
+	slow.subscribe("/topic/hang", "slow")
+	slow.pause()
+
+	got := make([]int, subs)
+	var wg sync.WaitGroup
+	conns := make([]net.Conn, subs)
+	for i := range subs {
+		conns[i] = countingSubscriber(t, addr, "/topic/hang", msgs, &wg, &got, i)
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapInuse
+	peak := base
+
+	pub := connected(t, srv, "tcp")
+	for i := range msgs {
+		kv := []string{"destination", "/topic/hang", "seq", strconv.Itoa(i)}
+		if i%500 == 499 {
+			pub.request(frame.SEND, body, kv...) // the publisher is never held up
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse)
+		} else {
+			pub.sendFrame(frame.SEND, body, kv...)
+		}
+	}
+	wg.Wait()
+	for i, n := range got {
+		if n != msgs {
+			t.Errorf("subscriber %d got %d of %d messages", i, n, msgs)
+		}
+	}
+	// 74 x 3000 x 1 KiB = 222 MB went out; the hung subscriber may hold at
+	// most its cap (plus what the kernel took) before being cut off.
+	if grown := int64(peak) - int64(base); grown > 64<<20 {
+		t.Errorf("heap grew by %d MB while a subscriber hung", grown>>20)
+	}
+	if srv.stats.slowConsumers.Load() != 1 {
+		t.Errorf("slow consumer disconnects = %d, want 1", srv.stats.slowConsumers.Load())
+	}
+	slow.resume()
+	for {
+		ev := slow.nextFrame("ERROR")
+		if ev.f.Command == frame.ERROR {
+			if !strings.Contains(ev.f.GetString("message"), "slow consumer") {
+				t.Errorf("slow subscriber ERROR: %s", fmtFrame(ev.f))
+			}
+			break
+		}
+	}
+	slow.expectClosed()
+}
