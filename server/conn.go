@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,8 +38,8 @@ type conn struct {
 	in     io.Reader       // nc, or ws
 	raw    syscall.RawConn // plain TCP only: lets an idle read wait without a buffer
 	remote string
-	addr   string // remote IP, for the per-address limit
-	log    *slog.Logger
+	addr   string                      // remote IP, for the per-address limit
+	lg     atomic.Pointer[slog.Logger] // built on first use: most connections never log
 
 	// Owned by the read goroutine.
 	parser    frame.Parser
@@ -93,17 +95,35 @@ func newConn(s *Server, nc net.Conn, ws *wsReader) *conn {
 	} else if tc, ok := nc.(*net.TCPConn); ok {
 		c.raw, _ = tc.SyscallConn()
 	}
-	transport := "tcp"
-	if ws != nil {
-		transport = "ws"
-	}
-	c.log = s.log.With("conn", c.id, "peer", c.remote, "transport", transport)
 	c.parser = frame.Parser{
 		MaxFrame:      s.opts.MaxFrameSize,
 		MaxHeaders:    s.opts.MaxHeaders,
 		MaxHeaderLine: s.opts.MaxHeaderLine,
 	}
 	return c
+}
+
+// logger returns the connection's logger, whose lines carry its id, peer
+// and transport.
+func (c *conn) logger() *slog.Logger {
+	if l := c.lg.Load(); l != nil {
+		return l
+	}
+	transport := "tcp"
+	if c.ws != nil {
+		transport = "ws"
+	}
+	l := c.s.log.With("conn", c.id, "peer", c.remote, "transport", transport)
+	c.lg.CompareAndSwap(nil, l)
+	return c.lg.Load()
+}
+
+// debug logs at debug level without building the logger when that level
+// is off.
+func (c *conn) debug(msg string, args ...any) {
+	if c.s.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.logger().Debug(msg, args...)
+	}
 }
 
 // preload puts bytes already read by the sniffer in front of the stream.
@@ -181,7 +201,7 @@ func (c *conn) serve() {
 	if c.ws != nil {
 		c.s.stats.wsConns.Add(1)
 	}
-	c.log.Debug("connection opened")
+	c.debug("connection opened")
 	defer c.cleanup()
 	c.nc.SetReadDeadline(time.Now().Add(c.s.opts.ConnectTimeout))
 	for {
@@ -245,24 +265,24 @@ func (c *conn) readFailed(err error) {
 	switch {
 	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
 		if c.frameTimedOut {
-			c.log.Info("closing client that did not finish a frame in time")
+			c.logger().Info("closing client that did not finish a frame in time")
 			c.s.stats.countError(errKindTimeout)
 			c.closeWithError("timeout: frame not completed within "+c.s.opts.FrameTimeout.String(), "")
 		} else if c.connected {
-			c.log.Info("closing silent client: no heart-beat")
+			c.logger().Info("closing silent client: no heart-beat")
 			c.s.stats.countError(errKindHeartbeat)
 			c.closeWithError("heart-beat timeout: nothing received from the client within the agreed interval", "")
 		} else {
-			c.log.Info("closing client that did not send CONNECT in time")
+			c.logger().Info("closing client that did not send CONNECT in time")
 			c.s.stats.countError(errKindTimeout)
 			c.closeWithError("timeout waiting for CONNECT", "")
 		}
 	case errors.Is(err, errWSProtocol):
-		c.log.Info("websocket protocol error", "err", err)
+		c.logger().Info("websocket protocol error", "err", err)
 		c.s.stats.countError(errKindWebSocket)
 		c.closeWithError(err.Error(), "")
 	default:
-		c.log.Debug("read ended", "err", err)
+		c.debug("read ended", "err", err)
 	}
 }
 
@@ -291,7 +311,7 @@ func (c *conn) process() bool {
 		f, n, err := c.parser.Parse(c.rbuf[c.rpos:c.rlen])
 		if err != nil {
 			c.s.stats.countError(errorKindOf(err))
-			c.log.Info("protocol error", "err", err)
+			c.logger().Info("protocol error", "err", err)
 			c.closeWithError(err.Error(), "")
 			return false
 		}
@@ -325,7 +345,7 @@ func (c *conn) cleanup() {
 	c.mu.Lock()
 	reason := c.closeReason
 	c.mu.Unlock()
-	c.log.Debug("connection closed", "reason", reason)
+	c.debug("connection closed", "reason", reason)
 }
 
 func (c *conn) isClosed() bool {
@@ -394,6 +414,7 @@ func (c *conn) sendFrame(f *frame.Frame, b *batch) {
 }
 
 func (c *conn) appendFrameLocked(f *frame.Frame) {
+	c.grabOutLocked()
 	if c.ws == nil {
 		c.out = frame.Append(c.out, f, c.version)
 		return
@@ -406,6 +427,7 @@ func (c *conn) appendFrameLocked(f *frame.Frame) {
 // message's shared encoding. It reports false when the connection takes no
 // more output.
 func (c *conn) appendMessageLocked(prefix, shared []byte, binary bool) {
+	c.grabOutLocked()
 	if c.ws == nil {
 		c.out = append(c.out, prefix...)
 		c.out = append(c.out, shared...)
@@ -448,6 +470,7 @@ func (c *conn) writeLoop() {
 		c.mu.Lock()
 		if len(c.out) == 0 {
 			c.writing = false
+			c.releaseOutLocked()
 			closed := c.closed
 			wake := c.queueWait
 			c.queueWait = false
@@ -480,7 +503,7 @@ func (c *conn) writeLoop() {
 			c.closed = true
 			c.writing = false
 			c.mu.Unlock()
-			c.log.Debug("write failed", "err", err)
+			c.debug("write failed", "err", err)
 			c.nc.Close()
 			return
 		}
@@ -494,6 +517,29 @@ func (c *conn) writeLoop() {
 			b.flush()
 		}
 	}
+}
+
+// Output buffers come from a pool and go back to it whenever the writer has
+// drained them, so idle connections hold none.
+var outPool = sync.Pool{New: func() any { return make([]byte, 0, 16<<10) }}
+
+func (c *conn) grabOutLocked() {
+	if c.out == nil {
+		if c.spare != nil {
+			c.out, c.spare = c.spare[:0], nil
+		} else {
+			c.out = outPool.Get().([]byte)[:0]
+		}
+	}
+}
+
+func (c *conn) releaseOutLocked() {
+	for _, b := range [][]byte{c.out, c.spare} {
+		if cap(b) >= 4<<10 && cap(b) <= 256<<10 {
+			outPool.Put(b[:0]) //nolint:staticcheck // a slice header per Put is fine here
+		}
+	}
+	c.out, c.spare = nil, nil
 }
 
 // pendingLocked is the number of bytes queued for the client.
@@ -566,7 +612,7 @@ func (c *conn) slowConsumer(why string) {
 		return
 	}
 	c.s.stats.slowConsumers.Add(1)
-	c.log.Warn("disconnecting slow consumer", "why", why)
+	c.logger().Warn("disconnecting slow consumer", "why", why)
 	c.closeWithError("slow consumer: "+why, "")
 }
 

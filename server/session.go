@@ -62,7 +62,7 @@ func (c *conn) handle(f *frame.Frame) bool {
 	}
 	if err != nil {
 		c.s.stats.countError(errorKindOf(err))
-		c.log.Info("client error", "command", f.Command, "err", err)
+		c.logger().Info("client error", "command", f.Command, "err", err)
 		receipt, _ := f.Get("receipt")
 		c.closeWithError(err.Error(), string(receipt))
 		return false
@@ -143,7 +143,7 @@ func (c *conn) onConnect(f *frame.Frame) bool {
 		c.hbRecv = time.Duration(float64(time.Duration(max(int64(cx), sy))*time.Millisecond) * c.s.opts.HeartBeatGrace)
 	}
 	c.nc.SetReadDeadline(time.Time{})
-	c.log.Debug("connected", "version", v.String(), "login", login)
+	c.debug("connected", "version", v.String(), "login", login)
 	c.sendFrame(frame.New(frame.CONNECTED,
 		"version", v.String(),
 		"heart-beat", strconv.FormatInt(sx, 10)+","+strconv.FormatInt(sy, 10),
