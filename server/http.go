@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"time"
 
@@ -29,6 +30,10 @@ func (s *Server) httpHandler() http.Handler {
 	mux.Handle("/console", s.withHTTPAuth(http.HandlerFunc(serveConsolePage)))
 	mux.Handle("/console/", http.RedirectHandler("/console", http.StatusMovedPermanently))
 	mux.Handle("/console/api", s.withHTTPAuth(http.HandlerFunc(s.serveConsoleAPI)))
+	if s.opts.Pprof {
+		mux.Handle("/debug/pprof/", s.withHTTPAuth(http.HandlerFunc(pprof.Index)))
+		mux.Handle("/debug/pprof/profile", s.withHTTPAuth(http.HandlerFunc(pprof.Profile)))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "stompica %s: a STOMP 1.0/1.1/1.2 message broker.\n\n"+

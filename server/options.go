@@ -98,6 +98,10 @@ type Options struct {
 	// "/queue/DLQ" after that many redeliveries (0 = never).
 	MaxRedeliveries int
 
+	// Pprof serves Go's profiler at /debug/pprof/ on the HTTP port (behind
+	// HTTP auth when that is on). Off by default.
+	Pprof bool
+
 	// Logger receives the broker's logs (default slog.Default()).
 	Logger *slog.Logger
 }
