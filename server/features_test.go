@@ -2,6 +2,8 @@ package server
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -119,6 +121,9 @@ func TestInputQueueBackpressure(t *testing.T) {
 			waitFor(t, "publisher paused", func() bool { return srv.input.pauses.Load() > 0 })
 			if q := srv.input.msgs.Load(); q >= n {
 				t.Fatalf("%d messages queued: the broker kept reading", q)
+			}
+			if m := scrapeMetrics(t, srv); !strings.Contains(m, "stompica_input_paused 1\n") || !strings.Contains(m, "stompica_input_pauses_total 1\n") {
+				t.Errorf("metrics do not show the pause:\n%s", grepLines(m, "stompica_input"))
 			}
 			sub := connected(t, srv, "tcp")
 			sub.subscribeNoWait("/queue/bp", "s")
@@ -275,4 +280,28 @@ func TestPrefetchCappedByMaxUnacked(t *testing.T) {
 	c.sync() // m2 waits: two unacked messages is the cap
 	c.sendFrame(frame.ACK, "", "id", ackID(t, m0))
 	c.expectMessage("m2") // the ACK frees a slot
+}
+
+func scrapeMetrics(t *testing.T, srv *Server) string {
+	t.Helper()
+	resp, err := http.Get("http://" + srv.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

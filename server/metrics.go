@@ -42,6 +42,7 @@ type brokerCollector struct {
 	acks, nacks, redeliveries, deadLettered, expired           *prometheus.Desc
 	retained, staleDropped, queued, slowConsumers, errorsTotal *prometheus.Desc
 	queueDepth, queueConsumers, queueEnqueued, queueDelivered  *prometheus.Desc
+	inputPaused, inputPauses, queuedBytes                      *prometheus.Desc
 }
 
 func newBrokerCollector(s *Server) *brokerCollector {
@@ -72,6 +73,9 @@ func newBrokerCollector(s *Server) *brokerCollector {
 		staleDropped:   d("stale_dropped_total", "Retained topic messages dropped because the stale queue was full."),
 		queued:         d("queued_messages", "Messages waiting in queues now (all queues)."),
 		slowConsumers:  d("slow_consumer_disconnects_total", "Connections closed as slow consumers."),
+		inputPaused:    d("input_paused", "1 while publishers are paused (max_input_queue_size or the memory budget reached), else 0."),
+		inputPauses:    d("input_pauses_total", "Times publishers were paused because queues were full."),
+		queuedBytes:    d("queued_bytes", "Bytes of messages waiting in queues (bounded by the memory budget)."),
 		errorsTotal:    d("errors_total", "ERROR frames sent to clients for their mistakes, by kind.", "kind"),
 		queueDepth:     d("queue_depth", "Messages waiting in the queue now.", "queue"),
 		queueConsumers: d("queue_consumers", "Consumers subscribed to the queue now.", "queue"),
@@ -87,6 +91,7 @@ func (bc *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 		bc.pendingBytes, bc.framesIn, bc.msgsIn, bc.bytesIn, bc.bytesOut, bc.deliveries, bc.acks,
 		bc.nacks, bc.redeliveries, bc.deadLettered, bc.expired, bc.retained, bc.staleDropped,
 		bc.queued, bc.slowConsumers, bc.errorsTotal, bc.queueDepth, bc.queueConsumers,
+		bc.inputPaused, bc.inputPauses, bc.queuedBytes,
 		bc.queueEnqueued, bc.queueDelivered,
 	} {
 		ch <- d
@@ -130,6 +135,13 @@ func (bc *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(bc.expired, st.expired.Load())
 	counter(bc.staleDropped, st.staleDropped.Load())
 	counter(bc.slowConsumers, st.slowConsumers.Load())
+	counter(bc.inputPauses, s.input.pauses.Load())
+	paused := 0.0
+	if s.input.paused.Load() {
+		paused = 1
+	}
+	gauge(bc.inputPaused, paused)
+	gauge(bc.queuedBytes, float64(s.input.bytes.Load()))
 	for i, n := range st.errorCounts() {
 		counter(bc.errorsTotal, n, errorKinds[i])
 	}
