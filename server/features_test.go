@@ -305,3 +305,29 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// After Options.MaxRedeliveries redeliveries a queue message goes to the
+// dead-letter queue instead of back to its queue.
+func TestDeadLetterQueue(t *testing.T) {
+	srv := startServer(t, func(o *Options) { o.MaxRedeliveries = 1 })
+	pub := connected(t, srv, "tcp")
+	pub.publish("/queue/poison", "bad")
+	c := connected(t, srv, "tcp")
+	c.subscribeNoWait("/queue/poison", "s", "ack", "client-individual")
+	m := c.expectMessage("bad") // first delivery
+	c.sendFrame(frame.NACK, "", "id", ackID(t, m))
+	m = c.expectMessage("bad") // the one redelivery allowed
+	if m.GetString("redelivered") != "true" {
+		t.Errorf("redelivery: %s", fmtFrame(m))
+	}
+	c.request(frame.NACK, "", "id", ackID(t, m))
+	dlq := connected(t, srv, "tcp")
+	dlq.subscribeNoWait(dlqName, "d")
+	if m := dlq.expectMessage("bad"); m.GetString("destination") != "/queue/poison" {
+		t.Errorf("dead letter: %s", fmtFrame(m))
+	}
+	c.sync() // nothing more came back to the original consumer
+	if n := srv.stats.deadLettered.Load(); n != 1 {
+		t.Errorf("dead-lettered = %d, want 1", n)
+	}
+}
