@@ -243,6 +243,7 @@ type queue struct {
 	delivered atomic.Uint64 // messages ever handed to a consumer (redeliveries included)
 
 	mu        sync.Mutex
+	dead      bool       // removed from the router; use r.queue(name) instead
 	msgs      []*message // msgs[head:] are waiting, oldest first
 	head      int
 	consumers []*subscription
@@ -256,9 +257,14 @@ func (q *queue) depth() int {
 }
 
 func (q *queue) enqueue(m *message, b *batch) {
+	q.mu.Lock()
+	if q.dead { // deleted since it was looked up: use its successor
+		q.mu.Unlock()
+		q.r.queue(q.name).enqueue(m, b)
+		return
+	}
 	q.enqueued.Add(1)
 	q.r.s.input.add(m)
-	q.mu.Lock()
 	q.msgs = append(q.msgs, m)
 	q.dispatchLocked(b)
 	q.mu.Unlock()
@@ -268,6 +274,14 @@ func (q *queue) enqueue(m *message, b *batch) {
 func (q *queue) requeue(m *message, b *batch) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.dead {
+		go func() { // queue() takes router.mu, which must not be taken under q.mu
+			var b batch
+			q.r.queue(q.name).requeue(m, &b)
+			b.flush()
+		}()
+		return
+	}
 	m.redelivered = true
 	q.r.s.stats.redeliveries.Add(1)
 	q.r.s.input.add(m)
@@ -357,6 +371,11 @@ func (q *queue) pop() {
 
 func (q *queue) addConsumer(sub *subscription, b *batch) {
 	q.mu.Lock()
+	if q.dead {
+		q.mu.Unlock()
+		q.r.queue(q.name).addConsumer(sub, b)
+		return
+	}
 	q.consumers = append(q.consumers, sub)
 	q.mu.Unlock()
 	sub.addQueue(q)
@@ -373,5 +392,5 @@ func (q *queue) removeConsumer(sub *subscription, b *batch) {
 	}
 	q.mu.Unlock()
 	sub.dropUnacked()
-	_ = b
+	q.r.dropIfUnused(q)
 }

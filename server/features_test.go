@@ -331,3 +331,24 @@ func TestDeadLetterQueue(t *testing.T) {
 		t.Errorf("dead-lettered = %d, want 1", n)
 	}
 }
+
+// A queue with neither messages nor consumers is forgotten, so short-lived
+// queue names do not pile up; its name works again as a new queue.
+func TestUnusedQueueForgotten(t *testing.T) {
+	srv := startServer(t, nil)
+	c := connected(t, srv, "tcp")
+	c.subscribe("/queue/short-lived", "s")
+	c.sendFrame(frame.SEND, "m", "destination", "/queue/short-lived")
+	c.expectMessage("m")
+	if n := len(srv.router.queueStats()); n != 1 {
+		t.Fatalf("%d queues while one is in use", n)
+	}
+	c.request(frame.UNSUBSCRIBE, "", "id", "s")
+	if qs := srv.router.queueStats(); len(qs) != 0 {
+		t.Fatalf("queues after the last consumer left an empty queue: %+v", qs)
+	}
+	// A queue holding messages stays until they are consumed.
+	c.publish("/queue/short-lived", "kept")
+	c.subscribeNoWait("/queue/short-lived", "s2")
+	c.expectMessage("kept")
+}

@@ -276,6 +276,19 @@ func (r *router) queue(name string) *queue {
 	return q
 }
 
+// dropIfUnused forgets a queue that has neither messages nor consumers, so
+// that short-lived queue names do not accumulate.
+func (r *router) dropIfUnused(q *queue) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.consumers) == 0 && q.head == len(q.msgs) && r.queues[q.name] == q && q.name != dlqName {
+		delete(r.queues, q.name)
+		q.dead = true
+	}
+}
+
 func (r *router) subscribe(sub *subscription, b *batch) {
 	r.s.stats.subscriptions.Add(1)
 	if sub.queue {
