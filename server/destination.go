@@ -296,6 +296,11 @@ func (q *queue) requeue(m *message, b *batch) {
 		}()
 		return
 	}
+	q.pushFront(m)
+}
+
+// pushFront puts m at the head of the waiting messages.
+func (q *queue) pushFront(m *message) {
 	if q.head > 0 {
 		q.head--
 		q.msgs[q.head] = m
@@ -344,8 +349,7 @@ func (q *queue) dispatchLocked(b *batch) {
 		m.deliveries++
 		if !sub.deliverQueued(m, q, b) {
 			m.deliveries--
-			q.head--
-			q.msgs[q.head] = m
+			q.pushFront(m) // pop may have reset or compacted the slice
 			q.r.s.input.add(m)
 			return
 		}
