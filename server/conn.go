@@ -55,6 +55,7 @@ type conn struct {
 	batch     batch
 	hbRecv    time.Duration // client must send something within this (0 = never checked)
 	published bool          // the last read batch had a SEND
+	ownsTemp  bool          // has private /temp-queue/ queues
 	// partialSince is when the pending incomplete frame started arriving;
 	// frameTimedOut says the read deadline is the frame deadline.
 	partialSince  time.Time
@@ -337,6 +338,7 @@ func (c *conn) cleanup() {
 		c.s.stats.connectedNow.Add(-1)
 	}
 	c.s.router.dropConn(c, &c.batch)
+	c.s.router.dropTemp(c)
 	c.txs = nil
 	c.batch.flush()
 	c.finish()

@@ -82,6 +82,7 @@ func (s *Server) diag(query string) map[string]any {
 			"expired":              s.stats.expired.Load(),
 			"queued":               snap.Queued,
 			"ttl_ms":               s.opts.TTL.Milliseconds(),
+			"undeliverable":        s.router.undeliverable.Load(),
 		}
 	}
 	return map[string]any{"error": "unknown DIAG query " + query, "queries": diagQueries}

@@ -352,3 +352,55 @@ func TestUnusedQueueForgotten(t *testing.T) {
 	c.subscribeNoWait("/queue/short-lived", "s2")
 	c.expectMessage("kept")
 }
+
+// Request-reply with temporary queues, RabbitMQ style (reply-to alone) and
+// ActiveMQ style (SUBSCRIBE to the temp queue first), over both transports.
+func TestTempQueueRequestReply(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		srv := startServer(t, nil)
+		responder := connected(t, srv, tr)
+		responder.subscribe("/queue/rpc", "rpc")
+		answer := func() {
+			t.Helper()
+			req := responder.expect(frame.MESSAGE)
+			replyTo := req.GetString("reply-to")
+			if !strings.HasPrefix(replyTo, "/reply-queue/") {
+				t.Fatalf("reply-to not rewritten: %s", fmtFrame(req))
+			}
+			responder.publish(replyTo, "re: "+string(req.Body))
+		}
+
+		// RabbitMQ style: the broker subscribes the requester for it.
+		a := connected(t, srv, tr)
+		a.sendFrame(frame.SEND, "q1", "destination", "/queue/rpc", "reply-to", "/temp-queue/answers")
+		answer()
+		if m := a.expectMessage("re: q1"); m.GetString("subscription") != "/temp-queue/answers" {
+			t.Errorf("reply: %s", fmtFrame(m))
+		}
+
+		// ActiveMQ style, and privacy: b's /temp-queue/answers is not a's.
+		b := connected(t, srv, tr)
+		b.subscribe("/temp-queue/answers", "mine")
+		b.sendFrame(frame.SEND, "q2", "destination", "/queue/rpc", "reply-to", "/temp-queue/answers")
+		answer()
+		if m := b.expectMessage("re: q2"); m.GetString("subscription") != "mine" {
+			t.Errorf("reply: %s", fmtFrame(m))
+		}
+		a.sync() // a got nothing of b's
+
+		// A reply to a session that has gone is dropped, and its queue forgotten.
+		a.sendFrame(frame.SEND, "q3", "destination", "/queue/rpc", "reply-to", "/temp-queue/answers")
+		req := responder.expect(frame.MESSAGE)
+		a.close()
+		waitFor(t, "a's session gone", func() bool { return srv.snapshot().Clients == 2 })
+		responder.publish(req.GetString("reply-to"), "too late")
+		for _, q := range srv.router.queueStats() {
+			if strings.HasPrefix(q.Name, "/reply-queue/") && q.Consumers == 0 {
+				t.Errorf("left behind: %+v", q)
+			}
+		}
+		if n := srv.router.undeliverable.Load(); n != 1 {
+			t.Errorf("undeliverable = %d, want 1", n)
+		}
+	})
+}

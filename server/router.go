@@ -26,6 +26,9 @@ type router struct {
 	queues        map[string]*queue
 	queuePatterns *sublist.Sublist[*subscription]
 
+	tempOwners    map[uint64]bool // sessions with private /temp-queue/ queues
+	undeliverable atomic.Uint64   // replies to private queues of closed sessions
+
 	retMu    sync.Mutex
 	retained []*message
 }
@@ -45,7 +48,7 @@ func (r *router) close() {}
 // isQueue reports whether dest is a work queue: "/queue/...", the original's
 // "#name" (but not the "#" wildcard), or a temporary queue.
 func isQueue(dest string) bool {
-	if strings.HasPrefix(dest, "/queue/") || strings.HasPrefix(dest, "/temp-queue/") {
+	if strings.HasPrefix(dest, "/queue/") || strings.HasPrefix(dest, tempPrefix) || strings.HasPrefix(dest, replyPrefix) {
 		return true
 	}
 	return len(dest) > 1 && dest[0] == '#' && dest[1] != '/' && dest[1] != '.'
@@ -166,6 +169,10 @@ func (m *message) expired(nowMs int64) bool { return m.expires != 0 && m.expires
 func (r *router) publish(m *message, b *batch) {
 	r.s.stats.msgsIn.Add(1)
 	if isQueue(m.dest) {
+		if !r.replyDeliverable(m.dest) {
+			r.undeliverable.Add(1)
+			return
+		}
 		if m.expired(time.Now().UnixMilli()) {
 			r.s.stats.expired.Add(1)
 			return

@@ -171,7 +171,13 @@ func (c *conn) onSend(f *frame.Frame) error {
 		return err
 	}
 	c.published = true
-	msg := c.s.router.newMessage(f, string(dest), time.Now())
+	target := string(dest)
+	if strings.HasPrefix(target, tempPrefix) {
+		target = c.tempName(target)
+		c.useTemp()
+	}
+	c.replyTo(f)
+	msg := c.s.router.newMessage(f, target, time.Now())
 	if txID, ok := f.Get("transaction"); ok {
 		tx, err := c.tx(txID)
 		if err != nil {
@@ -234,8 +240,13 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 		}
 	}
 	prefetch = min(prefetch, c.s.opts.MaxUnacked)
+	target := string(dest)
+	if strings.HasPrefix(target, tempPrefix) {
+		target = c.tempName(target)
+		c.useTemp()
+	}
 	c.subSeq++
-	sub := newSubscription(c, string(id), string(dest), mode, prefetch, c.subSeq)
+	sub := newSubscription(c, string(id), target, mode, prefetch, c.subSeq)
 	if c.subs == nil {
 		c.subs = make(map[string]*subscription)
 	}
