@@ -115,6 +115,8 @@ func TestPython(t *testing.T) {
 		{name: "tx"},
 		// an ACK in a transaction takes effect only on COMMIT.
 		{name: "txack"},
+		// request-reply through reply-to:/temp-queue/NAME.
+		{name: "rpc"},
 		// RECEIPT for SUBSCRIBE, SEND, BEGIN, COMMIT, UNSUBSCRIBE, DISCONNECT.
 		{name: "receipts"},
 		// heart-beats 100,100 both ways; alive after 1.5s of idleness.

@@ -369,6 +369,27 @@ def scenario_requeue():
     return "unacked message re-queued on disconnect with redelivered:true, gone after ACK"
 
 
+def scenario_rpc():
+    """Request-reply: reply-to:/temp-queue/NAME is rewritten, and the reply reaches the requester."""
+    service = "/queue/e2e.rpc." + uid()
+    srv, scol = connect("responder", stomp.Connection12)
+    subscribe(srv, scol, service, "rpc")
+    req, rcol = connect("requester", stomp.Connection12)
+    req.send(service, "2+2", headers={"reply-to": "/temp-queue/answers"})
+    scol.wait_messages(1)
+    request = scol.snapshot()[0]
+    reply_to = request.headers.get("reply-to", "")
+    check(reply_to.startswith("/reply-queue/"), "reply-to not rewritten: %r", request.headers)
+    send_sync(srv, scol, reply_to, "4")
+    rcol.wait_messages(1)
+    reply = rcol.snapshot()[0]
+    check(reply.body == "4", "reply body %r", reply.body)
+    check(reply.headers.get("subscription") == "/temp-queue/answers", "reply subscription %r", reply.headers)
+    disconnect(req, rcol)
+    disconnect(srv, scol)
+    return "reply-to %s reached the requester on subscription /temp-queue/answers" % reply_to
+
+
 def scenario_tx():
     """SENDs in a transaction are delivered only on COMMIT, never after ABORT."""
     dest = "/topic/e2e.tx." + uid()
@@ -592,6 +613,7 @@ def scenario_versions():
 
 SCENARIOS = {
     "pubsub": scenario_pubsub,
+    "rpc": scenario_rpc,
     "queue": scenario_queue,
     "requeue": scenario_requeue,
     "tx": scenario_tx,
