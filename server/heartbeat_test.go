@@ -80,14 +80,16 @@ func TestHeartBeatBeatingClientStays(t *testing.T) {
 		srv := startServer(t, func(o *Options) {
 			o.HeartBeatRecv = 50 * time.Millisecond
 			o.HeartBeatSend = -1
+			o.HeartBeatGrace = 4
 		})
 		c := dial(t, srv, tr)
 		// The client promises a beat every 250 ms (the broker waits for up
-		// to 500 ms) and beats every 50 ms for 700 ms.
+		// to 1 s: a loaded CI machine may stall a beat or two) and beats
+		// every 50 ms for 2.5 s, well past that window.
 		c.connect("1.2", "heart-beat", "250,0")
 		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
-		end := time.Now().Add(700 * time.Millisecond)
+		end := time.Now().Add(2500 * time.Millisecond)
 		for time.Now().Before(end) {
 			<-tick.C
 			c.send("\n")
