@@ -91,10 +91,16 @@ func newConn(s *Server, nc net.Conn, ws *wsReader) *conn {
 		remote: nc.RemoteAddr().String(),
 	}
 	c.addr, _, _ = net.SplitHostPort(c.remote)
+	inner := nc
+	if pc, ok := nc.(*prefixConn); ok && len(pc.prefix) == 0 {
+		inner = pc.Conn
+	}
+	if tc, ok := inner.(*net.TCPConn); ok {
+		c.raw, _ = tc.SyscallConn()
+	}
 	if ws != nil {
 		c.in = ws
-	} else if tc, ok := nc.(*net.TCPConn); ok {
-		c.raw, _ = tc.SyscallConn()
+		ws.src = nc
 	}
 	c.parser = frame.Parser{
 		MaxFrame:      s.opts.MaxFrameSize,
@@ -225,7 +231,7 @@ func (c *conn) serve() {
 			return
 		}
 		c.releaseReadBuf()
-		if c.rbuf == nil && c.raw != nil {
+		if c.rbuf == nil && c.raw != nil && (c.ws == nil || c.ws.park()) {
 			// Idle connections hold no read buffer: wait for data first.
 			if err := c.waitReadable(); err != nil {
 				c.readFailed(err)

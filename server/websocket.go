@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
@@ -62,7 +63,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	wr := &wsReader{br: rw.Reader, max: int64(s.opts.MaxWebSocketMessage)}
 	c := newConn(s, nc, wr)
 	wr.c = c
-	c.serve()
+	// A goroutine of its own: returning lets net/http's request, response
+	// and buffers go, which an idle WebSocket would otherwise keep (~8 KiB).
+	go c.serve()
 }
 
 // wsReader turns the client's WebSocket data frames into the STOMP byte
@@ -71,9 +74,10 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 // several frames. Control frames are answered as RFC 6455 requires.
 type wsReader struct {
 	c         *conn
-	br        *bufio.Reader
-	max       int64 // largest message accepted
-	remaining int64 // payload bytes left in the current frame
+	src       net.Conn      // the connection br reads
+	br        *bufio.Reader // nil while parked (idle)
+	max       int64         // largest message accepted
+	remaining int64         // payload bytes left in the current frame
 	msgLen    int64
 	inMessage bool
 	mask      [4]byte
@@ -93,6 +97,10 @@ func (w *wsReader) fail(code ws.StatusCode, format string, args ...any) error {
 // are already buffered, so a burst of small WebSocket messages is handled
 // as one batch, like a burst of raw STOMP frames in one TCP read.
 func (w *wsReader) Read(p []byte) (int, error) {
+	if w.br == nil {
+		w.br = wsBufPool.Get().(*bufio.Reader)
+		w.br.Reset(w.src)
+	}
 	n := 0
 	for n < len(p) {
 		if w.remaining == 0 {
@@ -128,6 +136,26 @@ func (w *wsReader) Read(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// wsBufPool holds the read buffers of WebSocket connections that are not
+// parked.
+var wsBufPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+
+// park gives an idle connection's read buffer back to the pool, so that it
+// can wait for data without one. It reports false (and keeps the buffer)
+// when bytes are already buffered.
+func (w *wsReader) park() bool {
+	if w.br == nil {
+		return true
+	}
+	if w.br.Buffered() > 0 {
+		return false
+	}
+	w.br.Reset(nil)
+	wsBufPool.Put(w.br)
+	w.br = nil
+	return true
 }
 
 // dataHeaderBuffered reports whether the whole header of a data frame is
