@@ -77,6 +77,7 @@ type conn struct {
 	hbTimer     *time.Timer
 	writers     sync.WaitGroup
 	closeReason string
+	holder      *[]byte         // pool entry the output buffer came in
 	scratch     []byte          // encoding scratch for WebSocket frames
 	qsubs       []*subscription // queue subscriptions, copy-on-write
 }
@@ -529,25 +530,37 @@ func (c *conn) writeLoop() {
 
 // Output buffers come from a pool and go back to it whenever the writer has
 // drained them, so idle connections hold none.
-var outPool = sync.Pool{New: func() any { return make([]byte, 0, 16<<10) }}
+var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
 func (c *conn) grabOutLocked() {
-	if c.out == nil {
-		if c.spare != nil {
-			c.out, c.spare = c.spare[:0], nil
-		} else {
-			c.out = outPool.Get().([]byte)[:0]
-		}
+	if c.out != nil {
+		return
 	}
+	if c.spare != nil {
+		c.out, c.spare = c.spare[:0], nil
+		return
+	}
+	c.holder = outPool.Get().(*[]byte)
+	c.out = (*c.holder)[:0]
 }
 
+// releaseOutLocked gives the larger of the drained buffers back to the pool
+// (through the holder it came in, so a Put does not allocate).
 func (c *conn) releaseOutLocked() {
-	for _, b := range [][]byte{c.out, c.spare} {
-		if cap(b) >= 4<<10 && cap(b) <= 256<<10 {
-			outPool.Put(b[:0]) //nolint:staticcheck // a slice header per Put is fine here
-		}
+	b := c.out
+	if cap(c.spare) > cap(b) {
+		b = c.spare
 	}
 	c.out, c.spare = nil, nil
+	if cap(b) < 4<<10 || cap(b) > 256<<10 {
+		return
+	}
+	if c.holder == nil {
+		c.holder = new([]byte)
+	}
+	*c.holder = b[:0]
+	outPool.Put(c.holder)
+	c.holder = nil
 }
 
 // pendingLocked is the number of bytes queued for the client.
