@@ -1,7 +1,7 @@
 # stompica. `make test` is the one command CI (.ci/run) and newcomers run: it
-# installs what the tests need, checks formatting, vets, runs every test with
-# the race detector (the e2e tests drive the real binary with third-party
-# clients), fuzzes each fuzz target briefly and runs each benchmark once.
+# installs what the tests need, checks formatting, vets, fuzzes each fuzz
+# target briefly, runs each benchmark once, and last runs every test with the
+# race detector (the e2e tests drive the real binary with third-party clients).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -33,7 +33,8 @@ GO_FILES = $(shell find . -name '*.go' -not -path './.git/*' -not -path '*/node_
 .PHONY: test deps deps-python deps-chromium deps-node gofmt vet gotest fuzz-smoke bench-smoke \
 	build run bench fuzz clean
 
-test: deps gofmt vet gotest fuzz-smoke bench-smoke
+# gotest runs last, so the run ends with the test results.
+test: deps gofmt vet fuzz-smoke bench-smoke gotest
 
 ## deps: install missing Debian packages and npm modules the tests use.
 ## Each deps-* step checks first and installs only what is missing.
