@@ -84,9 +84,11 @@ func (s *subscription) deliverTopic(m *message, b *batch) bool {
 	c := s.c
 	if s.ack != ackAuto {
 		s.mu.Lock()
-		if len(s.unacked) >= max(s.prefetch, 1)*16 {
+		if len(s.unacked) >= c.s.opts.MaxUnacked {
 			s.mu.Unlock()
-			c.slowConsumer("too many unacknowledged messages")
+			// A topic does not wait for acknowledgements (publishers never
+			// block): a subscriber that stops acknowledging is cut off.
+			c.slowConsumer("more than " + strconv.Itoa(c.s.opts.MaxUnacked) + " unacknowledged messages")
 			return false
 		}
 		s.unacked = append(s.unacked, unacked{m: m})

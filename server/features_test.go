@@ -404,3 +404,22 @@ func TestTempQueueRequestReply(t *testing.T) {
 		}
 	})
 }
+
+// A topic subscriber in a client ack mode that stops acknowledging is cut
+// off at Options.MaxUnacked (publishers never wait for it).
+func TestTopicMaxUnacked(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		srv := startServer(t, func(o *Options) { o.MaxUnacked = 3 })
+		c := connected(t, srv, tr)
+		c.subscribe("/topic/acks", "s", "ack", "client-individual")
+		pub := connected(t, srv, tr)
+		for i := range 4 {
+			pub.publish("/topic/acks", "m"+strconv.Itoa(i))
+		}
+		for i := range 3 {
+			c.expectMessage("m" + strconv.Itoa(i))
+		}
+		c.expectError("more than 3 unacknowledged messages")
+		c.expectClosed()
+	})
+}
