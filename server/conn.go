@@ -445,6 +445,19 @@ func (c *conn) appendMessageLocked(prefix, shared []byte, binary bool) {
 	c.out = c.ws.appendMessage(c.out, binary, prefix, shared)
 }
 
+// takesDeliveriesLocked reports whether messages may still be queued for
+// the client.
+func (c *conn) takesDeliveriesLocked() bool { return !c.closed && !c.leaving }
+
+// appendDeliveryLocked queues one MESSAGE, the per-subscription prefix in
+// b.scratch then the message's shared encoding, and counts it.
+func (c *conn) appendDeliveryLocked(b *batch, m *message) {
+	c.appendMessageLocked(b.scratch, m.sharedFor(c.version), m.binary)
+	c.touchLocked(b)
+	b.delivered++
+	b.st = &c.s.stats
+}
+
 // touchLocked records that c has new output for the batch to flush.
 func (c *conn) touchLocked(b *batch) {
 	if !c.touched && !c.writing {

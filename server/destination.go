@@ -96,7 +96,7 @@ func (s *subscription) deliverTopic(m *message, b *batch) bool {
 	}
 	b.scratch = s.appendPrefix(b.scratch[:0], m, false)
 	c.mu.Lock()
-	if c.closed || c.leaving {
+	if !c.takesDeliveriesLocked() {
 		c.mu.Unlock()
 		return false
 	}
@@ -105,11 +105,8 @@ func (s *subscription) deliverTopic(m *message, b *batch) bool {
 		c.slowConsumer("pending output over " + strconv.Itoa(c.s.opts.MaxPendingBytes) + " bytes")
 		return false
 	}
-	c.appendMessageLocked(b.scratch, m.sharedFor(c.version), m.binary)
-	c.touchLocked(b)
+	c.appendDeliveryLocked(b, m)
 	c.mu.Unlock()
-	b.delivered++
-	b.st = &c.s.stats
 	return true
 }
 
@@ -127,7 +124,7 @@ func (s *subscription) credit() bool {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || c.leaving {
+	if !c.takesDeliveriesLocked() {
 		return false
 	}
 	if c.pendingLocked() >= c.s.opts.MaxPendingBytes/2 {
@@ -142,7 +139,7 @@ func (s *subscription) deliverQueued(m *message, q *queue, b *batch) bool {
 	c := s.c
 	b.scratch = s.appendPrefix(b.scratch[:0], m, m.redelivered)
 	c.mu.Lock()
-	if c.closed || c.leaving {
+	if !c.takesDeliveriesLocked() {
 		c.mu.Unlock()
 		return false
 	}
@@ -151,11 +148,8 @@ func (s *subscription) deliverQueued(m *message, q *queue, b *batch) bool {
 		s.unacked = append(s.unacked, unacked{m: m, q: q})
 		s.mu.Unlock()
 	}
-	c.appendMessageLocked(b.scratch, m.sharedFor(c.version), m.binary)
-	c.touchLocked(b)
+	c.appendDeliveryLocked(b, m)
 	c.mu.Unlock()
-	b.delivered++
-	b.st = &c.s.stats
 	return true
 }
 
