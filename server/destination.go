@@ -246,12 +246,6 @@ type queue struct {
 	next      int
 }
 
-func (q *queue) depth() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.msgs) - q.head
-}
-
 func (q *queue) enqueue(m *message, b *batch) {
 	q.mu.Lock()
 	if q.dead { // deleted since it was looked up: use its successor

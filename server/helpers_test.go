@@ -191,7 +191,6 @@ type client struct {
 
 type dialConfig struct {
 	rcvBuf    int      // SO_RCVBUF set before connecting (0 = default)
-	paused    bool     // the reader does not read until resume
 	protocols []string // WebSocket subprotocols offered
 	path      string   // WebSocket URL path
 }
@@ -200,9 +199,6 @@ type dialOpt func(*dialConfig)
 
 // withRcvBuf sets a small socket receive buffer (slow consumers).
 func withRcvBuf(n int) dialOpt { return func(c *dialConfig) { c.rcvBuf = n } }
-
-// withPaused makes the client read nothing until resume is called.
-func withPaused() dialOpt { return func(c *dialConfig) { c.paused = true } }
 
 // withProtocols sets the WebSocket subprotocols offered.
 func withProtocols(p ...string) dialOpt { return func(c *dialConfig) { c.protocols = p } }
@@ -248,9 +244,6 @@ func dial(t testing.TB, srv *Server, tr string, opts ...dialOpt) *client {
 		c.nc, c.br, c.hs = nc, br, hs
 	default:
 		t.Fatalf("unknown transport %q", tr)
-	}
-	if cfg.paused {
-		c.pause()
 	}
 	go c.readLoop()
 	t.Cleanup(c.close)

@@ -43,8 +43,6 @@ func newRouter(s *Server) *router {
 	}
 }
 
-func (r *router) close() {}
-
 // isQueue reports whether dest is a work queue: "/queue/...", the original's
 // "#name" (but not the "#" wildcard), or a temporary queue.
 func isQueue(dest string) bool {

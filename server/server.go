@@ -304,7 +304,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
-		s.router.close()
 		return nil
 	case <-ctx.Done():
 		for _, c := range conns {
