@@ -114,6 +114,7 @@ type consoleData struct {
 type consoleConns struct {
 	TCP          int `json:"tcp"`
 	WS           int `json:"ws"`
+	HTTP         int `json:"http"`
 	Total        int `json:"total"`
 	PendingBytes int `json:"pending_bytes"`
 }
@@ -154,7 +155,7 @@ func (s *Server) consoleData() consoleData {
 		UptimeSeconds: time.Since(s.start).Seconds(),
 		StartTime:     s.start.UTC().Truncate(time.Millisecond),
 		Connections: consoleConns{
-			TCP: cs.tcp, WS: cs.ws, Total: cs.tcp + cs.ws,
+			TCP: cs.tcp, WS: cs.ws, HTTP: cs.http, Total: cs.tcp + cs.ws,
 			PendingBytes: cs.tcpPending + cs.wsPending,
 		},
 		Connected:     st.connectedNow.Load(),
@@ -179,7 +180,7 @@ func (s *Server) consoleData() consoleData {
 		},
 		Errors: make(map[string]uint64, numErrorKinds),
 		Limits: consoleLimits{
-			MaxConnections:    s.opts.MaxConnections,
+			MaxConnections:    s.maxConns,
 			MaxPendingBytes:   s.opts.MaxPendingBytes,
 			MaxFrameSize:      s.opts.MaxFrameSize,
 			MaxStaleQueueSize: s.opts.MaxStaleQueueSize,

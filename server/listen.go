@@ -6,7 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
-	"syscall"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,7 +14,6 @@ var (
 	errShuttingDown    = errors.New("shutting down")
 	errTooManyConns    = errors.New("too many connections")
 	errTooManyFromAddr = errors.New("too many connections from this address")
-	errTooManyFiles    = syscall.EMFILE
 )
 
 // handleConn sniffs the first bytes of a new connection: "GET " is HTTP
@@ -52,7 +51,18 @@ func (s *Server) handleConn(nc net.Conn) {
 	}
 	if n == len(head) && bytes.Equal(head[:], []byte("GET ")) {
 		nc.SetReadDeadline(time.Time{})
-		s.httpLn.push(&prefixConn{Conn: nc, prefix: append([]byte(nil), head[:n]...)})
+		// HTTP connections count against the connection limit (with
+		// httpExtraConns to spare for /healthz and /metrics); over it, 503.
+		if !s.addHTTPConn() {
+			s.stats.refused.Add(1)
+			refuseConn(nc, http503)
+			return
+		}
+		pc := &prefixConn{Conn: nc, prefix: append([]byte(nil), head[:n]...)}
+		pc.counted.Store(true)
+		if !s.httpLn.push(pc) {
+			s.doneHTTPConn(pc)
+		}
 		return
 	}
 	c := newConn(s, nc, nil)
@@ -60,10 +70,12 @@ func (s *Server) handleConn(nc net.Conn) {
 	c.serve()
 }
 
-// prefixConn replays bytes already read from a connection.
+// prefixConn replays bytes already read from a connection. The HTTP
+// server gets its connections wrapped in one.
 type prefixConn struct {
 	net.Conn
-	prefix []byte
+	prefix  []byte
+	counted atomic.Bool // in Server.httpConns (until closed or upgraded)
 }
 
 func (p *prefixConn) Read(b []byte) (int, error) {
@@ -86,11 +98,15 @@ func newConnListener() *connListener {
 	return &connListener{ch: make(chan net.Conn), done: make(chan struct{})}
 }
 
-func (l *connListener) push(c net.Conn) {
+// push hands c to the HTTP server; false when the listener is closed (c
+// is closed then).
+func (l *connListener) push(c net.Conn) bool {
 	select {
 	case l.ch <- c:
+		return true
 	case <-l.done:
 		c.Close()
+		return false
 	}
 }
 

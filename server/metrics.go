@@ -43,6 +43,7 @@ type brokerCollector struct {
 	retained, staleDropped, queued, slowConsumers, errorsTotal *prometheus.Desc
 	queueDepth, queueConsumers, queueEnqueued, queueDelivered  *prometheus.Desc
 	inputPaused, inputPauses, queuedBytes                      *prometheus.Desc
+	httpConns, maxConns                                        *prometheus.Desc
 }
 
 func newBrokerCollector(s *Server) *brokerCollector {
@@ -55,6 +56,8 @@ func newBrokerCollector(s *Server) *brokerCollector {
 		startTime:      d("start_time_seconds", "When the broker started, in seconds since the Unix epoch."),
 		conns:          d("connections", "Client connections open now (HTTP requests other than WebSocket upgrades excluded).", "transport"),
 		connsTotal:     d("connections_total", "Client connections accepted.", "transport"),
+		httpConns:      d("http_connections", "HTTP connections open now (not upgraded to WebSocket; they count against the connection limit)."),
+		maxConns:       d("max_connections", "The connection limit in force (max_connections, lowered to fit the open-file limit)."),
 		refused:        d("refused_connections_total", "Connections refused (connection limit, shutting down)."),
 		connected:      d("connected", "Connections past CONNECT (STOMP sessions) now."),
 		subscriptions:  d("subscriptions", "Subscriptions now."),
@@ -92,7 +95,7 @@ func (bc *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 		bc.nacks, bc.redeliveries, bc.deadLettered, bc.expired, bc.retained, bc.staleDropped,
 		bc.queued, bc.slowConsumers, bc.errorsTotal, bc.queueDepth, bc.queueConsumers,
 		bc.inputPaused, bc.inputPauses, bc.queuedBytes,
-		bc.queueEnqueued, bc.queueDelivered,
+		bc.queueEnqueued, bc.queueDelivered, bc.httpConns, bc.maxConns,
 	} {
 		ch <- d
 	}
@@ -116,6 +119,8 @@ func (bc *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(bc.conns, float64(cs.ws), "ws")
 	gauge(bc.pendingBytes, float64(cs.tcpPending), "tcp")
 	gauge(bc.pendingBytes, float64(cs.wsPending), "ws")
+	gauge(bc.httpConns, float64(cs.http))
+	gauge(bc.maxConns, float64(s.maxConns))
 	total, ws := st.connsTotal.Load(), st.wsConns.Load()
 	counter(bc.connsTotal, total-min(ws, total), "tcp")
 	counter(bc.connsTotal, ws, "ws")
@@ -162,19 +167,20 @@ func (bc *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 
 // connCounts are the open connections by transport and their pending output.
 type connCounts struct {
-	tcp, ws               int
+	tcp, ws, http         int
 	tcpPending, wsPending int
 }
 
 // connStats walks the open connections once (one short lock each).
 func (s *Server) connStats() connCounts {
+	var n connCounts
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
+	n.http = s.httpConns
 	s.mu.Unlock()
-	var n connCounts
 	for _, c := range conns {
 		c.mu.Lock()
 		pending := c.pendingLocked()

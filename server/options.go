@@ -36,7 +36,11 @@ type Options struct {
 	// the same users (admin access when an ACL is set).
 	HTTPAuth bool
 
-	// MaxConnections bounds concurrent client connections (default 16384).
+	// MaxConnections bounds concurrent client connections (default 16384):
+	// STOMP, WebSocket and HTTP alike (HTTP may go httpExtraConns past it so
+	// /healthz and /metrics still answer). The broker lowers it to fit the
+	// process's open-file limit (RLIMIT_NOFILE) and logs both at Start;
+	// Server.MaxConnections returns the limit in force.
 	MaxConnections int
 	// MaxFrameSize bounds one frame, headers and body (default 16 MiB).
 	MaxFrameSize int
@@ -50,6 +54,11 @@ type Options struct {
 	MaxTransactions int
 	// ConnectTimeout is how long a new connection may take to send CONNECT (default 10s).
 	ConnectTimeout time.Duration
+
+	// HTTPIdleTimeout closes an HTTP keep-alive connection idle that long
+	// between requests (default DefaultHTTPIdleTimeout). HTTP request
+	// headers must arrive within ConnectTimeout.
+	HTTPIdleTimeout time.Duration
 
 	// FrameTimeout is how long a client may take to finish a frame it has
 	// started sending (default 30s): slowloris protection.
@@ -112,6 +121,12 @@ const (
 	DefaultTLSPort = 3491
 )
 
+// DefaultHTTPIdleTimeout is the default Options.HTTPIdleTimeout: long enough
+// for the console's 1 s poll and a 15 s Prometheus scrape to reuse their
+// connection, short enough that an abandoned keep-alive connection gives its
+// slot and descriptor back within half a minute.
+const DefaultHTTPIdleTimeout = 30 * time.Second
+
 func (o Options) withDefaults() Options {
 	def := func(v *int, d int) {
 		if *v == 0 {
@@ -151,6 +166,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.HTTPIdleTimeout == 0 {
+		o.HTTPIdleTimeout = DefaultHTTPIdleTimeout
 	}
 	if o.HeartBeatSend == 0 {
 		o.HeartBeatSend = 10 * time.Second

@@ -39,9 +39,21 @@ type Server struct {
 	listeners []net.Listener
 	tlsLn     net.Listener
 	conns     map[*conn]struct{}
+	httpConns int            // HTTP connections (not upgraded) now; see addHTTPConn
 	perAddr   map[string]int // connections per remote IP (when bounded)
 	sniffing  map[net.Conn]struct{}
 	closing   bool
+
+	// maxConns is the effective connection limit: Options.MaxConnections,
+	// lowered to fit RLIMIT_NOFILE (see connLimit).
+	maxConns    int
+	maxConnsWhy string
+	nofile      uint64
+	reserve     fdReserve
+	fdWarned    atomic.Int64 // when "out of file descriptors" was last logged (UnixNano)
+
+	tlsConf  atomic.Pointer[tls.Config] // served to new TLS handshakes; Reload swaps it
+	reloadMu sync.Mutex
 
 	httpLn  *connListener
 	httpSrv *http.Server
@@ -73,11 +85,19 @@ func New(opts *Options) (*Server, error) {
 	if err := s.initAuth(); err != nil {
 		return nil, err
 	}
+	s.nofile = openFileLimit()
+	s.maxConns, s.maxConnsWhy = connLimit(o.MaxConnections, s.nofile)
+	s.reserve.init()
 	s.router = newRouter(s)
 	s.httpLn = newConnListener()
 	s.httpSrv = &http.Server{
-		Handler:           s.httpHandler(),
+		Handler: s.httpHandler(),
+		// A client has ConnectTimeout to send its request headers, as a
+		// STOMP client has to send CONNECT; a keep-alive connection idle
+		// for HTTPIdleTimeout is closed.
 		ReadHeaderTimeout: o.ConnectTimeout,
+		IdleTimeout:       o.HTTPIdleTimeout,
+		ConnState:         s.httpConnState,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	go s.httpSrv.Serve(s.httpLn) //nolint:errcheck // ends with Shutdown
@@ -92,9 +112,18 @@ func (s *Server) Options() Options { return s.opts }
 func (s *Server) Start() error {
 	var tlsConf *tls.Config
 	if s.opts.TLSCert != "" || s.opts.TLSKey != "" {
-		var err error
-		if tlsConf, err = s.tlsConfig(); err != nil {
+		conf, err := s.tlsConfig()
+		if err != nil {
 			return err
+		}
+		s.tlsConf.Store(conf)
+		// Every handshake takes the configuration loaded last, so Reload
+		// changes the certificate (and client CA) of new connections.
+		tlsConf = &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+				return s.tlsConf.Load(), nil
+			},
 		}
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port)))
@@ -121,6 +150,7 @@ func (s *Server) Start() error {
 		}()
 	}
 	s.authWarnings()
+	s.logConnLimit()
 	return nil
 }
 
@@ -135,7 +165,7 @@ func (s *Server) TLSAddr() net.Addr {
 }
 
 // tlsConfig loads the certificate: TLS 1.2 at least, Go's modern defaults,
-// and optional client certificate verification.
+// and optional client certificate verification. Start and Reload call it.
 func (s *Server) tlsConfig() (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(s.opts.TLSCert, s.opts.TLSKey)
 	if err != nil {
@@ -201,8 +231,20 @@ func (s *Server) acceptLoop(ln net.Listener) error {
 			if s.isClosing() {
 				return ErrServerClosed
 			}
+			if fdsExhausted(err) {
+				// Out of descriptors: answer the next client in line with
+				// the reserve descriptor rather than leave it waiting.
+				if s.acceptWithReserve(ln) {
+					delay = 0
+					continue
+				}
+				s.warnFDsExhausted(err)
+				delay = min(max(2*delay, time.Millisecond), 50*time.Millisecond)
+				time.Sleep(delay)
+				continue
+			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+			if errors.As(err, &ne) && ne.Timeout() {
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
 				time.Sleep(delay)
@@ -214,12 +256,17 @@ func (s *Server) acceptLoop(ln net.Listener) error {
 			continue
 		}
 		delay = 0
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.handleConn(nc)
-		}()
+		s.serveAccepted(nc)
 	}
+}
+
+// serveAccepted handles a new connection in a goroutine of its own.
+func (s *Server) serveAccepted(nc net.Conn) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.handleConn(nc)
+	}()
 }
 
 func (s *Server) isClosing() bool {
@@ -235,7 +282,7 @@ func (s *Server) addConn(c *conn) error {
 	if s.closing {
 		return errShuttingDown
 	}
-	if len(s.conns) >= s.opts.MaxConnections {
+	if len(s.conns)+s.httpConns >= s.maxConns {
 		return errTooManyConns
 	}
 	if max := s.opts.MaxConnectionsPerAddress; max > 0 {
@@ -300,6 +347,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
+		s.reserve.close() // no accept loop is left to use it
 		close(done)
 	}()
 	select {
