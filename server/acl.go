@@ -163,10 +163,11 @@ func (s *Server) authorize(login, access, dest string) error {
 	if st.err != nil {
 		return protoError("access denied: the users or ACL file could not be loaded")
 	}
-	if st.users != nil && login == "" {
+	d := st.data()
+	if d.users != nil && login == "" {
 		return protoError("access denied: " + strconv.Quote(dest) + " needs a login (CONNECT first)")
 	}
-	if st.acl == nil || st.acl.allows(login, access, dest) {
+	if d.acl == nil || d.acl.allows(login, access, dest) {
 		return nil
 	}
 	who := "user " + strconv.Quote(login)

@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -54,29 +56,45 @@ const maxPasscode = 72
 // of them serves, which has exactly their cost.)
 var dummyHash = []byte("$2a$10$GJdavTzA67Edaoog/IgiKuWih4y22/np2o6UBPoj6S7d9/QfpynnS")
 
-// authState is a Server's loaded users file and ACL.
+// authState is a Server's loaded users file and ACL. The files are read
+// at New and again by Reload, which swaps in a new authData: a CONNECT or
+// SEND sees either the old files or the new ones, never a mix.
 type authState struct {
 	once sync.Once
-	err  error // loading failed: every login and every access is refused
+	err  error // loading failed at startup: every login and every access is refused
 
-	users map[string][]byte // login -> bcrypt hash; nil: authentication off
-	dummy []byte            // hash compared for unknown logins
-	acl   *acl              // nil: authorization off
+	cur atomic.Pointer[authData]
 
 	// sem bounds concurrent bcrypt comparisons (each takes milliseconds of
 	// CPU at cost 10, a quarter second at cost 12), so a flood of CONNECTs
 	// queues up instead of starving the broker.
 	sem chan struct{}
+}
 
-	// verified remembers, per login, a salted SHA-256 of the last passcode
-	// that bcrypt accepted, so that a storm of reconnects with the same
-	// credentials costs one bcrypt comparison per user rather than one per
-	// connection. It holds at most one entry per user of the file. (Trade-off:
-	// someone who can read the broker's memory could brute-force these
-	// digests faster than bcrypt hashes.)
+// authData is one generation of the loaded files.
+type authData struct {
+	users map[string][]byte // login -> bcrypt hash; nil: authentication off
+	dummy []byte            // hash compared for unknown logins
+	acl   *acl              // nil: authorization off
+	cache *verifyCache      // goes with users: replaced when they are
+}
+
+// verifyCache remembers, per login, a salted SHA-256 of the last passcode
+// that bcrypt accepted, so that a storm of reconnects with the same
+// credentials costs one bcrypt comparison per user rather than one per
+// connection. It holds at most one entry per user of the file. (Trade-off:
+// someone who can read the broker's memory could brute-force these digests
+// faster than bcrypt hashes.)
+type verifyCache struct {
 	mu       sync.Mutex
 	salt     [32]byte
 	verified map[string][sha256.Size]byte
+}
+
+func newVerifyCache() *verifyCache {
+	vc := &verifyCache{verified: make(map[string][sha256.Size]byte)}
+	rand.Read(vc.salt[:])
+	return vc
 }
 
 func (s *Server) authState() *authState {
@@ -84,6 +102,9 @@ func (s *Server) authState() *authState {
 	st.once.Do(func() { st.load(s.opts.UsersFile, s.opts.ACLFile) })
 	return st
 }
+
+// data returns the files loaded now (empty when loading failed).
+func (st *authState) data() *authData { return st.cur.Load() }
 
 // initAuth loads the users file and the ACL (Options.UsersFile and
 // ACLFile). New calls it so that a bad file fails at startup, naming the
@@ -95,16 +116,15 @@ func (s *Server) initAuth() error {
 
 func (st *authState) load(usersFile, aclFile string) {
 	st.sem = make(chan struct{}, max(runtime.GOMAXPROCS(0), 1))
+	d := &authData{}
+	defer st.cur.Store(d)
 	if usersFile != "" {
 		users, err := loadUsers(usersFile)
 		if err != nil {
 			st.err = err
 			return
 		}
-		st.users = users
-		st.dummy = pickDummy(users)
-		st.verified = make(map[string][sha256.Size]byte)
-		rand.Read(st.salt[:])
+		d.users, d.dummy, d.cache = users, pickDummy(users), newVerifyCache()
 	}
 	if aclFile != "" {
 		a, err := loadACL(aclFile)
@@ -112,8 +132,49 @@ func (st *authState) load(usersFile, aclFile string) {
 			st.err = err
 			return
 		}
-		st.acl = a
+		d.acl = a
 	}
+}
+
+// reloadAuth reads the users file and the ACL file again (those that are
+// configured). A file that fails to load leaves its old version in force;
+// the error says which file and why. Logins and access checks that follow
+// use the new files; connections already logged in stay connected, and
+// their existing subscriptions stay.
+func (s *Server) reloadAuth() error {
+	o := s.opts
+	if o.UsersFile == "" && o.ACLFile == "" {
+		return nil
+	}
+	st := s.authState()
+	if st.err != nil {
+		// Not reachable through New, which fails on a bad file; kept for
+		// safety: nothing old to keep, so stay refusing.
+		return st.err
+	}
+	old := st.data()
+	d := *old
+	var errs []error
+	if o.UsersFile != "" {
+		if users, err := loadUsers(o.UsersFile); err != nil {
+			s.log.Warn("reload: keeping the old users file", "file", o.UsersFile, "err", err)
+			errs = append(errs, err)
+		} else {
+			d.users, d.dummy, d.cache = users, pickDummy(users), newVerifyCache()
+			s.log.Info("reload: users file loaded", "file", o.UsersFile, "users", len(users))
+		}
+	}
+	if o.ACLFile != "" {
+		if a, err := loadACL(o.ACLFile); err != nil {
+			s.log.Warn("reload: keeping the old ACL file", "file", o.ACLFile, "err", err)
+			errs = append(errs, err)
+		} else {
+			d.acl = a
+			s.log.Info("reload: ACL file loaded", "file", o.ACLFile, "rules", len(a.rules))
+		}
+	}
+	st.cur.Store(&d)
+	return errors.Join(errs...)
 }
 
 // loadUsers reads a users file: "login:bcrypt-hash" per line, blank lines
@@ -238,13 +299,14 @@ func (s *Server) authenticate(login, passcode string, certVerified bool) error {
 		s.log.Error("login refused: users or ACL file not loaded", "err", st.err)
 		return errAccessRefused
 	}
-	if st.users == nil {
+	d := st.data()
+	if d.users == nil {
 		return nil
 	}
 	if certVerified && login != "" && s.opts.TLSClientCA != "" {
 		return nil
 	}
-	if ok, known := st.check(login, passcode); ok {
+	if ok, known := d.check(st.sem, login, passcode); ok {
 		return nil
 	} else if known {
 		s.log.Info("login refused: wrong passcode", "login", login)
@@ -257,16 +319,18 @@ func (s *Server) authenticate(login, passcode string, certVerified bool) error {
 
 // check reports whether passcode is login's password, and whether login is
 // in the users file. It spends a bcrypt comparison on unknown logins too.
-func (st *authState) check(login, passcode string) (ok, known bool) {
-	hash, known := st.users[login]
+// sem bounds concurrent bcrypt comparisons (authState.sem).
+func (d *authData) check(sem chan struct{}, login, passcode string) (ok, known bool) {
+	hash, known := d.users[login]
 	if !known {
-		hash = st.dummy
+		hash = d.dummy
 	}
-	digest := st.digest(hash, passcode)
+	vc := d.cache
+	digest := vc.digest(hash, passcode)
 	if known {
-		st.mu.Lock()
-		prev, hit := st.verified[login]
-		st.mu.Unlock()
+		vc.mu.Lock()
+		prev, hit := vc.verified[login]
+		vc.mu.Unlock()
 		if hit && subtle.ConstantTimeCompare(prev[:], digest[:]) == 1 {
 			return true, true
 		}
@@ -275,21 +339,21 @@ func (st *authState) check(login, passcode string) (ok, known bool) {
 	if tooLong {
 		passcode = "" // still compare, but never accept a truncated match
 	}
-	st.sem <- struct{}{}
+	sem <- struct{}{}
 	err := bcrypt.CompareHashAndPassword(hash, []byte(passcode))
-	<-st.sem
+	<-sem
 	if err != nil || !known || tooLong {
 		return false, known
 	}
-	st.mu.Lock()
-	st.verified[login] = digest
-	st.mu.Unlock()
+	vc.mu.Lock()
+	vc.verified[login] = digest
+	vc.mu.Unlock()
 	return true, true
 }
 
-func (st *authState) digest(hash []byte, passcode string) [sha256.Size]byte {
+func (vc *verifyCache) digest(hash []byte, passcode string) [sha256.Size]byte {
 	h := sha256.New()
-	h.Write(st.salt[:])
+	h.Write(vc.salt[:])
 	h.Write(hash)
 	h.Write([]byte{0})
 	h.Write([]byte(passcode))
@@ -309,14 +373,15 @@ func (s *Server) checkHTTPAuth(r *http.Request) bool {
 		return true
 	}
 	st := s.authState()
-	if st.err != nil || st.users == nil {
+	d := st.data()
+	if st.err != nil || d.users == nil {
 		return false
 	}
 	login, pass, ok := r.BasicAuth()
 	if !ok {
 		return false
 	}
-	if good, _ := st.check(login, pass); !good {
+	if good, _ := d.check(st.sem, login, pass); !good {
 		s.log.Info("HTTP login refused", "login", login, "path", r.URL.Path)
 		time.Sleep(authFailDelay)
 		return false
@@ -338,7 +403,7 @@ func (s *Server) authWarnings() {
 		s.log.Warn("authentication is off (no users file) and the broker listens beyond loopback: anyone who reaches the port can connect, publish and subscribe",
 			"host", o.Host)
 	}
-	if o.UsersFile != "" && len(st.users) == 0 {
+	if o.UsersFile != "" && len(st.data().users) == 0 {
 		s.log.Warn("the users file has no users: nobody can log in but clients with a verified TLS certificate", "file", o.UsersFile)
 	}
 	if o.ACLFile != "" && o.UsersFile == "" {

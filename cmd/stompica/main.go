@@ -57,13 +57,14 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.UsersFile, "users", "", "users file (login:bcrypt-hash per line) turning authentication on; see 'stompica passwd LOGIN'")
 	fs.StringVar(&o.ACLFile, "acl", "", "ACL file (lines 'login read|write|admin pattern') turning authorization on")
 	fs.BoolVar(&o.HTTPAuth, "http-auth", false, "protect /console and /metrics with HTTP basic auth (needs --users)")
-	fs.IntVar(&o.MaxConnections, "max-connections", 16384, "maximum concurrent client connections")
+	fs.IntVar(&o.MaxConnections, "max-connections", 16384, "maximum concurrent connections, STOMP, WebSocket and HTTP (lowered to fit the open-file limit)")
 	fs.IntVar(&o.MaxFrameSize, "max-frame-size", 16<<20, "maximum bytes of one frame, headers and body")
 	fs.IntVar(&o.MaxHeaders, "max-headers", 64, "maximum header lines in one frame")
 	fs.IntVar(&o.MaxHeaderLine, "max-header-line", 8<<10, "maximum bytes of one header line")
 	fs.IntVar(&o.MaxSubscriptions, "max-subscriptions", 1024, "maximum subscriptions per connection")
 	fs.IntVar(&o.MaxTransactions, "max-transactions", 64, "maximum open transactions per connection")
 	fs.DurationVar(&o.ConnectTimeout, "connect-timeout", 10*time.Second, "time a new connection has to send CONNECT")
+	fs.DurationVar(&o.HTTPIdleTimeout, "http-idle-timeout", server.DefaultHTTPIdleTimeout, "close an HTTP keep-alive connection idle this long (request headers must come within --connect-timeout)")
 	fs.DurationVar(&o.FrameTimeout, "frame-timeout", 30*time.Second, "time a client has to finish a frame it started (slowloris protection)")
 	fs.IntVar(&o.MaxDestinationLength, "max-destination-length", 1024, "maximum bytes of a destination name")
 	fs.IntVar(&o.MaxUnacked, "max-unacked", 10000, "maximum unacknowledged messages per subscription")
@@ -158,6 +159,16 @@ func parse(args []string, env func(string) string, out io.Writer) (*config, erro
 	return cfg, nil
 }
 
+// reload answers SIGHUP: the server reloads its users, ACL and TLS files,
+// keeping the old version of any that fails (and saying why).
+func reload(srv *server.Server, log *slog.Logger) {
+	if err := srv.Reload(); err != nil {
+		log.Warn("SIGHUP: reload incomplete; the files that failed keep their old version", "err", err)
+		return
+	}
+	log.Info("SIGHUP: reloaded users, ACL and TLS files (those configured)")
+}
+
 // ms converts a heart-beat value; 0 means off (-1 for server.Options).
 func ms(v int) time.Duration {
 	if v == 0 {
@@ -201,9 +212,12 @@ func run(args []string, stderr io.Writer) int {
 	cfg.opts.Logger = log
 
 	// Catch signals before the listening line: a supervisor may signal as
-	// soon as it sees it.
+	// soon as it sees it. SIGHUP reloads the users, ACL and TLS files.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	srv, err := server.New(&cfg.opts)
 	if err == nil {
 		err = srv.Start()
@@ -212,7 +226,14 @@ func run(args []string, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	<-ctx.Done()
+	for waiting := true; waiting; {
+		select {
+		case <-ctx.Done():
+			waiting = false
+		case <-hup:
+			reload(srv, log)
+		}
+	}
 	stop()
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
