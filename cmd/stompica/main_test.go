@@ -88,3 +88,16 @@ func TestRunHelpAndBadFlags(t *testing.T) {
 		t.Errorf("bad log format exit %d, want 2", code)
 	}
 }
+
+// --http-idle-timeout defaults to the server's default and can be set.
+func TestParseHTTPIdleTimeout(t *testing.T) {
+	if o := parseWith(t, nil).opts; o.HTTPIdleTimeout != server.DefaultHTTPIdleTimeout {
+		t.Errorf("default --http-idle-timeout %v, want %v", o.HTTPIdleTimeout, server.DefaultHTTPIdleTimeout)
+	}
+	if o := parseWith(t, map[string]string{"STOMPICA_HTTP_IDLE_TIMEOUT": "5s"}).opts; o.HTTPIdleTimeout != 5*time.Second {
+		t.Errorf("STOMPICA_HTTP_IDLE_TIMEOUT=5s: %v", o.HTTPIdleTimeout)
+	}
+	if o := parseWith(t, nil, "--http-idle-timeout", "2m").opts; o.HTTPIdleTimeout != 2*time.Minute {
+		t.Errorf("--http-idle-timeout 2m: %v", o.HTTPIdleTimeout)
+	}
+}
