@@ -131,13 +131,22 @@ func startBroker(t testing.TB, args ...string) string {
 // startBrokerProc is startBroker for tests that need the process itself.
 func startBrokerProc(t testing.TB, args ...string) *broker {
 	t.Helper()
+	return startBrokerUnder(t, nil, args...)
+}
+
+// startBrokerUnder is startBrokerProc with the broker run by a wrapper
+// command that execs it (e.g. prlimit --nofile=N:N), so the process is the
+// broker's.
+func startBrokerUnder(t testing.TB, wrapper []string, args ...string) *broker {
+	t.Helper()
 	trackSources.Do(statSources)
 	if buildErr != nil {
 		t.Fatalf("the stompica binary could not be built: %v", buildErr)
 	}
 	full := append([]string{"--host", "127.0.0.1", "--port", "0"}, args...)
+	argv := append(append(append([]string(nil), wrapper...), brokerBin), full...)
 	b := &broker{
-		cmd:  exec.Command(brokerBin, full...),
+		cmd:  exec.Command(argv[0], argv[1:]...),
 		log:  &logBuffer{ready: make(chan string, 1)},
 		done: make(chan struct{}),
 	}
@@ -149,7 +158,7 @@ func startBrokerProc(t testing.TB, args ...string) *broker {
 	b.cmd.Stderr = b.log
 	b.cmd.WaitDelay = stopTimeout
 	if err := b.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", brokerBin, err)
+		t.Fatalf("starting %s: %v", argv[0], err)
 	}
 	go func() {
 		b.waitErr = b.cmd.Wait()

@@ -12,6 +12,7 @@ package server
 // answer a client with an ERROR when the process runs out all the same.
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -187,7 +188,7 @@ func (r *fdReserve) close() {
 // releases the reserve descriptor and accepts one connection with it: if
 // descriptors are free again by then (the reserve can be reopened), the
 // connection is served as usual; otherwise it gets an ERROR "too many
-// connections" and is closed, and the reserve is taken back. It reports
+// connections" and is closed at once, and the reserve is taken back. It reports
 // whether a connection was taken; false means the caller should back off
 // (the reserve is in use by another accept loop, or could not be had).
 func (s *Server) acceptWithReserve(ln net.Listener) bool {
@@ -215,16 +216,21 @@ func (s *Server) acceptWithReserve(ln net.Listener) bool {
 		s.serveAccepted(nc)
 		return true
 	}
+	// Still none: answer and close at once. No lingering here: the reserve
+	// is held until the close, and the next client in line waits for it.
+	// (The ERROR is not lost to the reset a close with unread input sends:
+	// it reached the client's receive queue first.) A TLS client is closed
+	// without one: answering needs a handshake, that is round trips.
 	s.stats.refused.Add(1)
 	s.stats.countError(errKindLimit)
 	s.warnFDsExhausted(syscall.EMFILE)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		refuseConn(nc, stompErrorFrame(errOutOfFDs.Error()))
-		r.reopen()
-		<-r.busy
-	}()
+	if _, isTLS := nc.(*tls.Conn); !isTLS {
+		nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		nc.Write(stompErrorFrame(errOutOfFDs.Error())) //nolint:errcheck // best effort
+	}
+	nc.Close()
+	r.reopen()
+	<-r.busy
 	return true
 }
 
