@@ -11,6 +11,8 @@ package server
 // too).
 //
 // Authorization (per-destination access, the ACL file) is in acl.go.
+// Server.Reload (SIGHUP for the stompica command) reads both files again;
+// a file that fails to load keeps its old version.
 
 import (
 	"crypto/rand"
