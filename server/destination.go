@@ -239,9 +239,8 @@ type queue struct {
 	delivered atomic.Uint64 // messages ever handed to a consumer (redeliveries included)
 
 	mu        sync.Mutex
-	dead      bool       // removed from the router; use r.queue(name) instead
-	msgs      []*message // msgs[head:] are waiting, oldest first
-	head      int
+	dead      bool            // removed from the router; use r.queue(name) instead
+	msgs      deque[*message] // waiting, oldest first
 	consumers []*subscription
 	next      int
 }
@@ -255,7 +254,7 @@ func (q *queue) enqueue(m *message, b *batch) {
 	}
 	q.enqueued.Add(1)
 	q.r.s.input.add(m)
-	q.msgs = append(q.msgs, m)
+	q.msgs.pushBack(m)
 	q.dispatchLocked(b)
 	q.mu.Unlock()
 }
@@ -289,15 +288,9 @@ func (q *queue) requeue(m *message, b *batch) {
 	q.pushFront(m)
 }
 
-// pushFront puts m at the head of the waiting messages.
-func (q *queue) pushFront(m *message) {
-	if q.head > 0 {
-		q.head--
-		q.msgs[q.head] = m
-		return
-	}
-	q.msgs = slices.Insert(q.msgs, 0, m)
-}
+// pushFront puts m at the head of the waiting messages, in O(1) whatever
+// the depth.
+func (q *queue) pushFront(m *message) { q.msgs.pushFront(m) }
 
 // dlqName is where messages go after Options.MaxRedeliveries.
 const dlqName = "/queue/DLQ"
@@ -310,8 +303,8 @@ func (q *queue) dispatch(b *batch) {
 
 func (q *queue) dispatchLocked(b *batch) {
 	now := int64(0)
-	for q.head < len(q.msgs) && len(q.consumers) > 0 {
-		m := q.msgs[q.head]
+	for q.msgs.len() > 0 && len(q.consumers) > 0 {
+		m := q.msgs.front()
 		if m.expires != 0 {
 			if now == 0 {
 				now = time.Now().UnixMilli()
@@ -339,7 +332,7 @@ func (q *queue) dispatchLocked(b *batch) {
 		m.deliveries++
 		if !sub.deliverQueued(m, q, b) {
 			m.deliveries--
-			q.pushFront(m) // pop may have reset or compacted the slice
+			q.pushFront(m)
 			q.r.s.input.add(m)
 			return
 		}
@@ -349,18 +342,7 @@ func (q *queue) dispatchLocked(b *batch) {
 
 // pop removes the head message (delivered or expired).
 func (q *queue) pop() {
-	q.r.s.input.remove(q.msgs[q.head])
-	q.msgs[q.head] = nil
-	q.head++
-	if q.head == len(q.msgs) {
-		q.msgs = q.msgs[:0]
-		q.head = 0
-	} else if q.head > 1024 && q.head > len(q.msgs)/2 {
-		n := copy(q.msgs, q.msgs[q.head:])
-		clear(q.msgs[n:])
-		q.msgs = q.msgs[:n]
-		q.head = 0
-	}
+	q.r.s.input.remove(q.msgs.popFront())
 }
 
 func (q *queue) addConsumer(sub *subscription, b *batch) {

@@ -288,7 +288,7 @@ func (r *router) dropIfUnused(q *queue) {
 	defer r.mu.Unlock()
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.consumers) == 0 && q.head == len(q.msgs) && r.queues[q.name] == q && q.name != dlqName {
+	if len(q.consumers) == 0 && q.msgs.len() == 0 && r.queues[q.name] == q && q.name != dlqName {
 		delete(r.queues, q.name)
 		q.dead = true
 	}
@@ -435,7 +435,7 @@ func (r *router) queueStats() []queueInfo {
 	out := make([]queueInfo, 0, len(qs))
 	for _, q := range qs {
 		q.mu.Lock()
-		info := queueInfo{Name: q.name, Depth: len(q.msgs) - q.head, Consumers: len(q.consumers)}
+		info := queueInfo{Name: q.name, Depth: q.msgs.len(), Consumers: len(q.consumers)}
 		q.mu.Unlock()
 		info.Enqueued, info.Delivered = q.enqueued.Load(), q.delivered.Load()
 		out = append(out, info)
