@@ -354,3 +354,25 @@ func TestTopicHeldBounded(t *testing.T) {
 		pub.sync()
 	})
 }
+
+// TestPatternQueueAckFreesCredit: the credit an ACK frees on a pattern
+// queue subscription serves any of its queues, not only the queue of the
+// acknowledged message.
+func TestPatternQueueAckFreesCredit(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		srv := startServer(t, nil)
+		pub := connected(t, srv, tr)
+		pub.publish("/queue/y.a", "a")
+		pub.publish("/queue/y.b", "b")
+		c := connected(t, srv, tr)
+		c.subscribeNoWait("/queue/y.*", "p", "ack", "client-individual", "prefetch-count", "1")
+		first := c.expect(frame.MESSAGE)
+		c.sync() // one unacknowledged message is the limit
+		id := c.newReceipt()
+		c.sendFrame(frame.ACK, "", "id", ackID(t, first), "receipt", id)
+		got := c.messagesUntilReceipt(id)
+		if len(got) != 1 || string(got[0].Body) == string(first.Body) {
+			t.Fatalf("after ACK of %q: got %v, want the other queue's message", first.Body, got)
+		}
+	})
+}
