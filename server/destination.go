@@ -34,17 +34,27 @@ type subscription struct {
 	pattern  bool
 	queue    bool
 	ack      ackMode
-	prefetch int
+	prefetch int    // client ack modes: most unacknowledged deliveries at once
 	prefix   []byte // "MESSAGE\nsubscription:<id>\n", escaped for the connection's version
 
+	// gone is set, under c.mu and mu, when the subscription ends: no
+	// delivery is appended after it (so none follows the UNSUBSCRIBE's
+	// RECEIPT).
+	gone bool
+
 	mu      sync.Mutex
-	unacked []unacked // delivery order
+	unacked []unacked // wire order: appended under c.mu with the MESSAGE
 	queues  []*queue
+	// held are topic messages waiting for prefetch credit (client ack
+	// modes), oldest first; heldBytes counts them against the connection's
+	// pending-bytes cap.
+	held      deque[*message]
+	heldBytes int
 }
 
 func newSubscription(c *conn, id, dest string, mode ackMode, prefetch int, idx uint64) *subscription {
 	sub := &subscription{
-		c: c, id: id, idx: idx, dest: dest, ack: mode, prefetch: prefetch,
+		c: c, id: id, idx: idx, dest: dest, ack: mode, prefetch: max(prefetch, 1),
 		pattern: sublist.IsPattern(dest),
 		queue:   isQueue(dest),
 	}
@@ -77,37 +87,104 @@ func (s *subscription) appendPrefix(b []byte, m *message, redelivered bool) []by
 	return b
 }
 
+// heldSize is what a held topic message counts against the pending-bytes
+// cap: about what it will take in the output buffer.
+func (s *subscription) heldSize(m *message) int { return len(s.prefix) + 32 + len(m.shared) }
+
 // deliverTopic appends a topic message to the subscriber's connection. A
-// subscriber whose pending output is over the cap is a slow consumer and is
-// disconnected; the publisher never waits.
+// subscription in a client ack mode that has no prefetch credit left holds
+// the message until ACKs or NACKs free some. A subscriber whose pending
+// output (held messages included) is over the cap, or that holds more than
+// Options.MaxUnacked messages, is a slow consumer and is disconnected; the
+// publisher never waits. The message is added to the unacknowledged list
+// under c.mu, with the MESSAGE, so that list is in wire order and a
+// cumulative ACK covers exactly what the client has seen.
 func (s *subscription) deliverTopic(m *message, b *batch) bool {
 	c := s.c
+	b.scratch = s.appendPrefix(b.scratch[:0], m, false)
+	c.mu.Lock()
+	if !c.takesDeliveriesLocked() || s.gone {
+		c.mu.Unlock()
+		return false
+	}
+	limit := c.s.opts.MaxPendingBytes
+	if c.pendingLocked() > limit {
+		c.mu.Unlock()
+		c.slowConsumer("pending output over " + strconv.Itoa(limit) + " bytes")
+		return false
+	}
 	if s.ack != ackAuto {
 		s.mu.Lock()
-		if len(s.unacked) >= c.s.opts.MaxUnacked {
+		if len(s.unacked)+s.held.len() >= c.s.opts.MaxUnacked {
 			s.mu.Unlock()
+			c.mu.Unlock()
 			// A topic does not wait for acknowledgements (publishers never
 			// block): a subscriber that stops acknowledging is cut off.
 			c.slowConsumer("more than " + strconv.Itoa(c.s.opts.MaxUnacked) + " unacknowledged messages")
 			return false
 		}
+		if s.held.len() > 0 || len(s.unacked) >= s.prefetch {
+			size := s.heldSize(m)
+			if c.pendingLocked()+s.heldBytes+size > limit {
+				s.mu.Unlock()
+				c.mu.Unlock()
+				c.slowConsumer("pending output over " + strconv.Itoa(limit) + " bytes (messages held for prefetch credit included)")
+				return false
+			}
+			s.held.pushBack(m)
+			s.heldBytes += size
+			c.s.router.heldMsgs.Add(1)
+			c.s.router.heldBytes.Add(int64(size))
+			s.mu.Unlock()
+			c.mu.Unlock()
+			return true
+		}
 		s.unacked = append(s.unacked, unacked{m: m})
 		s.mu.Unlock()
-	}
-	b.scratch = s.appendPrefix(b.scratch[:0], m, false)
-	c.mu.Lock()
-	if !c.takesDeliveriesLocked() {
-		c.mu.Unlock()
-		return false
-	}
-	if c.pendingLocked() > c.s.opts.MaxPendingBytes {
-		c.mu.Unlock()
-		c.slowConsumer("pending output over " + strconv.Itoa(c.s.opts.MaxPendingBytes) + " bytes")
-		return false
 	}
 	c.appendDeliveryLocked(b, m)
 	c.mu.Unlock()
 	return true
+}
+
+// fillTopic sends held topic messages while the subscription has prefetch
+// credit (after an ACK or NACK freed some). Expired ones are dropped.
+func (s *subscription) fillTopic(b *batch) {
+	if s.ack == ackAuto {
+		return
+	}
+	c := s.c
+	c.mu.Lock()
+	s.mu.Lock()
+	if s.held.len() == 0 || !c.takesDeliveriesLocked() || s.gone {
+		s.mu.Unlock()
+		c.mu.Unlock()
+		return
+	}
+	now := int64(0)
+	n, bytes := 0, 0
+	for s.held.len() > 0 && len(s.unacked) < s.prefetch {
+		m := s.held.popFront()
+		n++
+		bytes += s.heldSize(m)
+		if m.expires != 0 {
+			if now == 0 {
+				now = time.Now().UnixMilli()
+			}
+			if m.expired(now) {
+				c.s.stats.expired.Add(1)
+				continue
+			}
+		}
+		s.unacked = append(s.unacked, unacked{m: m})
+		b.scratch = s.appendPrefix(b.scratch[:0], m, false)
+		c.appendDeliveryLocked(b, m)
+	}
+	s.heldBytes -= bytes
+	s.mu.Unlock()
+	c.mu.Unlock()
+	c.s.router.heldMsgs.Add(int64(-n))
+	c.s.router.heldBytes.Add(int64(-bytes))
 }
 
 // credit reports whether a queue may hand this consumer one more message.
@@ -186,23 +263,38 @@ func (s *subscription) take(mid uint64) []unacked {
 	return out
 }
 
-// dropUnacked empties the unacked list; queue messages go back to their
-// queue (at the front, flagged redelivered) for another consumer.
+// dropUnacked ends the subscription's deliveries: it takes no more, its
+// held topic messages are freed, and its unacknowledged queue messages go
+// back to their queues (at the head, in order, flagged redelivered) for
+// other consumers. A queue subscription must be detached from its queues
+// first, or they could come straight back to it.
 func (s *subscription) dropUnacked() {
+	c := s.c
+	c.mu.Lock()
 	s.mu.Lock()
+	s.gone = true
 	list := s.unacked
 	s.unacked = nil
+	n, bytes := s.held.len(), s.heldBytes
+	s.held.reset()
+	s.heldBytes = 0
 	s.mu.Unlock()
+	c.mu.Unlock()
+	if n > 0 {
+		c.s.router.heldMsgs.Add(int64(-n))
+		c.s.router.heldBytes.Add(int64(-bytes))
+	}
 	var b batch
 	for i := len(list) - 1; i >= 0; i-- {
 		if q := list[i].q; q != nil {
 			q.requeue(list[i].m, &b)
 		}
 	}
-	seen := map[*queue]bool{}
+	var small [4]*queue
+	qs := small[:0]
 	for _, u := range list {
-		if u.q != nil && !seen[u.q] {
-			seen[u.q] = true
+		if u.q != nil && !slices.Contains(qs, u.q) {
+			qs = append(qs, u.q)
 			u.q.dispatch(&b)
 		}
 	}
@@ -239,9 +331,8 @@ type queue struct {
 	delivered atomic.Uint64 // messages ever handed to a consumer (redeliveries included)
 
 	mu        sync.Mutex
-	dead      bool       // removed from the router; use r.queue(name) instead
-	msgs      []*message // msgs[head:] are waiting, oldest first
-	head      int
+	dead      bool            // removed from the router; use r.queue(name) instead
+	msgs      deque[*message] // waiting, oldest first
 	consumers []*subscription
 	next      int
 }
@@ -255,7 +346,7 @@ func (q *queue) enqueue(m *message, b *batch) {
 	}
 	q.enqueued.Add(1)
 	q.r.s.input.add(m)
-	q.msgs = append(q.msgs, m)
+	q.msgs.pushBack(m)
 	q.dispatchLocked(b)
 	q.mu.Unlock()
 }
@@ -289,15 +380,9 @@ func (q *queue) requeue(m *message, b *batch) {
 	q.pushFront(m)
 }
 
-// pushFront puts m at the head of the waiting messages.
-func (q *queue) pushFront(m *message) {
-	if q.head > 0 {
-		q.head--
-		q.msgs[q.head] = m
-		return
-	}
-	q.msgs = slices.Insert(q.msgs, 0, m)
-}
+// pushFront puts m at the head of the waiting messages, in O(1) whatever
+// the depth.
+func (q *queue) pushFront(m *message) { q.msgs.pushFront(m) }
 
 // dlqName is where messages go after Options.MaxRedeliveries.
 const dlqName = "/queue/DLQ"
@@ -310,8 +395,8 @@ func (q *queue) dispatch(b *batch) {
 
 func (q *queue) dispatchLocked(b *batch) {
 	now := int64(0)
-	for q.head < len(q.msgs) && len(q.consumers) > 0 {
-		m := q.msgs[q.head]
+	for q.msgs.len() > 0 && len(q.consumers) > 0 {
+		m := q.msgs.front()
 		if m.expires != 0 {
 			if now == 0 {
 				now = time.Now().UnixMilli()
@@ -339,7 +424,7 @@ func (q *queue) dispatchLocked(b *batch) {
 		m.deliveries++
 		if !sub.deliverQueued(m, q, b) {
 			m.deliveries--
-			q.pushFront(m) // pop may have reset or compacted the slice
+			q.pushFront(m)
 			q.r.s.input.add(m)
 			return
 		}
@@ -349,18 +434,7 @@ func (q *queue) dispatchLocked(b *batch) {
 
 // pop removes the head message (delivered or expired).
 func (q *queue) pop() {
-	q.r.s.input.remove(q.msgs[q.head])
-	q.msgs[q.head] = nil
-	q.head++
-	if q.head == len(q.msgs) {
-		q.msgs = q.msgs[:0]
-		q.head = 0
-	} else if q.head > 1024 && q.head > len(q.msgs)/2 {
-		n := copy(q.msgs, q.msgs[q.head:])
-		clear(q.msgs[n:])
-		q.msgs = q.msgs[:n]
-		q.head = 0
-	}
+	q.r.s.input.remove(q.msgs.popFront())
 }
 
 func (q *queue) addConsumer(sub *subscription, b *batch) {
@@ -376,7 +450,10 @@ func (q *queue) addConsumer(sub *subscription, b *batch) {
 	q.dispatch(b)
 }
 
-func (q *queue) removeConsumer(sub *subscription, b *batch) {
+// removeConsumer detaches sub: the queue dispatches no more to it. The
+// caller gives back what sub holds (dropUnacked) once it is detached from
+// all its queues.
+func (q *queue) removeConsumer(sub *subscription) {
 	q.mu.Lock()
 	if i := slices.Index(q.consumers, sub); i >= 0 {
 		q.consumers = slices.Delete(q.consumers, i, i+1)
@@ -385,6 +462,4 @@ func (q *queue) removeConsumer(sub *subscription, b *batch) {
 		}
 	}
 	q.mu.Unlock()
-	sub.dropUnacked()
-	q.r.dropIfUnused(q)
 }

@@ -100,8 +100,10 @@ type Options struct {
 	// consumer gets no more until it drains.
 	MaxPendingBytes int
 	// Prefetch is the default number of unacknowledged messages a client-ack
-	// queue subscription may hold (default 1000); the SUBSCRIBE headers
-	// "prefetch-count" or "activemq.prefetchSize" override it.
+	// subscription, queue or topic, may hold (default 1000); the SUBSCRIBE
+	// headers "prefetch-count" or "activemq.prefetchSize" override it. A
+	// topic subscription without credit holds further messages (counted
+	// against MaxPendingBytes and MaxUnacked) until ACKs or NACKs free some.
 	Prefetch int
 	// MaxRedeliveries moves a queue message to the dead-letter queue
 	// "/queue/DLQ" after that many redeliveries (0 = never).

@@ -31,6 +31,9 @@ type router struct {
 
 	retMu    sync.Mutex
 	retained []*message
+
+	// Topic messages held by client-ack subscriptions for prefetch credit.
+	heldMsgs, heldBytes atomic.Int64
 }
 
 func newRouter(s *Server) *router {
@@ -288,7 +291,7 @@ func (r *router) dropIfUnused(q *queue) {
 	defer r.mu.Unlock()
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.consumers) == 0 && q.head == len(q.msgs) && r.queues[q.name] == q && q.name != dlqName {
+	if len(q.consumers) == 0 && q.msgs.len() == 0 && r.queues[q.name] == q && q.name != dlqName {
 		delete(r.queues, q.name)
 		q.dead = true
 	}
@@ -336,8 +339,15 @@ func (r *router) unsubscribe(sub *subscription, b *batch) {
 			r.queuePatterns.Remove(sub.dest, sub)
 			r.mu.Unlock()
 		}
-		for _, q := range sub.takeQueues() {
-			q.removeConsumer(sub, b)
+		// Detach from every queue first: what the subscription held then
+		// goes to other consumers (or waits), never back to itself.
+		qs := sub.takeQueues()
+		for _, q := range qs {
+			q.removeConsumer(sub)
+		}
+		sub.dropUnacked()
+		for _, q := range qs {
+			r.dropIfUnused(q)
 		}
 		return
 	}
@@ -386,8 +396,11 @@ func (r *router) consumerReady(c *conn, b *batch) {
 }
 
 // ack acknowledges (or, with nack, rejects) the delivery mid of sub and,
-// for ack mode client, every earlier one. Rejected queue messages go back to
-// their queue, flagged redelivered. It reports false for an unknown id.
+// for ack mode client, every earlier one (STOMP 1.2: in client mode a NACK
+// is cumulative like an ACK). Rejected queue messages go back to the head of
+// their queue, flagged redelivered, in their original order; then every
+// queue concerned dispatches once, so all of them go out again without
+// waiting for another SEND. It reports false for an unknown id.
 func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) bool {
 	taken := sub.take(mid)
 	if taken == nil {
@@ -398,19 +411,37 @@ func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) bool {
 	} else {
 		r.s.stats.acks.Add(uint64(len(taken)))
 	}
-	var last *queue
-	for i := len(taken) - 1; i >= 0; i-- {
-		u := taken[i]
-		if u.q == nil {
-			continue
+	if !sub.queue {
+		// Topic messages are simply forgotten (a NACK drops them); the
+		// credit freed lets held messages go out.
+		sub.fillTopic(b)
+		return true
+	}
+	if nack {
+		for i := len(taken) - 1; i >= 0; i-- {
+			if u := taken[i]; u.q != nil {
+				u.q.requeue(u.m, b)
+			}
 		}
-		if nack {
-			u.q.requeue(u.m, b)
+	}
+	// The freed credit (and the requeued messages) may go to any queue of
+	// the subscription: dispatch each one once.
+	var small [4]*queue
+	qs := small[:0]
+	for _, u := range taken {
+		if u.q != nil && !slices.Contains(qs, u.q) {
+			qs = append(qs, u.q)
 		}
-		if u.q != last {
-			u.q.dispatch(b)
-			last = u.q
+	}
+	if sub.pattern {
+		for _, q := range sub.queueList() {
+			if !slices.Contains(qs, q) {
+				qs = append(qs, q)
+			}
 		}
+	}
+	for _, q := range qs {
+		q.dispatch(b)
 	}
 	return true
 }
@@ -435,7 +466,7 @@ func (r *router) queueStats() []queueInfo {
 	out := make([]queueInfo, 0, len(qs))
 	for _, q := range qs {
 		q.mu.Lock()
-		info := queueInfo{Name: q.name, Depth: len(q.msgs) - q.head, Consumers: len(q.consumers)}
+		info := queueInfo{Name: q.name, Depth: q.msgs.len(), Consumers: len(q.consumers)}
 		q.mu.Unlock()
 		info.Enqueued, info.Delivered = q.enqueued.Load(), q.delivered.Load()
 		out = append(out, info)

@@ -123,11 +123,11 @@ func (r *router) dropTemp(c *conn) {
 	for _, q := range qs {
 		q.mu.Lock()
 		q.dead = true
-		for _, m := range q.msgs[q.head:] {
-			r.s.input.remove(m)
+		for i := range q.msgs.len() {
+			r.s.input.remove(q.msgs.at(i))
 			r.undeliverable.Add(1)
 		}
-		q.msgs, q.head = nil, 0
+		q.msgs.reset()
 		q.mu.Unlock()
 	}
 }

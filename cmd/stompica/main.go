@@ -77,7 +77,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.MaxInputQueueSize, "max-input-queue-size", 1_000_000, "maximum messages accepted but not yet delivered")
 	fs.Int64Var(&o.MemoryBudget, "memory-budget", 1<<30, "maximum bytes of messages waiting in queues; over it publishers are paused")
 	fs.IntVar(&o.MaxPendingBytes, "max-pending-bytes", 8<<20, "maximum bytes queued for one client; a topic subscriber over it is a slow consumer")
-	fs.IntVar(&o.Prefetch, "prefetch", 1000, "default unacknowledged messages per client-ack queue subscription")
+	fs.IntVar(&o.Prefetch, "prefetch", 1000, "default unacknowledged messages per client-ack subscription (queue or topic)")
 	fs.IntVar(&o.MaxRedeliveries, "max-redeliveries", 0, "move a queue message to /queue/DLQ after this many redeliveries (0 = never)")
 	fs.BoolVar(&o.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on the HTTP port")
 	fs.IntVar(&cfg.processors, "processors", 0, "CPUs the broker uses (0 = all)")

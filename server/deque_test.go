@@ -1,0 +1,80 @@
+package server
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestDequeMatchesSlice drives the deque and a plain slice with the same
+// random pushes and pops (across growth, wrap-around and shrinking) and
+// compares them after every step.
+func TestDequeMatchesSlice(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var d deque[int]
+	var ref []int
+	next := 0
+	for step := range 200_000 {
+		// Phases that grow, then drain, so the ring both grows and shrinks.
+		growing := (step/20_000)%2 == 0
+		switch r := rng.IntN(10); {
+		case r < 3 && (growing || r < 1):
+			next++
+			d.pushBack(next)
+			ref = append(ref, next)
+		case r < 5 && (growing || r < 4):
+			next++
+			d.pushFront(next)
+			ref = slices.Insert(ref, 0, next)
+		default:
+			if len(ref) == 0 {
+				continue
+			}
+			if got := d.front(); got != ref[0] {
+				t.Fatalf("step %d: front = %d, want %d", step, got, ref[0])
+			}
+			if got := d.popFront(); got != ref[0] {
+				t.Fatalf("step %d: popFront = %d, want %d", step, got, ref[0])
+			}
+			ref = ref[1:]
+		}
+		if d.len() != len(ref) {
+			t.Fatalf("step %d: len = %d, want %d", step, d.len(), len(ref))
+		}
+		if len(ref) > 0 && (d.at(len(ref)-1) != ref[len(ref)-1] || d.at(len(ref)/2) != ref[len(ref)/2]) {
+			t.Fatalf("step %d: at() disagrees with the reference", step)
+		}
+	}
+}
+
+// TestDequeReleasesMemory: a deque that held 500,000 items and drained
+// keeps a ring of the minimum size, and popped slots hold no reference.
+func TestDequeReleasesMemory(t *testing.T) {
+	var d deque[*message]
+	const n = 500_000
+	m := &message{}
+	for range n {
+		d.pushBack(m)
+	}
+	if c := len(d.buf); c < n || c > 2*n {
+		t.Fatalf("ring of %d slots for %d items", c, n)
+	}
+	for range n - 10 {
+		d.popFront()
+	}
+	if c := len(d.buf); c > 64 {
+		t.Errorf("ring still has %d slots holding 10 items", c)
+	}
+	for i := range d.buf {
+		inRing := (i-d.head)&(len(d.buf)-1) < d.n
+		if !inRing && d.buf[i] != nil {
+			t.Fatalf("slot %d outside the items still references a message", i)
+		}
+	}
+	for d.len() > 0 {
+		d.popFront()
+	}
+	if c := len(d.buf); c != dequeMinCap {
+		t.Errorf("empty deque keeps %d slots, want %d", c, dequeMinCap)
+	}
+}
