@@ -1,6 +1,20 @@
 package auth
 
-// The ACL file. Each line is a rule granting one login an access to the
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+
+	"stompica/sublist"
+)
+
+// ACLFile is the built-in Authorizer: rules read from a file. Checking a
+// concrete destination is one cached trie lookup per rule set, without
+// allocation. Reload reads the file again; a file that fails to load keeps
+// the rules in force. An ACLFile is safe for concurrent use.
+//
+// The file: each line is a rule granting one login an access to the
 // destinations a pattern matches:
 //
 //	# login  access          pattern
@@ -32,21 +46,6 @@ package auth
 // be one the rule allows. So "bob read /topic/public.*" allows subscribing
 // to "/topic/public.*" and "/topic/public.x", but not to "/topic/#" or
 // "/topic/*.*", which would also receive "/topic/private.x".
-
-import (
-	"fmt"
-	"os"
-	"strings"
-	"sync/atomic"
-
-	"stompica/sublist"
-)
-
-// ACLFile is the built-in Authorizer: rules read from a file (see the
-// format above). Checking a concrete destination is one cached trie lookup
-// per rule set, without allocation. Reload reads the file again; a file that
-// fails to load keeps the rules in force. An ACLFile is safe for concurrent
-// use.
 type ACLFile struct {
 	path string
 	cur  atomic.Pointer[acl]

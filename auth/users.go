@@ -1,10 +1,5 @@
 package auth
 
-// The users file: one "login:bcrypt-hash" per line; blank lines and lines
-// starting with '#' are ignored, and a '#' field after the entry starts a
-// comment. Hashes come from "stompica passwd LOGIN" (UsersFileLine) or
-// "htpasswd -nB LOGIN" ("$2y$" hashes work too).
-
 import (
 	"context"
 	"crypto/rand"
@@ -38,7 +33,10 @@ var (
 )
 
 // UsersFile is the built-in Authenticator: logins and bcrypt hashes read
-// from a file. A client with a verified TLS client certificate and no
+// from a file, one "login:bcrypt-hash" per line; blank lines and lines
+// starting with '#' are ignored, and a '#' field after the entry starts a
+// comment. Hashes come from "stompica passwd LOGIN" (UsersFileLine) or
+// "htpasswd -nB LOGIN" ("$2y$" hashes work too). A client with a verified TLS client certificate and no
 // login is accepted as the certificate's common name, without an entry in
 // the file.
 //
