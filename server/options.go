@@ -3,6 +3,8 @@ package server
 import (
 	"log/slog"
 	"time"
+
+	"stompica/auth"
 )
 
 // Options configures a Server. The zero value of every field means its
@@ -35,6 +37,14 @@ type Options struct {
 	// HTTPAuth protects /console and /metrics with HTTP basic auth against
 	// the same users (admin access when an ACL is set).
 	HTTPAuth bool
+	// Authenticator, when set, checks every login (CONNECT, and HTTP basic
+	// auth with HTTPAuth) instead of a users file; Authorizer, when set,
+	// decides every SEND, SUBSCRIBE, DIAG and console access instead of an
+	// ACL file. Nil means the users file and the ACL file when those are
+	// set (setting both is an error), and otherwise off: anonymous access,
+	// everything allowed. See package auth.
+	Authenticator auth.Authenticator
+	Authorizer    auth.Authorizer
 
 	// MaxConnections bounds concurrent client connections (default 16384):
 	// STOMP, WebSocket and HTTP alike (HTTP may go httpExtraConns past it so

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"stompica/auth"
 	"stompica/frame"
 	"stompica/sublist"
 )
@@ -115,13 +116,8 @@ func (c *conn) onConnect(f *frame.Frame) bool {
 		c.closeWithError("malformed heart-beat header", f.GetString("receipt"))
 		return false
 	}
-	login := f.GetString("login")
-	certVerified := false
-	if login == "" {
-		login = c.certLogin()
-		certVerified = login != ""
-	}
-	if err := c.s.authenticate(login, f.GetString("passcode"), certVerified); err != nil {
+	login, err := c.s.authenticate(c.s.ctx, c.credentials(f))
+	if err != nil {
 		c.s.stats.countError(errKindAuth)
 		c.closeWithError(err.Error(), "")
 		return false
@@ -167,7 +163,7 @@ func (c *conn) onSend(f *frame.Frame) error {
 	if sublist.IsPattern(string(dest)) {
 		return protoError("cannot SEND to a wildcard destination " + strconv.Quote(string(dest)))
 	}
-	if err := c.s.authorize(c.login, accessWrite, string(dest)); err != nil {
+	if err := c.s.authorize(c.login, auth.Write, string(dest)); err != nil {
 		return err
 	}
 	c.published = true
@@ -205,7 +201,7 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 	if len(dest) > c.s.opts.MaxDestinationLength {
 		return protoError("destination longer than " + strconv.Itoa(c.s.opts.MaxDestinationLength) + " bytes")
 	}
-	if err := c.s.authorize(c.login, accessRead, string(dest)); err != nil {
+	if err := c.s.authorize(c.login, auth.Read, string(dest)); err != nil {
 		return err
 	}
 	if _, dup := c.subs[string(id)]; dup {
