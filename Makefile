@@ -31,7 +31,7 @@ apt_install = { echo "deps: installing Debian packages: $(1)"; \
 GO_FILES = $(shell find . -name '*.go' -not -path './.git/*' -not -path '*/node_modules/*' -not -path '*/testdata/*')
 
 .PHONY: test deps deps-python deps-chromium deps-node gofmt vet gotest fuzz-smoke bench-smoke \
-	build run bench fuzz clean npm-test static release npm
+	build run bench fuzz clean npm-test static release npm docker
 
 # gotest runs last, so the run ends with the test results.
 test: deps gofmt vet npm-test fuzz-smoke bench-smoke gotest
@@ -112,11 +112,11 @@ build:
 ## `make static`) take them from. Static (no cgo), -trimpath, no VCS stamp and an empty build id, so
 ## the same source, VERSION, COMMIT and Go toolchain give the same bytes on any machine.
 ## VERSION defaults to server.Version; COMMIT to the checked-out commit (with -dirty for local changes).
-ifeq ($(origin VERSION),undefined)
-VERSION := $(shell sed -n 's/^const Version = "\(.*\)"$$/\1/p' server/server.go)
+ifeq ($(strip $(VERSION)),)
+override VERSION := $(shell sed -n 's/^const Version = "\(.*\)"$$/\1/p' server/server.go)
 endif
-ifeq ($(origin COMMIT),undefined)
-COMMIT := $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && \
+ifeq ($(strip $(COMMIT)),)
+override COMMIT := $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && \
 	{ git diff --quiet HEAD 2>/dev/null && echo "$$c" || echo "$$c-dirty"; } || echo unknown)
 endif
 GO_LDFLAGS = -s -w -buildid= -X main.version=$(VERSION) -X main.commit=$(COMMIT)
@@ -157,6 +157,11 @@ npm:
 	$(call static_build,linux,arm64,$(NPM_OUT)/package/bin/linux-arm64/stompica)
 	cd $(NPM_OUT)/package && npm pkg set version=$(VERSION)
 	cd $(NPM_OUT) && npm pack --silent --pack-destination . ./package
+
+## docker: the container image (docker/Dockerfile, which builds with `make static`), tagged DOCKER_TAG.
+DOCKER_TAG ?= stompica:$(VERSION)
+docker:
+	docker build -f docker/Dockerfile -t $(DOCKER_TAG) --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) .
 
 ## npm-test: the npm package's own unit tests (argument mapping, platform choice), no broker needed.
 npm-test:
