@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -74,6 +75,29 @@ func TestNpmPackage(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(installed, f)); err != nil {
 			t.Errorf("the installed package lacks %s: %v", f, err)
 		}
+	}
+
+	// The package picks the binary built for the machine's architecture.
+	for _, arch := range []struct {
+		node    string
+		machine elf.Machine
+	}{{"x64", elf.EM_X86_64}, {"arm64", elf.EM_AARCH64}} {
+		cmd := exec.Command(node, "-p", "require('stompica').binaryPath('linux', '"+arch.node+"')")
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("binaryPath('linux', '%s'): %v\n%s", arch.node, err, out)
+		}
+		bin := strings.TrimSpace(string(out))
+		if want := filepath.Join(installed, "bin", "linux-"+arch.node, "stompica"); bin != want {
+			t.Errorf("binaryPath('linux', '%s') = %s, want %s", arch.node, bin, want)
+		}
+		if f, err := elf.Open(bin); err != nil || f.Machine != arch.machine {
+			t.Errorf("%s: %v, want an ELF binary for %v", bin, err, arch.machine)
+		} else {
+			f.Close()
+		}
+		checkReleaseBinary(t, bin)
 	}
 
 	t.Run("command", func(t *testing.T) {
