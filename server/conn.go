@@ -184,19 +184,6 @@ func (c *conn) setReadDeadline() {
 	c.nc.SetReadDeadline(dl)
 }
 
-// waitReadable blocks until the socket has data (or EOF, or an error, or
-// the read deadline) without a buffer: it peeks one byte and lets the
-// runtime poller wait whenever the socket would block.
-func (c *conn) waitReadable() error {
-	var one [1]byte
-	var serr error
-	err := c.raw.Read(func(fd uintptr) bool {
-		_, _, serr = syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK)
-		return serr != syscall.EAGAIN
-	})
-	return err // on success the following Read reports data, EOF or the socket error
-}
-
 // serve runs the read loop until the connection ends, then cleans up.
 func (c *conn) serve() {
 	if err := c.s.addConn(c); err != nil {

@@ -178,6 +178,9 @@ func ms(v int) time.Duration {
 }
 
 func run(args []string, stderr io.Writer) int {
+	if code, ok := subcommand(args, os.Stdout, stderr); ok {
+		return code
+	}
 	if len(args) > 0 && args[0] == "passwd" {
 		return runPasswd(args[1:], os.Stdin, os.Stdout, stderr)
 	}
