@@ -43,9 +43,9 @@ func (ownQueues) Authorize(login string, a auth.Access, dest string) bool {
 // unescape undoes STOMP 1.2 header escaping.
 var unescape = strings.NewReplacer(`\c`, ":", `\n`, "\n", `\r`, "\r", `\\`, `\`)
 
-// stompFrame sends one STOMP frame on nc and prints the command and the
+// exchangeFrame sends one STOMP frame on nc and prints the command and the
 // message header of the answer.
-func stompFrame(nc net.Conn, r *bufio.Reader, who, frame string) {
+func exchangeFrame(nc net.Conn, r *bufio.Reader, who, frame string) {
 	nc.Write([]byte(frame + "\x00"))
 	answer, err := r.ReadString(0)
 	if err != nil {
@@ -90,7 +90,7 @@ func ExampleOptions_authenticator() {
 			panic(err)
 		}
 		r := bufio.NewReader(nc)
-		stompFrame(nc, r, who, "CONNECT\naccept-version:1.2\nheart-beat:0,0\nlogin:"+who+"\npasscode:"+passcode+"\n\n")
+		exchangeFrame(nc, r, who, "CONNECT\naccept-version:1.2\nheart-beat:0,0\nlogin:"+who+"\npasscode:"+passcode+"\n\n")
 		return nc, r
 	}
 
@@ -99,8 +99,8 @@ func ExampleOptions_authenticator() {
 
 	alice, r := login("alice", "ecila")
 	defer alice.Close()
-	stompFrame(alice, r, "alice", "SEND\ndestination:/queue/alice.inbox\nreceipt:1\n\nhello")
-	stompFrame(alice, r, "alice", "SEND\ndestination:/queue/bob.inbox\nreceipt:2\n\nhello")
+	exchangeFrame(alice, r, "alice", "SEND\ndestination:/queue/alice.inbox\nreceipt:1\n\nhello")
+	exchangeFrame(alice, r, "alice", "SEND\ndestination:/queue/bob.inbox\nreceipt:2\n\nhello")
 
 	// Output:
 	// mallory: ERROR access refused
