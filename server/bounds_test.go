@@ -1,0 +1,311 @@
+package server
+
+import (
+	"bytes"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"stompica/frame"
+)
+
+// onlyConn returns the broker side of the one client connection open.
+func onlyConn(t *testing.T, srv *Server) *conn {
+	t.Helper()
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if len(srv.conns) != 1 {
+		t.Fatalf("%d connections open, want 1", len(srv.conns))
+	}
+	for c := range srv.conns {
+		return c
+	}
+	return nil
+}
+
+// outputState reads what the broker holds for c: the most output held after
+// the read loop queued a frame, and whether the read loop waits for it.
+func outputState(c *conn) (peak int, waiting bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.outPeak, c.outWait != nil
+}
+
+// rawSender writes chunks to the client's socket from its own goroutine,
+// with no write deadline: a write blocks while the broker does not read. It
+// counts the chunks written, and stops early at a nil chunk.
+type rawSender struct {
+	written atomic.Int64
+	err     error
+	done    chan struct{}
+}
+
+func startRawSender(c *client, chunks func(i int) []byte, n int) *rawSender {
+	s := &rawSender{done: make(chan struct{})}
+	c.nc.SetWriteDeadline(time.Time{})
+	go func() {
+		defer close(s.done)
+		for i := range n {
+			b := chunks(i)
+			if b == nil {
+				return // the sender is told to stop
+			}
+			if _, err := c.nc.Write(b); err != nil {
+				s.err = err
+				return
+			}
+			s.written.Add(1)
+		}
+	}()
+	return s
+}
+
+func (s *rawSender) wait(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case <-s.done:
+	case <-time.After(4 * waitTimeout):
+		t.Fatalf("%s: the sender did not finish (%d chunks written)", what, s.written.Load())
+	}
+	if s.err != nil {
+		t.Fatalf("%s: write: %v", what, s.err)
+	}
+}
+
+// liveHeap is the live heap after a collection.
+func liveHeap() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// parkedHeapGrowth waits until the broker has stopped reading from bc and
+// the sender is stuck (TCP pushed back: it wrote nothing for 200 ms), and
+// returns the live heap's growth since base and the chunks written by then.
+func parkedHeapGrowth(t *testing.T, bc *conn, s *rawSender, base int64) (int64, int64) {
+	t.Helper()
+	waitFor(t, "the broker to stop reading from the client", func() bool {
+		_, waiting := outputState(bc)
+		return waiting
+	})
+	last, still := s.written.Load(), 0
+	waitFor(t, "the sender to be held up", func() bool {
+		time.Sleep(50 * time.Millisecond) // no signal says a write blocks
+		n := s.written.Load()
+		if n != last {
+			last, still = n, 0
+		} else {
+			still++
+		}
+		return still >= 4
+	})
+	return liveHeap() - base, last
+}
+
+// A client that sends SENDs with receipts and never reads: the broker stops
+// reading from it once the RECEIPTs it holds pass max-pending-bytes, so they
+// never exceed the bound by more than one frame, TCP holds the client up
+// and the broker's heap stays flat; once the client reads, every RECEIPT
+// arrives in order. (Before: every RECEIPT was queued, 4 GB in 20 s.)
+func TestOutputBoundReceiptFlood(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		const maxPending = 256 << 10
+		srv := startServer(t, func(o *Options) { o.MaxPendingBytes = maxPending })
+		c := connected(t, srv, tr, withRcvBuf(4096))
+		bc := onlyConn(t, srv)
+		c.pause()
+
+		// 4,000 SENDs of 8 KB whose receipt ids are 8,000 bytes long: each
+		// RECEIPT is as large as its SEND, 32 MB in all. Eight per write.
+		const n, perWrite = 4000, 8
+		pad := strings.Repeat("r", 8000)
+		receipt := func(i int) string { return strconv.Itoa(i) + "-" + pad }
+		chunk := func(i int) []byte {
+			var b []byte
+			for k := range perWrite {
+				f := c.encode(frame.SEND, "", "destination", "/topic/nobody", "receipt", receipt(i*perWrite+k))
+				if tr == "ws" {
+					b = append(b, wsClientFrame(ws.OpText, true, f)...)
+				} else {
+					b = append(b, f...)
+				}
+			}
+			return b
+		}
+		rcpt := c.encode(frame.RECEIPT, "", "receipt-id", receipt(0))
+		base := liveHeap()
+		sender := startRawSender(c, chunk, n/perWrite)
+		grown, written := parkedHeapGrowth(t, bc, sender, base)
+		answered := srv.stats.framesIn.Load()
+		t.Logf("%s: client held up after writing %d of %d SENDs; the broker read %d frames; live heap +%.1f MB",
+			tr, written*perWrite, n, answered, float64(grown)/(1<<20))
+		if written*perWrite >= n {
+			t.Fatalf("the client could write all %d SENDs without reading: nothing held it up", n)
+		}
+		// The broker holds the bound, its read buffer and the frame being
+		// handled; everything else waits in the kernel or the client.
+		if grown > 4<<20 {
+			t.Errorf("live heap grew by %.1f MB while the client did not read", float64(grown)/(1<<20))
+		}
+
+		c.resume()
+		for i := range n {
+			f := c.expect(frame.RECEIPT)
+			if got, want := f.GetString("receipt-id"), receipt(i); got != want {
+				t.Fatalf("RECEIPT %d: receipt-id %.20q..., want %.20q...", i, got, want)
+			}
+		}
+		sender.wait(t, "SENDs")
+		c.sync()
+
+		peak, _ := outputState(bc)
+		oneFrame := len(rcpt) + ws.MaxHeaderSize
+		t.Logf("%s: all %d RECEIPTs (%d MB) arrived; output held at most %d bytes (bound %d); %d pauses",
+			tr, n, n*len(rcpt)>>20, peak, maxPending, srv.stats.outputPauses.Load())
+		if peak > maxPending+oneFrame {
+			t.Errorf("output held reached %d bytes, over max-pending-bytes %d + one frame (%d)", peak, maxPending, oneFrame)
+		}
+		if peak < maxPending {
+			t.Errorf("output held peaked at %d bytes: the bound (%d) was never reached", peak, maxPending)
+		}
+		if m := scrapeMetrics(t, srv); !strings.Contains(m, "stompica_output_pauses_total ") {
+			t.Errorf("no stompica_output_pauses_total in the metrics")
+		}
+		if e := srv.stats.errorsTotal(); e != 0 {
+			t.Errorf("%d ERRORs sent", e)
+		}
+	})
+}
+
+// A WebSocket client that floods pings and never reads: pongs count against
+// the output bound like RECEIPTs, and every pong arrives once it reads.
+func TestOutputBoundPingFlood(t *testing.T) {
+	const maxPending = 64 << 10
+	srv := startServer(t, func(o *Options) { o.MaxPendingBytes = maxPending })
+	c := connected(t, srv, "ws", withRcvBuf(4096))
+	bc := onlyConn(t, srv)
+	c.pause()
+
+	// 150,000 pings with the largest payload allowed (125 bytes), 64 per
+	// write: 19 MB each way.
+	const n, perWrite = 150000, 50
+	payload := func(i int) []byte {
+		p := bytes.Repeat([]byte{'p'}, 125)
+		copy(p, strconv.Itoa(i)+":")
+		return p
+	}
+	chunk := func(i int) []byte {
+		var b []byte
+		for k := range perWrite {
+			b = append(b, wsClientFrame(ws.OpPing, true, payload(i*perWrite+k))...)
+		}
+		return b
+	}
+	base := liveHeap()
+	sender := startRawSender(c, chunk, n/perWrite)
+	grown, written := parkedHeapGrowth(t, bc, sender, base)
+	t.Logf("client held up after writing %d of %d pings; live heap +%.1f MB", written*perWrite, n, float64(grown)/(1<<20))
+	if written*perWrite >= n {
+		t.Fatalf("the client could write all %d pings without reading: nothing held it up", n)
+	}
+	if grown > 4<<20 {
+		t.Errorf("live heap grew by %.1f MB while the client did not read", float64(grown)/(1<<20))
+	}
+	c.resume()
+	for i := range n {
+		if got := c.expectControl(ws.OpPong); !bytes.Equal(got, payload(i)) {
+			t.Fatalf("pong %d: payload %.10q..., want %.10q...", i, got, payload(i))
+		}
+	}
+	sender.wait(t, "pings")
+	c.sync()
+	peak, _ := outputState(bc)
+	t.Logf("all %d pongs arrived; output held at most %d bytes (bound %d); %d pauses", n, peak, maxPending, srv.stats.outputPauses.Load())
+	if oneFrame := 2 + 125; peak > maxPending+oneFrame {
+		t.Errorf("output held reached %d bytes, over max-pending-bytes %d + one pong", peak, maxPending)
+	}
+}
+
+// A client paused because it does not read its RECEIPTs (or pongs) keeps
+// beating: it is not closed for the silence of the pause, which lasts five
+// times its heart-beat timeout.
+func TestOutputPauseKeepsHeartBeatingClient(t *testing.T) {
+	for _, variant := range []string{"tcp", "ws", "ws-pings"} {
+		t.Run(variant, func(t *testing.T) {
+			tr, pings := variant, false
+			if variant == "ws-pings" {
+				tr, pings = "ws", true
+			}
+			const maxPending = 64 << 10
+			srv := startServer(t, func(o *Options) {
+				o.MaxPendingBytes = maxPending
+				o.HeartBeatRecv = 200 * time.Millisecond
+			})
+			c := dial(t, srv, tr, withRcvBuf(4096))
+			c.connect("1.2", "heart-beat", "200,0")
+			bc := onlyConn(t, srv)
+			if bc.hbRecv != 400*time.Millisecond {
+				t.Fatalf("the broker expects the client every %v, want 400ms", bc.hbRecv)
+			}
+			c.pause()
+			frameFor := func(b []byte) []byte {
+				if tr == "ws" {
+					return wsClientFrame(ws.OpText, true, b)
+				}
+				return b
+			}
+			// 8 MB of RECEIPTs or 6 MB of pongs: more than the bound and the
+			// socket buffers together.
+			n, pad := 1000, strings.Repeat("r", 8000)
+			chunk := func(i int) []byte {
+				return frameFor(c.encode(frame.SEND, "", "destination", "/topic/nobody", "receipt", strconv.Itoa(i)+pad))
+			}
+			if pings {
+				n, pad = 50000, strings.Repeat("p", 115)
+				chunk = func(i int) []byte { return wsClientFrame(ws.OpPing, true, []byte(strconv.Itoa(i)+pad)) }
+			}
+			sends := startRawSender(c, chunk, n)
+			waitFor(t, "the broker to stop reading from the client", func() bool {
+				_, waiting := outputState(bc)
+				return waiting
+			})
+			var stop atomic.Bool
+			beats := startRawSender(c, func(int) []byte {
+				time.Sleep(100 * time.Millisecond)
+				if stop.Load() {
+					return nil
+				}
+				return frameFor([]byte("\n"))
+			}, 1<<30)
+			// The duration is what is under test: nothing to wait for but time.
+			time.Sleep(2 * time.Second)
+			if _, waiting := outputState(bc); !waiting {
+				t.Fatalf("the pause ended while the client did not read")
+			}
+			c.resume()
+			for i := range n {
+				want := strconv.Itoa(i) + pad
+				if pings {
+					if got := c.expectControl(ws.OpPong); string(got) != want {
+						t.Fatalf("pong %d: %.10q...", i, got)
+					}
+				} else if got := c.expect(frame.RECEIPT).GetString("receipt-id"); got != want {
+					t.Fatalf("RECEIPT %d: %.10q...", i, got)
+				}
+			}
+			sends.wait(t, "SENDs")
+			stop.Store(true)
+			beats.wait(t, "heart-beats")
+			c.sync()
+			if k := srv.stats.errorCounts()[3]; k != 0 { // errorKinds[3] is heartbeat
+				t.Errorf("%d heart-beat timeouts", k)
+			}
+		})
+	}
+}
