@@ -309,3 +309,132 @@ func TestOutputPauseKeepsHeartBeatingClient(t *testing.T) {
 		})
 	}
 }
+
+// A queue publisher with 1 s heart-beats is paused by the memory budget for
+// 5 s (2.5 times the 2 s it may be silent): it is not closed for a silence
+// the broker caused, and when a consumer drains the queue every message it
+// wrote arrives. (Before: closed for "heart-beat timeout", its SENDs lost.)
+func TestPauseKeepsHeartBeatingPublisher(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		srv := startServer(t, func(o *Options) {
+			o.MemoryBudget = 64 << 10
+			o.HeartBeatSend, o.HeartBeatRecv = time.Second, time.Second
+		})
+		pub := dial(t, srv, tr)
+		pub.connect("1.2", "heart-beat", "1000,1000")
+		bc := onlyConn(t, srv)
+		if bc.hbRecv != 2*time.Second {
+			t.Fatalf("the broker expects the publisher every %v, want 2s", bc.hbRecv)
+		}
+		const n, perWrite = 2000, 10
+		body := strings.Repeat("b", 1000)
+		chunk := func(i int) []byte {
+			var b []byte
+			for k := range perWrite {
+				seq := i*perWrite + k
+				kv := []string{"destination", "/queue/hb", "seq", strconv.Itoa(seq)}
+				if seq == n-1 {
+					kv = append(kv, "receipt", "last")
+				}
+				f := pub.encode(frame.SEND, body, kv...)
+				if tr == "ws" {
+					b = append(b, wsClientFrame(ws.OpText, true, f)...)
+				} else {
+					b = append(b, f...)
+				}
+			}
+			return b
+		}
+		// After its SENDs the publisher beats every 500 ms, 12 times: the
+		// broker reads those beats only after the pause.
+		beat := []byte("\n")
+		if tr == "ws" {
+			beat = wsClientFrame(ws.OpText, true, beat)
+		}
+		sender := startRawSender(pub, func(i int) []byte {
+			if i < n/perWrite {
+				return chunk(i)
+			}
+			time.Sleep(500 * time.Millisecond)
+			return beat
+		}, n/perWrite+12)
+		waitFor(t, "the publisher to be paused", func() bool { return srv.input.paused.Load() })
+		start := time.Now()
+		// The duration is what is under test: nothing to wait for but time.
+		const pause = 5 * time.Second
+		time.Sleep(pause)
+		if !srv.input.paused.Load() {
+			t.Fatalf("the pause ended on its own")
+		}
+		queued := srv.input.msgs.Load()
+
+		sub := connected(t, srv, tr)
+		sub.subscribeNoWait("/queue/hb", "s")
+		for i := range n {
+			m := sub.expect(frame.MESSAGE)
+			if got := m.GetString("seq"); got != strconv.Itoa(i) {
+				t.Fatalf("message %d: seq %s", i, got)
+			}
+		}
+		pub.expectReceipt("last")
+		paused := time.Since(start)
+		sender.wait(t, "SENDs and heart-beats")
+		pub.sync()
+		t.Logf("%s: publisher paused %v with %d messages queued; all %d arrived", tr, paused.Round(time.Millisecond), queued, n)
+		if k := srv.stats.errorCounts()[3]; k != 0 { // errorKinds[3] is heartbeat
+			t.Errorf("%d heart-beat timeouts", k)
+		}
+		if paused < 2*bc.hbRecv {
+			t.Errorf("paused only %v", paused)
+		}
+	})
+}
+
+// A queue that fills the memory budget pauses its publisher, not a
+// publisher that only sends to topics: its messages keep flowing while the
+// pause lasts. (Before: every publisher was paused.)
+func TestPauseLeavesTopicPublishers(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		srv := startServer(t, func(o *Options) { o.MemoryBudget = 16 << 10 })
+		qpub := connected(t, srv, tr)
+		var raw strings.Builder
+		for i := range 100 {
+			raw.Write(qpub.encode(frame.SEND, strings.Repeat("q", 1000), "destination", "/queue/full", "seq", strconv.Itoa(i)))
+		}
+		qpub.send(raw.String())
+		waitFor(t, "the queue publisher to be paused", func() bool { return srv.input.paused.Load() })
+
+		sub := connected(t, srv, tr)
+		sub.subscribe("/topic/live", "s")
+		tpub := connected(t, srv, tr)
+		const m = 300
+		raw.Reset()
+		for i := range m {
+			raw.Write(tpub.encode(frame.SEND, strings.Repeat("t", 1000), "destination", "/topic/live", "seq", strconv.Itoa(i)))
+		}
+		tpub.send(raw.String())
+		tpub.sync()
+		for i := range m {
+			if got := sub.expect(frame.MESSAGE).GetString("seq"); got != strconv.Itoa(i) {
+				t.Fatalf("topic message %d: seq %s", i, got)
+			}
+		}
+		if !srv.input.paused.Load() {
+			t.Fatalf("the queue publisher's pause ended: the topic messages did not all arrive during it")
+		}
+		queued := srv.input.msgs.Load()
+		if queued >= 100 {
+			t.Fatalf("%d messages queued: the queue publisher was not paused", queued)
+		}
+		// The queue publisher's messages are all there once consumed.
+		qsub := connected(t, srv, tr)
+		qsub.subscribeNoWait("/queue/full", "q")
+		for i := range 100 {
+			if got := qsub.expect(frame.MESSAGE).GetString("seq"); got != strconv.Itoa(i) {
+				t.Fatalf("queue message %d: seq %s", i, got)
+			}
+		}
+		qpub.sync()
+		t.Logf("%s: %d topic messages delivered while the queue publisher was paused with %d queued", tr, m, queued)
+	})
+}

@@ -54,7 +54,7 @@ type conn struct {
 	txs       map[string]*transaction
 	batch     batch
 	hbRecv    time.Duration // client must send something within this (0 = never checked)
-	published bool          // the last read batch had a SEND
+	fills     bool          // the last read batch added to the memory budget (SENDs to queues)
 	outFull   bool          // a frame the read loop queued took the output over Options.MaxPendingBytes
 	ownsTemp  bool          // has private /temp-queue/ queues
 	// partialSince is when the pending incomplete frame started arriving;
@@ -222,14 +222,20 @@ func (c *conn) serve() {
 				return
 			}
 		}
+		if c.fills {
+			c.fills = false
+			if c.s.input.over() && !c.holdsQueueMessages() {
+				// Backpressure: stop reading from a publisher that fills the
+				// memory budget until queues drain. The read deadline is
+				// armed after the pause: the client is not to blame for it.
+				start := time.Now()
+				c.s.input.wait(c.s.done, c.isClosed)
+				c.paused(start)
+			}
+		}
 		if c.connected {
 			c.setReadDeadline()
 		}
-		if c.published && c.s.input.over() && !c.holdsQueueMessages() {
-			// Backpressure: stop reading from a publisher until queues drain.
-			c.s.input.wait(c.s.done)
-		}
-		c.published = false
 		// closeWithError sets closed, then wakes the reader with a past
 		// deadline; a deadline armed above may have replaced that one.
 		if c.isClosed() {

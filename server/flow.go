@@ -8,9 +8,10 @@ import (
 
 // inputGate bounds what the broker has accepted but not yet delivered:
 // messages waiting in queues (Options.MaxInputQueueSize) and their bytes
-// (Options.MemoryBudget). Over either bound, connections that publish stop
-// being read until consumers drain the queues, so TCP pushes back on the
-// publishers instead of the broker dropping messages or growing.
+// (Options.MemoryBudget). Over either bound, connections that add to them
+// (SENDs to queues) stop being read until consumers drain the queues, so
+// TCP pushes back on those publishers instead of the broker dropping
+// messages or growing. Topic-only publishers add nothing and are not paused.
 type inputGate struct {
 	s        *Server
 	msgs     atomic.Int64
@@ -50,10 +51,11 @@ func (g *inputGate) release() {
 }
 
 // wait blocks a publishing connection's read loop while the broker is over
-// its bounds. It re-checks periodically so that a missed release or a
-// shutdown never leaves a reader stuck.
-func (g *inputGate) wait(done <-chan struct{}) {
-	for g.over() {
+// its bounds. It re-checks periodically so that a missed release, a
+// shutdown or the connection's close (closed reports it) never leaves a
+// reader stuck.
+func (g *inputGate) wait(done <-chan struct{}, closed func() bool) {
+	for g.over() && !closed() {
 		g.mu.Lock()
 		if g.released == nil {
 			g.released = make(chan struct{})

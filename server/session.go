@@ -170,7 +170,6 @@ func (c *conn) onSend(f *frame.Frame) error {
 	if err := c.s.authorize(c.login, accessWrite, string(dest)); err != nil {
 		return err
 	}
-	c.published = true
 	target := string(dest)
 	if strings.HasPrefix(target, tempPrefix) {
 		target = c.tempName(target)
@@ -185,6 +184,9 @@ func (c *conn) onSend(f *frame.Frame) error {
 		}
 		tx.ops = append(tx.ops, txOp{msg: msg})
 		return nil
+	}
+	if isQueue(target) {
+		c.fills = true // adds to the memory budget: paused while it is full
 	}
 	c.s.router.publish(msg, &c.batch)
 	return nil
