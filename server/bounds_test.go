@@ -438,3 +438,170 @@ func TestPauseLeavesTopicPublishers(t *testing.T) {
 		t.Logf("%s: %d topic messages delivered while the queue publisher was paused with %d queued", tr, m, queued)
 	})
 }
+
+// A transaction may hold max-transaction-bytes: past it the client gets an
+// ERROR naming the bound (with the receipt-id it asked for) and is closed,
+// and the memory budget no longer counts what it held. ACKs in a
+// transaction count too, so the number of operations is bounded.
+func TestTxBytesBound(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		const limit = 64 << 10
+		srv := startServer(t, func(o *Options) { o.MaxTransactionBytes = limit })
+		c := connected(t, srv, tr)
+		c.request(frame.BEGIN, "", "transaction", "t1")
+		body := strings.Repeat("x", 1024)
+		accepted, held := 0, int64(0)
+		for {
+			if accepted > 100 {
+				t.Fatalf("100 KB held by one transaction and no ERROR")
+			}
+			id := c.newReceipt()
+			c.sendFrame(frame.SEND, body, "destination", "/queue/txb", "transaction", "t1", "receipt", id)
+			f := c.nextFrame("RECEIPT or ERROR").f
+			if f.Command == frame.RECEIPT {
+				accepted++
+				held = srv.input.txBytes.Load()
+				continue
+			}
+			if f.Command != frame.ERROR {
+				t.Fatalf("got %s", fmtFrame(f))
+			}
+			want := `transaction "t1" would hold more than 65536 bytes (max-transaction-bytes)`
+			if msg := f.GetString("message"); msg != want {
+				t.Errorf("ERROR message %q, want %q", msg, want)
+			}
+			if got := f.GetString("receipt-id"); got != id {
+				t.Errorf("ERROR receipt-id %q, want %q", got, id)
+			}
+			break
+		}
+		c.expectClosed()
+		cost := held / int64(accepted) // one SEND: its encoding and the op
+		t.Logf("%s: %d SENDs of 1 KiB accepted (%d bytes each, %d held) before the ERROR", tr, accepted, cost, held)
+		if cost < 1024+txOpCost || held > limit || held+cost <= limit {
+			t.Errorf("%d SENDs accepted holding %d bytes (%d each) under a %d-byte bound", accepted, held, cost, limit)
+		}
+		waitFor(t, "the transaction's bytes to leave the budget", func() bool { return srv.input.txBytes.Load() == 0 })
+		if k := srv.stats.errorCounts()[1]; k != 1 { // errorKinds[1] is limit
+			t.Errorf("limit errors = %d, want 1", k)
+		}
+	})
+}
+
+// ACKs in a transaction count against max-transaction-bytes too (txOpCost
+// each), so the number of buffered operations is bounded.
+func TestTxOpsBound(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		srv := startServer(t, func(o *Options) { o.MaxTransactionBytes = 16 * txOpCost })
+		a := connected(t, srv, tr)
+		a.publish("/queue/acks", "m")
+		a.subscribeNoWait("/queue/acks", "s", "ack", "client")
+		ack := ackID(t, a.expectMessage("m"))
+		a.request(frame.BEGIN, "", "transaction", "t2")
+		for range 16 {
+			a.request(frame.ACK, "", "id", ack, "transaction", "t2")
+		}
+		a.sendFrame(frame.ACK, "", "id", ack, "transaction", "t2")
+		a.expectError(`transaction "t2" would hold more than 4096 bytes (max-transaction-bytes)`)
+		a.expectClosed()
+		waitFor(t, "the transaction's bytes to leave the budget", func() bool { return srv.input.txBytes.Load() == 0 })
+	})
+}
+
+// Open transactions count in the memory budget: a publisher whose
+// transaction takes the budget over is paused like any other until
+// consumers drain the queues; COMMIT, ABORT and disconnect give the bytes
+// back (the counter returns to 0). Together open transactions may hold at
+// most half the budget.
+func TestTxBytesInMemoryBudget(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		const budget = 64 << 10
+		srv := startServer(t, func(o *Options) {
+			o.MemoryBudget = budget
+			o.MaxTransactionBytes = 24 << 10
+		})
+		body := strings.Repeat("y", 1000)
+		pub := connected(t, srv, tr)
+
+		// ABORT.
+		pub.request(frame.BEGIN, "", "transaction", "a")
+		for range 5 {
+			pub.sendFrame(frame.SEND, body, "destination", "/queue/tx", "transaction", "a")
+		}
+		pub.sync()
+		if n := srv.input.txBytes.Load(); n < 5*(1000+txOpCost) {
+			t.Fatalf("5 SENDs in a transaction count %d bytes", n)
+		}
+		pub.request(frame.ABORT, "", "transaction", "a")
+		if n := srv.input.txBytes.Load(); n != 0 {
+			t.Errorf("after ABORT transactions hold %d bytes, want 0", n)
+		}
+
+		// Disconnect with a transaction open.
+		gone := connected(t, srv, tr)
+		gone.request(frame.BEGIN, "", "transaction", "g")
+		gone.publish("/queue/tx", body, "transaction", "g")
+		if srv.input.txBytes.Load() == 0 {
+			t.Fatalf("the open transaction is not counted")
+		}
+		gone.close()
+		waitFor(t, "the closed connection's transaction to leave the budget", func() bool { return srv.input.txBytes.Load() == 0 })
+
+		// Half the budget at most, all transactions together.
+		x, y := connected(t, srv, tr), connected(t, srv, tr)
+		x.request(frame.BEGIN, "", "transaction", "x")
+		y.request(frame.BEGIN, "", "transaction", "y")
+		for range 17 {
+			x.sendFrame(frame.SEND, body, "destination", "/queue/tx", "transaction", "x")
+		}
+		x.sync()
+		for range 17 { // the broker closes the connection on the way
+			y.trySend(string(y.encode(frame.SEND, body, "destination", "/queue/tx", "transaction", "y")))
+		}
+		y.expectError("half the memory budget")
+		y.expectClosed()
+		if n := srv.input.txBytes.Load(); n > budget/2 {
+			t.Errorf("open transactions hold %d bytes, over half the budget", n)
+		}
+		x.request(frame.ABORT, "", "transaction", "x")
+		if n := srv.input.txBytes.Load(); n != 0 {
+			t.Errorf("after ABORT transactions hold %d bytes, want 0", n)
+		}
+
+		// A queue holds 48 KB (under the budget); a transaction of 22 KB
+		// takes the budget over: its publisher is paused, its COMMIT waits.
+		for i := range 45 {
+			pub.sendFrame(frame.SEND, body, "destination", "/queue/tx", "seq", strconv.Itoa(i))
+		}
+		pub.sync()
+		if srv.input.paused.Load() {
+			t.Fatalf("paused under the budget")
+		}
+		pub.request(frame.BEGIN, "", "transaction", "c")
+		for i := range 17 {
+			pub.sendFrame(frame.SEND, body, "destination", "/queue/tx", "transaction", "c", "seq", strconv.Itoa(45+i))
+		}
+		waitFor(t, "the transaction's publisher to be paused", func() bool { return srv.input.paused.Load() })
+		pub.sendFrame(frame.COMMIT, "", "transaction", "c", "receipt", "commit")
+		held := srv.input.txBytes.Load()
+		if q := srv.input.bytes.Load(); held == 0 || q+held < budget {
+			t.Fatalf("paused with %d bytes queued and %d in the transaction, under the %d-byte budget", q, held, budget)
+		}
+		sub := connected(t, srv, tr)
+		sub.subscribeNoWait("/queue/tx", "s")
+		for i := range 45 + 17 {
+			if got := sub.expect(frame.MESSAGE).GetString("seq"); got != strconv.Itoa(i) {
+				t.Fatalf("message %d: seq %s", i, got)
+			}
+		}
+		pub.expectReceipt("commit")
+		sub.sync()
+		if tx, q := srv.input.txBytes.Load(), srv.input.bytes.Load(); tx != 0 || q != 0 {
+			t.Errorf("after COMMIT and drain: transactions hold %d bytes, queues %d; want 0 and 0", tx, q)
+		}
+		if m := scrapeMetrics(t, srv); !strings.Contains(m, "stompica_transaction_bytes 0\n") {
+			t.Errorf("metrics: %s", grepLines(m, "stompica_transaction"))
+		}
+		t.Logf("%s: a transaction holding %d bytes paused its publisher; all 62 messages arrived", tr, held)
+	})
+}

@@ -54,8 +54,9 @@ type conn struct {
 	txs       map[string]*transaction
 	batch     batch
 	hbRecv    time.Duration // client must send something within this (0 = never checked)
-	fills     bool          // the last read batch added to the memory budget (SENDs to queues)
+	fills     bool          // the last read batch added to the memory budget (queue or transaction SENDs)
 	outFull   bool          // a frame the read loop queued took the output over Options.MaxPendingBytes
+	txBytes   int64         // bytes held by open transactions (counted in the memory budget)
 	ownsTemp  bool          // has private /temp-queue/ queues
 	// partialSince is when the pending incomplete frame started arriving;
 	// frameTimedOut says the read deadline is the frame deadline.
@@ -430,7 +431,7 @@ func (c *conn) cleanup() {
 	}
 	c.s.router.dropConn(c, &c.batch)
 	c.s.router.dropTemp(c)
-	c.txs = nil
+	c.dropTxs()
 	c.batch.flush()
 	c.finish()
 	c.s.removeConn(c)

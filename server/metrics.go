@@ -43,7 +43,7 @@ type brokerCollector struct {
 	retained, staleDropped, queued, slowConsumers, errorsTotal *prometheus.Desc
 	queueDepth, queueConsumers, queueEnqueued, queueDelivered  *prometheus.Desc
 	inputPaused, inputPauses, queuedBytes                      *prometheus.Desc
-	outputPauses                                               *prometheus.Desc
+	txBytes, outputPauses                                      *prometheus.Desc
 }
 
 func newBrokerCollector(s *Server) *brokerCollector {
@@ -77,6 +77,7 @@ func newBrokerCollector(s *Server) *brokerCollector {
 		inputPaused:    d("input_paused", "1 while publishers are paused (max_input_queue_size or the memory budget reached), else 0."),
 		inputPauses:    d("input_pauses_total", "Times publishers were paused because queues were full."),
 		queuedBytes:    d("queued_bytes", "Bytes of messages waiting in queues (bounded by the memory budget)."),
+		txBytes:        d("transaction_bytes", "Bytes held by open transactions now (counted in the memory budget)."),
 		outputPauses:   d("output_pauses_total", "Times the broker stopped reading from a client whose pending output was over max-pending-bytes."),
 		errorsTotal:    d("errors_total", "ERROR frames sent to clients for their mistakes, by kind.", "kind"),
 		queueDepth:     d("queue_depth", "Messages waiting in the queue now.", "queue"),
@@ -93,7 +94,7 @@ func (bc *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 		bc.pendingBytes, bc.framesIn, bc.msgsIn, bc.bytesIn, bc.bytesOut, bc.deliveries, bc.acks,
 		bc.nacks, bc.redeliveries, bc.deadLettered, bc.expired, bc.retained, bc.staleDropped,
 		bc.queued, bc.slowConsumers, bc.errorsTotal, bc.queueDepth, bc.queueConsumers,
-		bc.inputPaused, bc.inputPauses, bc.queuedBytes, bc.outputPauses,
+		bc.inputPaused, bc.inputPauses, bc.queuedBytes, bc.txBytes, bc.outputPauses,
 		bc.queueEnqueued, bc.queueDelivered,
 	} {
 		ch <- d
@@ -144,6 +145,7 @@ func (bc *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(bc.inputPaused, paused)
 	gauge(bc.queuedBytes, float64(s.input.bytes.Load()))
+	gauge(bc.txBytes, float64(s.input.txBytes.Load()))
 	counter(bc.outputPauses, st.outputPauses.Load())
 	for i, n := range st.errorCounts() {
 		counter(bc.errorsTotal, n, errorKinds[i])

@@ -182,8 +182,7 @@ func (c *conn) onSend(f *frame.Frame) error {
 		if err != nil {
 			return err
 		}
-		tx.ops = append(tx.ops, txOp{msg: msg})
-		return nil
+		return c.txAdd(tx, txID, txOp{msg: msg})
 	}
 	if isQueue(target) {
 		c.fills = true // adds to the memory budget: paused while it is full
@@ -332,8 +331,7 @@ func (c *conn) onAck(f *frame.Frame, nack bool) error {
 		if err != nil {
 			return err
 		}
-		tx.ops = append(tx.ops, txOp{sub: sub, mid: mid, nack: nack})
-		return nil
+		return c.txAdd(tx, txID, txOp{sub: sub, mid: mid, nack: nack})
 	}
 	if !c.s.router.ack(sub, mid, nack, &c.batch) {
 		return protoError("message " + itoa(mid) + " is not awaiting acknowledgement")

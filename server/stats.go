@@ -107,6 +107,10 @@ func errorKindOf(err error) string {
 	case errors.Is(err, errWSProtocol):
 		return errKindWebSocket
 	}
+	var le limitError
+	if errors.As(err, &le) {
+		return errKindLimit
+	}
 	var pe protoError
 	if errors.As(err, &pe) {
 		msg := string(pe)
