@@ -153,6 +153,9 @@ func TestOutputBoundReceiptFlood(t *testing.T) {
 		if grown > 4<<20 {
 			t.Errorf("live heap grew by %.1f MB while the client did not read", float64(grown)/(1<<20))
 		}
+		if m := scrapeMetrics(t, srv); !strings.Contains(m, "stompica_output_paused_connections 1\n") {
+			t.Errorf("metrics do not show the paused connection:\n%s", grepLines(m, "stompica_output"))
+		}
 
 		c.resume()
 		for i := range n {
@@ -174,8 +177,10 @@ func TestOutputBoundReceiptFlood(t *testing.T) {
 		if peak < maxPending {
 			t.Errorf("output held peaked at %d bytes: the bound (%d) was never reached", peak, maxPending)
 		}
-		if m := scrapeMetrics(t, srv); !strings.Contains(m, "stompica_output_pauses_total ") {
-			t.Errorf("no stompica_output_pauses_total in the metrics")
+		m := scrapeMetrics(t, srv)
+		if !strings.Contains(m, "stompica_output_pauses_total "+strconv.FormatUint(srv.stats.outputPauses.Load(), 10)+"\n") ||
+			!strings.Contains(m, "stompica_output_paused_connections 0\n") {
+			t.Errorf("metrics after the pauses:\n%s", grepLines(m, "stompica_output"))
 		}
 		if e := srv.stats.errorsTotal(); e != 0 {
 			t.Errorf("%d ERRORs sent", e)

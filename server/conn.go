@@ -371,6 +371,8 @@ func (c *conn) waitOutput() bool {
 	}
 	start := time.Now()
 	c.s.stats.outputPauses.Add(1)
+	c.s.stats.outputPaused.Add(1)
+	defer c.s.stats.outputPaused.Add(-1)
 	c.debug("output over max-pending-bytes: not reading from the client until it drains", "held", c.heldLocked())
 	for !c.closed && c.heldLocked() > limit/2 {
 		ch := make(chan struct{})

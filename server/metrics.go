@@ -43,7 +43,7 @@ type brokerCollector struct {
 	retained, staleDropped, queued, slowConsumers, errorsTotal *prometheus.Desc
 	queueDepth, queueConsumers, queueEnqueued, queueDelivered  *prometheus.Desc
 	inputPaused, inputPauses, queuedBytes                      *prometheus.Desc
-	txBytes, outputPauses                                      *prometheus.Desc
+	txBytes, outputPauses, outputPaused                        *prometheus.Desc
 }
 
 func newBrokerCollector(s *Server) *brokerCollector {
@@ -79,6 +79,7 @@ func newBrokerCollector(s *Server) *brokerCollector {
 		queuedBytes:    d("queued_bytes", "Bytes of messages waiting in queues (bounded by the memory budget)."),
 		txBytes:        d("transaction_bytes", "Bytes held by open transactions now (counted in the memory budget)."),
 		outputPauses:   d("output_pauses_total", "Times the broker stopped reading from a client whose pending output was over max-pending-bytes."),
+		outputPaused:   d("output_paused_connections", "Connections not read now because their pending output is over max-pending-bytes."),
 		errorsTotal:    d("errors_total", "ERROR frames sent to clients for their mistakes, by kind.", "kind"),
 		queueDepth:     d("queue_depth", "Messages waiting in the queue now.", "queue"),
 		queueConsumers: d("queue_consumers", "Consumers subscribed to the queue now.", "queue"),
@@ -94,7 +95,7 @@ func (bc *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 		bc.pendingBytes, bc.framesIn, bc.msgsIn, bc.bytesIn, bc.bytesOut, bc.deliveries, bc.acks,
 		bc.nacks, bc.redeliveries, bc.deadLettered, bc.expired, bc.retained, bc.staleDropped,
 		bc.queued, bc.slowConsumers, bc.errorsTotal, bc.queueDepth, bc.queueConsumers,
-		bc.inputPaused, bc.inputPauses, bc.queuedBytes, bc.txBytes, bc.outputPauses,
+		bc.inputPaused, bc.inputPauses, bc.queuedBytes, bc.txBytes, bc.outputPauses, bc.outputPaused,
 		bc.queueEnqueued, bc.queueDelivered,
 	} {
 		ch <- d
@@ -147,6 +148,7 @@ func (bc *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(bc.queuedBytes, float64(s.input.bytes.Load()))
 	gauge(bc.txBytes, float64(s.input.txBytes.Load()))
 	counter(bc.outputPauses, st.outputPauses.Load())
+	gauge(bc.outputPaused, float64(st.outputPaused.Load()))
 	for i, n := range st.errorCounts() {
 		counter(bc.errorsTotal, n, errorKinds[i])
 	}

@@ -29,6 +29,7 @@ type stats struct {
 	staleDropped  atomic.Uint64
 	slowConsumers atomic.Uint64
 	outputPauses  atomic.Uint64 // times a read loop paused because its client's output was over the bound
+	outputPaused  atomic.Int64  // read loops paused for that now
 	errors        atomic.Uint64 // ERROR frames sent for client mistakes not counted by kind (kind "other")
 	subscriptions atomic.Uint64 // current subscriptions
 	connectedNow  atomic.Int64  // connections past CONNECT now
