@@ -166,7 +166,6 @@ func (c *conn) onSend(f *frame.Frame) error {
 	if err := c.s.authorize(c.login, auth.Write, string(dest)); err != nil {
 		return err
 	}
-	c.published = true
 	target := string(dest)
 	if strings.HasPrefix(target, tempPrefix) {
 		target = c.tempName(target)
@@ -179,8 +178,10 @@ func (c *conn) onSend(f *frame.Frame) error {
 		if err != nil {
 			return err
 		}
-		tx.ops = append(tx.ops, txOp{msg: msg})
-		return nil
+		return c.txAdd(tx, txID, txOp{msg: msg})
+	}
+	if isQueue(target) {
+		c.fills = true // adds to the memory budget: paused while it is full
 	}
 	c.s.router.publish(msg, &c.batch)
 	return nil
@@ -326,8 +327,7 @@ func (c *conn) onAck(f *frame.Frame, nack bool) error {
 		if err != nil {
 			return err
 		}
-		tx.ops = append(tx.ops, txOp{sub: sub, mid: mid, nack: nack})
-		return nil
+		return c.txAdd(tx, txID, txOp{sub: sub, mid: mid, nack: nack})
 	}
 	if !c.s.router.ack(sub, mid, nack, &c.batch) {
 		return protoError("message " + itoa(mid) + " is not awaiting acknowledgement")
