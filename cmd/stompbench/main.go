@@ -138,7 +138,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&cfg.drain, "drain", 60*time.Second, "soak: bound on draining the queues at the end")
 	fs.DurationVar(&cfg.settle, "settle", 30*time.Second, "soak: bound on the wait for RSS and goroutines to return near their baseline")
 	fs.IntVar(&cfg.goroutineSlack, "goroutine-slack", 5, "soak: goroutines above the baseline still counted as back to baseline")
-	fs.Float64Var(&cfg.rssSlack, "rss-slack", 32, "soak: `MiB` of RSS above the baseline still counted as back to baseline")
+	fs.Float64Var(&cfg.rssSlack, "rss-slack", 16, "soak: `MiB` of RSS above the baseline still counted as back to baseline")
 	return fs
 }
 
