@@ -173,8 +173,9 @@ type pauseStat struct {
 	PausedS    float64 `json:"paused_after_s"` // flood start to the broker's pause
 	QueuedMB   float64 `json:"queued_mb"`      // broker queued bytes when paused
 	HeldS      float64 `json:"held_s"`
-	ResumedS   float64 `json:"resumed_after_s"` // consumers back to the end of the pause
-	DrainedS   float64 `json:"drained_after_s"` // consumers back to an empty flood queue
+	TopicHeld  int64   `json:"topic_deliveries_held"` // topic deliveries while held: 0 when the pause stops every publisher
+	ResumedS   float64 `json:"resumed_after_s"`       // consumers back to the end of the pause
+	DrainedS   float64 `json:"drained_after_s"`       // consumers back to an empty flood queue
 	FloodMsgs  int64   `json:"flood_msgs"`
 	Observed   bool    `json:"observed"`
 	ResumedOK  bool    `json:"resumed"`
@@ -206,20 +207,21 @@ type soak struct {
 	pmu     sync.Mutex
 	periods []*period
 
-	connsTCP, connsWS                          atomic.Int64
-	abruptPubs, abruptSubs, abruptCons         atomic.Int64
-	subscribes                                 atomic.Int64
-	written, receipted, tReceipted, qReceipted atomic.Int64
-	tReceived, tLate, tStale                   atomic.Int64
-	qDeliveries, qRedelivered, qDups, qNacks   atomic.Int64
-	qStale, qBoth, qAckedTwice                 atomic.Int64
+	// counters; qBoth counts queue messages with both a RECEIPT and an ACK
+	// written (the drain waits for it to reach qReceipted)
+	connsTCP, connsWS                        atomic.Int64
+	abruptPubs, abruptSubs, abruptCons       atomic.Int64
+	receipted, tReceipted, qReceipted        atomic.Int64
+	tReceived, tLate, tStale                 atomic.Int64
+	qDeliveries, qRedelivered, qDups, qNacks atomic.Int64
+	qStale, qBoth, qAckedTwice               atomic.Int64
 
 	lmu      sync.Mutex // the timeline's lines
 	emu      sync.Mutex
 	dupNotes []string
 	errs     []string
 	nerrs    int
-	pmuStt   sync.Mutex
+	pauseMu  sync.Mutex
 	pauses   []pauseStat
 }
 
@@ -583,13 +585,14 @@ func (sc *sconn) fence() error {
 	return err
 }
 
-// abort closes the socket without DISCONNECT.
+// abort closes the socket without DISCONNECT (first, so that a write
+// blocked on a broker that does not read gives up the write lock).
 func (sc *sconn) abort() {
 	sc.ending.Store(true)
+	sc.nc.Close()
 	sc.wmu.Lock()
 	sc.closing = true
 	sc.wmu.Unlock()
-	sc.nc.Close()
 	<-sc.done
 }
 
@@ -882,7 +885,6 @@ loop:
 		if sc.write(buf) != nil {
 			break
 		}
-		s.written.Add(1)
 		if count != nil {
 			count.Add(1)
 		}
@@ -990,7 +992,6 @@ func (s *soak) subscribeTopic(sc *sconn, id string, topic int) *period {
 		return nil
 	}
 	p.subNS = at
-	s.subscribes.Add(1)
 	return p
 }
 
@@ -1207,7 +1208,7 @@ func (s *soak) pausePhase(n int) {
 	})
 	ps.PausedS = time.Since(ps.floodStart).Seconds()
 	ps.QueuedMB = queued / 1e6
-	held := time.Now()
+	held, topic0 := time.Now(), s.tReceived.Load()
 	if ps.Observed {
 		s.sleep(s.cfg.pauseHold)
 	} else {
@@ -1215,6 +1216,7 @@ func (s *soak) pausePhase(n int) {
 			n, ps.PausedS, ps.QueuedMB, float64(s.cfg.budget)/1e6)
 	}
 	ps.HeldS = time.Since(held).Seconds()
+	ps.TopicHeld = s.tReceived.Load() - topic0
 	back := time.Now()
 	s.flood.set(true)
 	ps.ResumedOK = s.waitFor(soakWait+s.cfg.drain, 50*time.Millisecond, func() bool {
@@ -1238,11 +1240,11 @@ func (s *soak) pausePhase(n int) {
 	if !ps.DrainedOK {
 		s.errorf("pause %d: flood queue not drained %.1fs after the consumers came back", n, ps.DrainedS)
 	}
-	s.logf("pause  %2d at %5.1fs: %d flood msgs; publishers paused after %.1fs (%.1f MB queued); held %.1fs; resumed %.1fs and drained %.1fs after the consumers came back",
-		n, ps.AtS, ps.FloodMsgs, ps.PausedS, ps.QueuedMB, ps.HeldS, ps.ResumedS, ps.DrainedS)
-	s.pmuStt.Lock()
+	s.logf("pause  %2d at %5.1fs: %d flood msgs; publishers paused after %.1fs (%.1f MB queued); held %.1fs (%d topic deliveries meanwhile); resumed %.1fs and drained %.1fs after the consumers came back",
+		n, ps.AtS, ps.FloodMsgs, ps.PausedS, ps.QueuedMB, ps.HeldS, ps.TopicHeld, ps.ResumedS, ps.DrainedS)
+	s.pauseMu.Lock()
 	s.pauses = append(s.pauses, ps)
-	s.pmuStt.Unlock()
+	s.pauseMu.Unlock()
 }
 
 // --- broker figures ---
@@ -1287,7 +1289,7 @@ func parseMetrics(sc *bufio.Scanner) (map[string]float64, error) {
 
 func (s *soak) sample(phase string) soakSample {
 	x := soakSample{Phase: phase, T: time.Since(s.t0).Seconds(),
-		Sent: s.receipted.Load(), Received: s.tReceived.Load() + s.qConfirmedNow()}
+		Sent: s.receipted.Load(), Received: s.tReceived.Load() + s.qBoth.Load()}
 	if s.cfg.pid > 0 {
 		_, rss, err := procStats(s.cfg.pid)
 		x.RSSMiB, x.err = mib(rss), err
@@ -1304,9 +1306,6 @@ func (s *soak) sample(phase string) soakSample {
 	x.QueuedMB = m["stompica_queued_bytes"] / 1e6
 	return x
 }
-
-// qConfirmedNow is the queue messages acknowledged so far (written ACKs).
-func (s *soak) qConfirmedNow() int64 { return s.qBoth.Load() }
 
 func (s *soak) printSample(x soakSample) {
 	rss := "-"
@@ -1510,7 +1509,7 @@ func (s *soak) account(r *report, before, after soakSample, peakRSS float64, pea
 	cfg := s.cfg
 	// topics: every complete period against every stream of its topic
 	byTopic := make([][]*stream, soakTopics)
-	var qLost, qReceipted, tWritten, qWritten, unanswered int64
+	var qLost, qReceipted, tWritten, qWritten, unanswered, unreceiptedLeft int64
 	for _, st := range s.streams {
 		if st.broken {
 			for _, rc := range st.rcptNS {
@@ -1526,11 +1525,14 @@ func (s *soak) account(r *report, before, after soakSample, peakRSS float64, pea
 		}
 		qWritten += int64(len(st.sendNS))
 		for seq, rc := range st.rcptNS {
-			if rc != 0 {
+			switch {
+			case rc != 0:
 				qReceipted++
 				if st.confirmd[seq] == 0 {
 					qLost++
 				}
+			case st.confirmd[seq] == 0:
+				unreceiptedLeft++ // may be in a queue still: nobody owes it
 			}
 		}
 	}
@@ -1568,9 +1570,9 @@ func (s *soak) account(r *report, before, after soakSample, peakRSS float64, pea
 	dups := tDups + qDups
 	var pauses []pauseStat
 	observed := 0
-	s.pmuStt.Lock()
+	s.pauseMu.Lock()
 	pauses = append(pauses, s.pauses...)
-	s.pmuStt.Unlock()
+	s.pauseMu.Unlock()
 	for _, p := range pauses {
 		if p.Observed {
 			observed++
@@ -1627,7 +1629,10 @@ func (s *soak) account(r *report, before, after soakSample, peakRSS float64, pea
 	if s.nerrs > len(s.errs) {
 		r.errors = append(r.errors, fmt.Sprintf("... and %d more errors", s.nerrs-len(s.errs)))
 	}
-	if lost > 0 || dups > 0 || s.qAckedTwice.Load() > 0 || left > 0 || s.tLate.Load() > 0 {
+	if left > float64(unreceiptedLeft) {
+		r.errors = append(r.errors, fmt.Sprintf("%.0f messages left in the queues, more than the %d SENDs without a RECEIPT that no consumer acknowledged", left, unreceiptedLeft))
+	}
+	if lost > 0 || dups > 0 || s.qAckedTwice.Load() > 0 || left > float64(unreceiptedLeft) || s.tLate.Load() > 0 {
 		r.bad = true
 	}
 	if observed == 0 {
