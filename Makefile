@@ -31,7 +31,7 @@ apt_install = { echo "deps: installing Debian packages: $(1)"; \
 GO_FILES = $(shell find . -name '*.go' -not -path './.git/*' -not -path '*/node_modules/*' -not -path '*/testdata/*')
 
 .PHONY: test deps deps-python deps-chromium deps-node gofmt vet gotest fuzz-smoke bench-smoke \
-	build run bench fuzz clean npm-test static release npm docker
+	build run bench fuzz soak clean npm-test static release npm docker
 
 # gotest runs last, so the run ends with the test results.
 test: deps gofmt vet npm-test fuzz-smoke bench-smoke gotest
@@ -166,6 +166,14 @@ docker:
 ## npm-test: the npm package's own unit tests (argument mapping, platform choice), no broker needed.
 npm-test:
 	cd npm && node --test --test-reporter=spec test/
+
+## soak: a bounded mixed soak of the real binary over TCP and WebSocket (not part of `test`):
+## publishers, churning subscribers, consumers, abrupt disconnects and backpressure pauses, every
+## message accounted for. `make soak SOAK_DURATION=5m` for the long one; SOAK_ARGS adds stompbench flags.
+SOAK_DURATION ?= 60s
+SOAK_ARGS ?=
+soak: build
+	SOAK_DURATION='$(SOAK_DURATION)' SOAK_ARGS='$(SOAK_ARGS)' scripts/soak.sh $(BIN)
 
 run: build
 	$(BIN)/stompica $(RUN_ARGS)
