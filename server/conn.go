@@ -212,7 +212,7 @@ func (c *conn) serve() {
 		}
 		if c.fills {
 			c.fills = false
-			if c.s.input.over() && !c.holdsQueueMessages() {
+			if c.s.input.blocked() && !c.holdsQueueMessages() {
 				// Backpressure: stop reading from a publisher that fills the
 				// memory budget until queues drain. The read deadline is
 				// armed after the pause: the client is not to blame for it.

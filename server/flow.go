@@ -32,7 +32,7 @@ func (g *inputGate) add(m *message) {
 func (g *inputGate) remove(m *message) {
 	g.msgs.Add(-1)
 	g.bytes.Add(-int64(len(m.shared)))
-	if g.paused.Load() && !g.over() {
+	if g.paused.Load() && g.drained() {
 		g.release()
 	}
 }
@@ -40,7 +40,7 @@ func (g *inputGate) remove(m *message) {
 // addTx counts n more bytes held by open transactions (n < 0 releases).
 func (g *inputGate) addTx(n int64) {
 	g.txBytes.Add(n)
-	if n < 0 && g.paused.Load() && !g.over() {
+	if n < 0 && g.paused.Load() && g.drained() {
 		g.release()
 	}
 }
@@ -49,10 +49,24 @@ func (g *inputGate) over() bool {
 	return g.msgs.Load() >= int64(g.s.opts.MaxInputQueueSize) || g.bytes.Load()+g.txBytes.Load() >= g.s.opts.MemoryBudget
 }
 
+// drained reports whether both measures are below the resume mark, 90% of
+// their bounds. A pause lasts until then (hysteresis), so a broker running at
+// its budget does not flap between pausing and resuming on every message.
+func (g *inputGate) drained() bool {
+	maxMsgs, budget := int64(g.s.opts.MaxInputQueueSize), g.s.opts.MemoryBudget
+	return g.msgs.Load() < maxMsgs-maxMsgs/10 && g.bytes.Load()+g.txBytes.Load() < budget-budget/10
+}
+
+// blocked reports whether a publisher must wait now: over a bound, or a
+// pause is on and the queues have not drained to the resume mark yet.
+func (g *inputGate) blocked() bool {
+	return g.over() || g.paused.Load() && !g.drained()
+}
+
 func (g *inputGate) release() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.released != nil && !g.over() {
+	if g.released != nil && g.drained() {
 		close(g.released)
 		g.released = nil
 		g.paused.Store(false)
@@ -65,7 +79,7 @@ func (g *inputGate) release() {
 // shutdown or the connection's close (closed reports it) never leaves a
 // reader stuck.
 func (g *inputGate) wait(done <-chan struct{}, closed func() bool) {
-	for g.over() && !closed() {
+	for g.blocked() && !closed() {
 		g.mu.Lock()
 		if g.released == nil {
 			g.released = make(chan struct{})
