@@ -54,6 +54,20 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("GET /api/topics", s.apiTopics)
 	mux.HandleFunc("GET /api/errors", s.apiErrors)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		// The mux's own 404 and 405 are plain text: answer in JSON.
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, p := mux.Handler(probe); p != "/api/" && p != "" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			apiError(w, http.StatusMethodNotAllowed, r.Method+" "+r.URL.Path+": use "+strings.Join(allow, " or "))
+			return
+		}
 		apiError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path+" (GET /api/ lists them)")
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

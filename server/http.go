@@ -57,6 +57,18 @@ func (s *Server) httpHandler() http.Handler {
 	})
 }
 
+// isHTTPHead reports whether the first four bytes of a connection start an
+// HTTP request: GET (pages, metrics, WebSocket upgrades), or POST, PUT,
+// DELETE, HEAD, OPTIONS or PATCH (the management API). No STOMP command
+// starts with any of them.
+func isHTTPHead(head [4]byte) bool {
+	switch string(head[:]) {
+	case "GET ", "POST", "PUT ", "DELE", "HEAD", "OPTI", "PATC":
+		return true
+	}
+	return false
+}
+
 // httpLoginKey carries the login of an HTTP request in its context.
 type httpLoginKey struct{}
 
