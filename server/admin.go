@@ -28,21 +28,21 @@ type adminState struct {
 // guarded by conn.mu (the read goroutine owns conn.login and conn.subs;
 // this copy is for other goroutines).
 type connAdmin struct {
-	login   string
-	version frame.Version
-	since   time.Time // CONNECT accepted; zero before
+	login string
 	// subs are the connection's subscriptions. Appends may fill spare
 	// capacity (readers hold a shorter length); a removal builds a new
 	// array, so a reader may range over a copy of the slice header taken
 	// under conn.mu.
-	subs []*subscription
+	subs    []*subscription
+	since   int64 // when CONNECT was accepted (Unix ms); 0 before
+	version frame.Version
 }
 
 // adminConnected records the session's login and version once CONNECT is
 // accepted. Read goroutine.
 func (c *conn) adminConnected(login string, v frame.Version) {
 	c.mu.Lock()
-	c.adm.login, c.adm.version, c.adm.since = login, v, time.Now()
+	c.adm.login, c.adm.version, c.adm.since = login, v, time.Now().UnixMilli()
 	c.mu.Unlock()
 }
 
@@ -119,9 +119,9 @@ func (c *conn) info(withSubs bool) connInfo {
 	ci.PendingBytes = c.heldLocked()
 	c.mu.Unlock()
 	ci.Login = adm.login
-	if !adm.since.IsZero() {
+	if adm.since != 0 {
 		ci.Version = adm.version.String()
-		t := adm.since.UTC().Truncate(time.Millisecond)
+		t := time.UnixMilli(adm.since).UTC()
 		ci.ConnectedAt = &t
 	}
 	ci.Subscriptions = len(adm.subs)

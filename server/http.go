@@ -92,17 +92,17 @@ func (s *Server) withHTTPAuth(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		msg := "401 unauthorized: log in with HTTP basic auth (a user of the broker's users file)"
+		msg := "log in with HTTP basic auth (a user of the broker's users file)"
 		if status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Basic realm="stompica", charset="UTF-8"`)
 		} else {
-			msg = "403 forbidden: user " + strconv.Quote(login) + " has no admin access to " + r.URL.Path
+			msg = "user " + strconv.Quote(login) + " has no admin access to " + r.URL.Path
 		}
 		if strings.HasPrefix(r.URL.Path, "/api/") {
 			apiError(w, status, msg)
 			return
 		}
-		http.Error(w, msg, status)
+		http.Error(w, strconv.Itoa(status)+" "+strings.ToLower(http.StatusText(status))+": "+msg, status)
 	})
 }
 
