@@ -142,17 +142,43 @@ func apiLimit(w http.ResponseWriter, r *http.Request) (int, bool) {
 	return n, true
 }
 
-// busiest keeps the first limit elements of list by busier (when limit >
-// 0 and list is longer), then restores the order of less.
-func busiest[T any](list []T, limit int, busier, less func(a, b T) int) []T {
+// ranked are the rows of a list endpoint: busier orders the busiest
+// first, before the listing order.
+type ranked[T any] interface {
+	busier(T) int
+	before(T) int
+}
+
+// busiest keeps the limit busiest elements of list (all when limit is 0),
+// in the listing order.
+func busiest[T ranked[T]](list []T, limit int) []T {
 	if limit <= 0 || len(list) <= limit {
 		return list
 	}
-	slices.SortStableFunc(list, busier)
+	slices.SortStableFunc(list, T.busier)
 	list = list[:limit]
-	slices.SortFunc(list, less)
+	slices.SortFunc(list, T.before)
 	return list
 }
+
+// Connections holding the most (unacked and held messages, then pending
+// output) first; listed by id.
+func (a connInfo) busier(b connInfo) int {
+	return cmp.Or(cmp.Compare(b.Unacked+b.Held, a.Unacked+a.Held), cmp.Compare(b.PendingBytes, a.PendingBytes))
+}
+func (a connInfo) before(b connInfo) int { return cmp.Compare(a.ID, b.ID) }
+
+// The deepest queues (waiting and in flight), then those with the most
+// consumers and traffic, first; listed by name.
+func (a queueInfo) busier(b queueInfo) int {
+	return cmp.Or(cmp.Compare(b.Depth+b.Unacked, a.Depth+a.Unacked), cmp.Compare(b.Consumers, a.Consumers),
+		cmp.Compare(b.Enqueued, a.Enqueued))
+}
+func (a queueInfo) before(b queueInfo) int { return cmp.Compare(a.Name, b.Name) }
+
+// The topics with the most subscribers first; listed by name.
+func (a topicInfo) busier(b topicInfo) int { return cmp.Compare(b.Subscribers, a.Subscribers) }
+func (a topicInfo) before(b topicInfo) int { return cmp.Compare(a.Name, b.Name) }
 
 func (s *Server) apiIndex(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -169,24 +195,19 @@ func (s *Server) apiIndex(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// apiConnList is the answer of GET /api/connections.
-type apiConnList struct {
-	Count       int        `json:"count"`
-	Connections []connInfo `json:"connections"`
-}
-
-func (s *Server) apiConnections(w http.ResponseWriter, r *http.Request) {
+// serveList answers a list endpoint: {"count": the total, key: the
+// busiest ?limit= of list}.
+func serveList[T ranked[T]](w http.ResponseWriter, r *http.Request, key string, list func() []T) {
 	limit, ok := apiLimit(w, r)
 	if !ok {
 		return
 	}
-	conns := s.snapshot(snapConns).Conns
-	n := len(conns)
-	conns = busiest(conns, limit, func(a, b connInfo) int {
-		return cmp.Or(cmp.Compare(b.Unacked+b.Held, a.Unacked+a.Held), cmp.Compare(b.PendingBytes, a.PendingBytes),
-			cmp.Compare(a.ID, b.ID))
-	}, func(a, b connInfo) int { return cmp.Compare(a.ID, b.ID) })
-	writeJSON(w, http.StatusOK, apiConnList{Count: n, Connections: conns})
+	all := list()
+	writeJSON(w, http.StatusOK, map[string]any{"count": len(all), key: busiest(all, limit)})
+}
+
+func (s *Server) apiConnections(w http.ResponseWriter, r *http.Request) {
+	serveList(w, r, "connections", func() []connInfo { return s.snapshot(snapConns).Conns })
 }
 
 // apiConn finds the connection of the request's {id}, or answers 400 or
@@ -227,29 +248,8 @@ func (s *Server) apiCloseConnection(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"closed": c.id, "peer": info.Peer, "login": info.Login})
 }
 
-// apiQueueList is the answer of GET /api/queues.
-type apiQueueList struct {
-	Count  int         `json:"count"`
-	Queues []queueInfo `json:"queues"`
-}
-
 func (s *Server) apiQueues(w http.ResponseWriter, r *http.Request) {
-	limit, ok := apiLimit(w, r)
-	if !ok {
-		return
-	}
-	qs := s.snapshot(snapQueues).Queues
-	n := len(qs)
-	writeJSON(w, http.StatusOK, apiQueueList{Count: n, Queues: busiestQueues(qs, limit)})
-}
-
-// busiestQueues keeps the limit deepest (then busiest) queues, in name
-// order.
-func busiestQueues(qs []queueInfo, limit int) []queueInfo {
-	return busiest(qs, limit, func(a, b queueInfo) int {
-		return cmp.Or(cmp.Compare(b.Depth+b.Unacked, a.Depth+a.Unacked), cmp.Compare(b.Consumers, a.Consumers),
-			cmp.Compare(b.Enqueued, a.Enqueued))
-	}, func(a, b queueInfo) int { return cmp.Compare(a.Name, b.Name) })
+	serveList(w, r, "queues", func() []queueInfo { return s.snapshot(snapQueues).Queues })
 }
 
 func (s *Server) apiQueue(w http.ResponseWriter, r *http.Request) {
@@ -305,27 +305,8 @@ func (s *Server) queueActionFailed(w http.ResponseWriter, name string, err error
 	return true
 }
 
-// apiTopicList is the answer of GET /api/topics.
-type apiTopicList struct {
-	Count  int         `json:"count"`
-	Topics []topicInfo `json:"topics"`
-}
-
 func (s *Server) apiTopics(w http.ResponseWriter, r *http.Request) {
-	limit, ok := apiLimit(w, r)
-	if !ok {
-		return
-	}
-	ts := s.snapshot(snapTopics).Topics
-	n := len(ts)
-	writeJSON(w, http.StatusOK, apiTopicList{Count: n, Topics: busiestTopics(ts, limit)})
-}
-
-// busiestTopics keeps the limit topics with the most subscribers, in name
-// order.
-func busiestTopics(ts []topicInfo, limit int) []topicInfo {
-	return busiest(ts, limit, func(a, b topicInfo) int { return cmp.Compare(b.Subscribers, a.Subscribers) },
-		func(a, b topicInfo) int { return cmp.Compare(a.Name, b.Name) })
+	serveList(w, r, "topics", func() []topicInfo { return s.snapshot(snapTopics).Topics })
 }
 
 // apiErrorList is the answer of GET /api/errors.

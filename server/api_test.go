@@ -13,9 +13,9 @@ import (
 	"stompica/frame"
 )
 
-// apiDo sends one request to the broker's HTTP port and returns the status
-// and the body.
-func apiDo(t testing.TB, srv *Server, method, path string, setup ...func(*http.Request)) (int, string, http.Header) {
+// apiDo sends one request to the broker's HTTP port (redirects not
+// followed) and returns the response and its body.
+func apiDo(t testing.TB, srv *Server, method, path string, setup ...func(*http.Request)) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, "http://"+srv.Addr().String()+path, nil)
 	if err != nil {
@@ -36,14 +36,15 @@ func apiDo(t testing.TB, srv *Server, method, path string, setup ...func(*http.R
 	if err != nil {
 		t.Fatalf("%s %s: reading body: %v", method, path, err)
 	}
-	return resp.StatusCode, string(b), resp.Header
+	return resp, string(b)
 }
 
 // apiJSON sends a request that must answer want and decodes its JSON into
 // v (when v is not nil).
 func apiJSON(t testing.TB, srv *Server, method, path string, want int, v any, setup ...func(*http.Request)) {
 	t.Helper()
-	code, body, h := apiDo(t, srv, method, path, setup...)
+	resp, body := apiDo(t, srv, method, path, setup...)
+	code, h := resp.StatusCode, resp.Header
 	if code != want {
 		t.Fatalf("%s %s: %d, want %d: %s", method, path, code, want, body)
 	}
@@ -56,6 +57,22 @@ func apiJSON(t testing.TB, srv *Server, method, path string, want int, v any, se
 		}
 	}
 }
+
+// The answers of the list endpoints.
+type (
+	apiConnList struct {
+		Count       int        `json:"count"`
+		Connections []connInfo `json:"connections"`
+	}
+	apiQueueList struct {
+		Count  int         `json:"count"`
+		Queues []queueInfo `json:"queues"`
+	}
+	apiTopicList struct {
+		Count  int         `json:"count"`
+		Topics []topicInfo `json:"topics"`
+	}
+)
 
 // apiQueuePath is the API path of a queue (its name escaped as one segment).
 func apiQueuePath(name string) string { return "/api/queues/" + url.PathEscape(name) }
@@ -364,8 +381,8 @@ func TestAPITopicsAndIndex(t *testing.T) {
 		t.Errorf("index %+v", index)
 	}
 	apiJSON(t, srv, "GET", "/api/nothing", 404, nil)
-	if code, _, h := apiDo(t, srv, "PUT", "/api/queues"); code != 405 || !strings.Contains(h.Get("Allow"), "GET") {
-		t.Errorf("PUT /api/queues: %d, Allow %q", code, h.Get("Allow"))
+	if resp, _ := apiDo(t, srv, "PUT", "/api/queues"); resp.StatusCode != 405 || !strings.Contains(resp.Header.Get("Allow"), "GET") {
+		t.Errorf("PUT /api/queues: %d, Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
 	}
 	var ov consoleData
 	apiJSON(t, srv, "GET", "/api/overview", 200, &ov)
@@ -441,7 +458,8 @@ func apiAuthChecks(t *testing.T, users, acl string, public bool) {
 			{"a wrong password", []func(*http.Request){as("ops", "nope")}, 401},
 			{"alice (no admin)", []func(*http.Request){as("alice", "wonderland")}, 403},
 		} {
-			code, body, h := apiDo(t, srv, ep.method, ep.path, tc.setup...)
+			resp, body := apiDo(t, srv, ep.method, ep.path, tc.setup...)
+			code, h := resp.StatusCode, resp.Header
 			switch {
 			case open:
 				if code != 200 {
@@ -455,13 +473,13 @@ func apiAuthChecks(t *testing.T, users, acl string, public bool) {
 				t.Errorf("%s %s: %d not in JSON: %s", ep.method, ep.path, code, body)
 			}
 		}
-		code, body, _ := apiDo(t, srv, ep.method, ep.path, as("ops", "secret"))
-		if code == 401 || code == 403 || code >= 500 {
+		resp, body := apiDo(t, srv, ep.method, ep.path, as("ops", "secret"))
+		if code := resp.StatusCode; code == 401 || code == 403 || code >= 500 {
 			t.Errorf("%s %s as ops: %d %s", ep.method, ep.path, code, body)
 		}
 	}
-	if code, body, _ := apiDo(t, srv, "GET", "/healthz"); code != 200 || strings.TrimSpace(body) != "ok" {
-		t.Errorf("/healthz: %d %q", code, body)
+	if resp, body := apiDo(t, srv, "GET", "/healthz"); resp.StatusCode != 200 || strings.TrimSpace(body) != "ok" {
+		t.Errorf("/healthz: %d %q", resp.StatusCode, body)
 	}
 	// A STOMP client logs in as before; the admin closes it.
 	c := dial(t, srv, "tcp")

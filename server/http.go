@@ -193,9 +193,9 @@ func (s *Server) consoleData() consoleData {
 		Errors:        make(map[string]uint64, numErrorKinds),
 		RecentErrors:  recent,
 		QueueCount:    len(snap.Queues),
-		Queues:        busiestQueues(snap.Queues, consoleMaxRows),
+		Queues:        busiest(snap.Queues, consoleMaxRows),
 		TopicCount:    len(snap.Topics),
-		Topics:        busiestTopics(snap.Topics, consoleMaxRows),
+		Topics:        busiest(snap.Topics, consoleMaxRows),
 		Limits: consoleLimits{
 			MaxConnections:    s.maxConns,
 			MaxPendingBytes:   s.opts.MaxPendingBytes,

@@ -119,8 +119,15 @@ Flags (before or after the command):
 		stdout.Write(out.Bytes()) //nolint:errcheck
 		return 0
 	}
-	if err := cmd.print(stdout, body); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil {
 		fmt.Fprintf(stderr, "stompica ctl %s: reading the answer: %v\n", pos[0], err)
+		return 1
+	}
+	if err := cmd.print(stdout, obj); err != nil {
+		fmt.Fprintf(stderr, "stompica ctl %s: %v\n", pos[0], err)
 		return 1
 	}
 	return 0
@@ -134,38 +141,38 @@ type ctlOptions struct {
 }
 
 // ctlCommand is one command of stompica ctl: its arguments, the request
-// it makes and how it prints the answer.
+// it makes and how it prints the answer (a JSON object).
 type ctlCommand struct {
 	args    []string
 	list    bool // takes --limit
 	request func(args []string) (method, path string)
-	print   func(w io.Writer, body []byte) error
+	print   func(w io.Writer, answer map[string]any) error
 }
 
 func get(path string) func([]string) (string, string) {
 	return func([]string) (string, string) { return http.MethodGet, path }
 }
 
+// on makes the request method on the API path prefix + the escaped
+// argument + suffix.
+func on(method, prefix, suffix string) func([]string) (string, string) {
+	return func(a []string) (string, string) { return method, prefix + url.PathEscape(a[0]) + suffix }
+}
+
 var ctlCommands = map[string]ctlCommand{
 	"overview":    {request: get("/api/overview"), print: printOverview},
-	"connections": {list: true, request: get("/api/connections"), print: printConnections},
-	"connection": {args: []string{"ID"}, print: printConnection,
-		request: func(a []string) (string, string) { return http.MethodGet, "/api/connections/" + url.PathEscape(a[0]) }},
-	"close": {args: []string{"ID"}, print: printClosed,
-		request: func(a []string) (string, string) {
-			return http.MethodDelete, "/api/connections/" + url.PathEscape(a[0])
-		}},
-	"queues": {list: true, request: get("/api/queues"), print: printQueues},
-	"queue": {args: []string{"NAME"}, print: printQueue,
-		request: func(a []string) (string, string) { return http.MethodGet, "/api/queues/" + url.PathEscape(a[0]) }},
-	"purge": {args: []string{"NAME"}, print: printQueueAction,
-		request: func(a []string) (string, string) {
-			return http.MethodPost, "/api/queues/" + url.PathEscape(a[0]) + "/purge"
-		}},
-	"delete": {args: []string{"NAME"}, print: printQueueAction,
-		request: func(a []string) (string, string) { return http.MethodDelete, "/api/queues/" + url.PathEscape(a[0]) }},
-	"topics": {list: true, request: get("/api/topics"), print: printTopics},
-	"errors": {request: get("/api/errors"), print: printErrors},
+	"connections": {list: true, request: get("/api/connections"), print: printList("connections", connColumns, "count")},
+	"connection":  {args: []string{"ID"}, request: on(http.MethodGet, "/api/connections/", ""), print: printConnection},
+	"close": {args: []string{"ID"}, request: on(http.MethodDelete, "/api/connections/", ""),
+		print: printf("closed connection {closed} ({login} at {peer})")},
+	"queues": {list: true, request: get("/api/queues"), print: printList("queues", queueColumns, "count")},
+	"queue":  {args: []string{"NAME"}, request: on(http.MethodGet, "/api/queues/", ""), print: printOne(queueColumns)},
+	"purge": {args: []string{"NAME"}, request: on(http.MethodPost, "/api/queues/", "/purge"),
+		print: printf("purged {purged} messages from {queue}")},
+	"delete": {args: []string{"NAME"}, request: on(http.MethodDelete, "/api/queues/", ""),
+		print: printf("deleted {queue} ({purged} waiting messages dropped)")},
+	"topics": {list: true, request: get("/api/topics"), print: printList("topics", topicColumns, "count")},
+	"errors": {request: get("/api/errors"), print: printList("errors", errorColumns, "total")},
 }
 
 // ctlClient makes the API requests.
@@ -243,284 +250,180 @@ func (c *ctlClient) do(method, path string) ([]byte, error) {
 	return nil, fmt.Errorf("%s: %s", resp.Status, msg)
 }
 
-// table prints rows under a header, aligned.
-func table(w io.Writer, header string, rows [][]string) error {
+// column is one column of a table: its header and the field of each row
+// object it shows (through format when set).
+type column struct {
+	head, key string
+	format    func(v any, row map[string]any) string
+}
+
+var (
+	connColumns = []column{{"ID", "id", nil}, {"PEER", "peer", nil}, {"LOGIN", "login", nil},
+		{"TRANSPORT", "transport", func(v any, row map[string]any) string {
+			if row["tls"] == true {
+				return text(v) + "+tls"
+			}
+			return text(v)
+		}},
+		{"VERSION", "version", nil}, {"SUBS", "subscriptions", nil}, {"UNACKED", "unacked", nil}, {"PENDING", "pending_bytes", nil}}
+	subColumns = []column{{"SUBSCRIPTION", "id", nil}, {"DESTINATION", "destination", nil}, {"ACK", "ack", nil},
+		{"PREFETCH", "prefetch", nil}, {"UNACKED", "unacked", nil}, {"HELD", "held", nil}}
+	queueColumns = []column{{"QUEUE", "name", nil}, {"DEPTH", "depth", nil}, {"CONSUMERS", "consumers", nil},
+		{"UNACKED", "unacked", nil}, {"ENQUEUED", "enqueued", nil}, {"DELIVERED", "delivered", nil},
+		{"REDELIVERED", "redelivered", nil}}
+	topicColumns = []column{{"TOPIC", "name", nil}, {"SUBSCRIBERS", "subscribers", nil}}
+	errorColumns = []column{{"TIME", "time", func(v any, _ map[string]any) string {
+		t, err := time.Parse(time.RFC3339Nano, text(v))
+		if err != nil {
+			return text(v)
+		}
+		return t.Local().Format("2006-01-02 15:04:05")
+	}}, {"CONN", "conn", nil}, {"PEER", "peer", nil}, {"LOGIN", "login", nil}, {"TRANSPORT", "transport", nil},
+		{"MESSAGE", "message", nil}}
+)
+
+// text shows one JSON value: "-" for nothing.
+func text(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "-"
+	case string:
+		if v == "" {
+			return "-"
+		}
+		return v
+	case json.Number:
+		return v.String()
+	}
+	return fmt.Sprint(v)
+}
+
+// table prints the row objects under the columns' headers, aligned.
+func table(w io.Writer, cols []column, rows []any) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, header)
+	for i, c := range cols {
+		if i > 0 {
+			fmt.Fprint(tw, "\t")
+		}
+		fmt.Fprint(tw, c.head)
+	}
+	fmt.Fprintln(tw)
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		row, _ := r.(map[string]any)
+		for i, c := range cols {
+			if i > 0 {
+				fmt.Fprint(tw, "\t")
+			}
+			if c.format != nil {
+				fmt.Fprint(tw, c.format(row[c.key], row))
+			} else {
+				fmt.Fprint(tw, text(row[c.key]))
+			}
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }
 
-func num[T ~int | ~int64 | ~uint64](n T) string { return strconv.FormatInt(int64(n), 10) }
-
-// shown notes a list cut by --limit.
-func shown(w io.Writer, n, count int, what string) {
-	if n < count {
-		fmt.Fprintf(w, "(showing the %d busiest of %d %s)\n", n, count, what)
-	}
-}
-
-// ctlConn is a connection as the API lists it.
-type ctlConn struct {
-	ID            uint64 `json:"id"`
-	Peer          string `json:"peer"`
-	Login         string `json:"login"`
-	Transport     string `json:"transport"`
-	TLS           bool   `json:"tls"`
-	Version       string `json:"version"`
-	ConnectedAt   string `json:"connected_at"`
-	Subscriptions int    `json:"subscriptions"`
-	PendingBytes  int    `json:"pending_bytes"`
-	Unacked       int    `json:"unacked"`
-	Held          int    `json:"held"`
-	Subs          []struct {
-		ID          string `json:"id"`
-		Destination string `json:"destination"`
-		Ack         string `json:"ack"`
-		Prefetch    int    `json:"prefetch"`
-		Unacked     int    `json:"unacked"`
-		Held        int    `json:"held"`
-	} `json:"subscription_list"`
-}
-
-func (c *ctlConn) transport() string {
-	if c.TLS {
-		return c.Transport + "+tls"
-	}
-	return c.Transport
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func printConnections(w io.Writer, body []byte) error {
-	var v struct {
-		Count       int       `json:"count"`
-		Connections []ctlConn `json:"connections"`
-	}
-	if err := json.Unmarshal(body, &v); err != nil {
-		return err
-	}
-	rows := make([][]string, 0, len(v.Connections))
-	for _, c := range v.Connections {
-		rows = append(rows, []string{num(c.ID), c.Peer, orDash(c.Login), c.transport(), orDash(c.Version),
-			num(c.Subscriptions), num(c.Unacked), num(c.PendingBytes)})
-	}
-	if err := table(w, "ID\tPEER\tLOGIN\tTRANSPORT\tVERSION\tSUBS\tUNACKED\tPENDING", rows); err != nil {
-		return err
-	}
-	shown(w, len(v.Connections), v.Count, "connections")
-	return nil
-}
-
-func printConnection(w io.Writer, body []byte) error {
-	var c ctlConn
-	if err := json.Unmarshal(body, &c); err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, kv := range [][2]string{
-		{"id", num(c.ID)}, {"peer", c.Peer}, {"login", orDash(c.Login)}, {"transport", c.transport()},
-		{"version", orDash(c.Version)}, {"connected at", orDash(c.ConnectedAt)},
-		{"pending bytes", num(c.PendingBytes)}, {"unacked", num(c.Unacked)}, {"held", num(c.Held)},
-		{"subscriptions", num(c.Subscriptions)},
-	} {
-		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if len(c.Subs) == 0 {
+// printList prints the list under key as a table, and a note when it is
+// not all of them (total is the field that counts them all).
+func printList(key string, cols []column, total string) func(io.Writer, map[string]any) error {
+	return func(w io.Writer, obj map[string]any) error {
+		rows, _ := obj[key].([]any)
+		if err := table(w, cols, rows); err != nil {
+			return err
+		}
+		n, err := obj[total].(json.Number).Int64()
+		switch {
+		case err != nil || int64(len(rows)) >= n:
+		case total == "count":
+			fmt.Fprintf(w, "(showing the %d busiest of %d %s)\n", len(rows), n, key)
+		default:
+			fmt.Fprintf(w, "(the last %d of %d %s since the broker started)\n", len(rows), n, key)
+		}
 		return nil
 	}
-	fmt.Fprintln(w)
-	rows := make([][]string, 0, len(c.Subs))
-	for _, s := range c.Subs {
-		rows = append(rows, []string{s.ID, s.Destination, s.Ack, num(s.Prefetch), num(s.Unacked), num(s.Held)})
-	}
-	return table(w, "SUBSCRIPTION\tDESTINATION\tACK\tPREFETCH\tUNACKED\tHELD", rows)
 }
 
-func printClosed(w io.Writer, body []byte) error {
-	var v struct {
-		Closed uint64 `json:"closed"`
-		Peer   string `json:"peer"`
-		Login  string `json:"login"`
-	}
-	if err := json.Unmarshal(body, &v); err != nil {
-		return err
-	}
-	who := v.Peer
-	if v.Login != "" {
-		who = v.Login + " at " + v.Peer
-	}
-	_, err := fmt.Fprintf(w, "closed connection %d (%s)\n", v.Closed, who)
-	return err
+// printOne prints one object as a one-row table.
+func printOne(cols []column) func(io.Writer, map[string]any) error {
+	return func(w io.Writer, obj map[string]any) error { return table(w, cols, []any{obj}) }
 }
 
-// ctlQueue is a queue as the API lists it.
-type ctlQueue struct {
-	Name        string `json:"name"`
-	Depth       int    `json:"depth"`
-	Consumers   int    `json:"consumers"`
-	Unacked     int    `json:"unacked"`
-	Enqueued    uint64 `json:"enqueued"`
-	Delivered   uint64 `json:"delivered"`
-	Redelivered uint64 `json:"redelivered"`
+// printf prints a line made of format with each {field} of the answer
+// replaced.
+func printf(format string) func(io.Writer, map[string]any) error {
+	return func(w io.Writer, obj map[string]any) error {
+		line := format
+		for k, v := range obj {
+			line = strings.ReplaceAll(line, "{"+k+"}", text(v))
+		}
+		_, err := fmt.Fprintln(w, line)
+		return err
+	}
 }
 
-const queueHeader = "QUEUE\tDEPTH\tCONSUMERS\tUNACKED\tENQUEUED\tDELIVERED\tREDELIVERED"
-
-func (q ctlQueue) row() []string {
-	return []string{q.Name, num(q.Depth), num(q.Consumers), num(q.Unacked), num(q.Enqueued), num(q.Delivered), num(q.Redelivered)}
-}
-
-func printQueues(w io.Writer, body []byte) error {
-	var v struct {
-		Count  int        `json:"count"`
-		Queues []ctlQueue `json:"queues"`
-	}
-	if err := json.Unmarshal(body, &v); err != nil {
-		return err
-	}
-	rows := make([][]string, 0, len(v.Queues))
-	for _, q := range v.Queues {
-		rows = append(rows, q.row())
-	}
-	if err := table(w, queueHeader, rows); err != nil {
-		return err
-	}
-	shown(w, len(v.Queues), v.Count, "queues")
-	return nil
-}
-
-func printQueue(w io.Writer, body []byte) error {
-	var q ctlQueue
-	if err := json.Unmarshal(body, &q); err != nil {
-		return err
-	}
-	return table(w, queueHeader, [][]string{q.row()})
-}
-
-func printQueueAction(w io.Writer, body []byte) error {
-	var v struct {
-		Queue   string `json:"queue"`
-		Purged  int    `json:"purged"`
-		Deleted bool   `json:"deleted"`
-	}
-	if err := json.Unmarshal(body, &v); err != nil {
-		return err
-	}
-	var err error
-	if v.Deleted {
-		_, err = fmt.Fprintf(w, "deleted %s (%d waiting messages dropped)\n", v.Queue, v.Purged)
-	} else {
-		_, err = fmt.Fprintf(w, "purged %d messages from %s\n", v.Purged, v.Queue)
-	}
-	return err
-}
-
-func printTopics(w io.Writer, body []byte) error {
-	var v struct {
-		Count  int `json:"count"`
-		Topics []struct {
-			Name        string `json:"name"`
-			Subscribers int    `json:"subscribers"`
-		} `json:"topics"`
-	}
-	if err := json.Unmarshal(body, &v); err != nil {
-		return err
-	}
-	rows := make([][]string, 0, len(v.Topics))
-	for _, t := range v.Topics {
-		rows = append(rows, []string{t.Name, num(t.Subscribers)})
-	}
-	if err := table(w, "TOPIC\tSUBSCRIBERS", rows); err != nil {
-		return err
-	}
-	shown(w, len(v.Topics), v.Count, "topics")
-	return nil
-}
-
-func printErrors(w io.Writer, body []byte) error {
-	var v struct {
-		Total  uint64 `json:"total"`
-		Errors []struct {
-			Time      time.Time `json:"time"`
-			Conn      uint64    `json:"conn"`
-			Peer      string    `json:"peer"`
-			Login     string    `json:"login"`
-			Transport string    `json:"transport"`
-			Message   string    `json:"message"`
-		} `json:"errors"`
-	}
-	if err := json.Unmarshal(body, &v); err != nil {
-		return err
-	}
-	rows := make([][]string, 0, len(v.Errors))
-	for _, e := range v.Errors {
-		rows = append(rows, []string{e.Time.Local().Format("2006-01-02 15:04:05"), num(e.Conn), e.Peer,
-			orDash(e.Login), e.Transport, e.Message})
-	}
-	if err := table(w, "TIME\tCONN\tPEER\tLOGIN\tTRANSPORT\tMESSAGE", rows); err != nil {
-		return err
-	}
-	if uint64(len(v.Errors)) < v.Total {
-		fmt.Fprintf(w, "(the last %d of %d errors since the broker started)\n", len(v.Errors), v.Total)
-	}
-	return nil
-}
-
-func printOverview(w io.Writer, body []byte) error {
-	var v struct {
-		Version       string  `json:"version"`
-		UptimeSeconds float64 `json:"uptime_seconds"`
-		Connections   struct {
-			TCP, WS, Total int
-			PendingBytes   int `json:"pending_bytes"`
-		} `json:"connections"`
-		Connected     int  `json:"connected"`
-		Subscriptions int  `json:"subscriptions"`
-		Queued        int  `json:"queued"`
-		Unacked       int  `json:"unacked"`
-		Retained      int  `json:"retained"`
-		InputPaused   bool `json:"input_paused"`
-		QueueCount    int  `json:"queue_count"`
-		TopicCount    int  `json:"topic_count"`
-		Counters      struct {
-			MessagesIn uint64 `json:"messages_in"`
-			Deliveries uint64 `json:"deliveries"`
-			BytesIn    uint64 `json:"bytes_in"`
-			BytesOut   uint64 `json:"bytes_out"`
-			Errors     uint64 `json:"errors"`
-		} `json:"counters"`
-	}
-	if err := json.Unmarshal(body, &v); err != nil {
-		return err
-	}
+// fields prints "name: value" lines, aligned; a value is a field of obj
+// (a dotted path into nested objects) or, quoted, the text itself.
+func fields(w io.Writer, obj map[string]any, lines [][2]string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, kv := range [][2]string{
-		{"version", v.Version},
-		{"uptime", (time.Duration(v.UptimeSeconds) * time.Second).String()},
-		{"connections", fmt.Sprintf("%d (tcp %d, ws %d), %d past CONNECT", v.Connections.Total, v.Connections.TCP, v.Connections.WS, v.Connected)},
-		{"pending bytes", num(v.Connections.PendingBytes)},
-		{"subscriptions", num(v.Subscriptions)},
-		{"queues", fmt.Sprintf("%d: %d messages waiting, %d unacked", v.QueueCount, v.Queued, v.Unacked)},
-		{"topics", num(v.TopicCount)},
-		{"retained (TTL)", num(v.Retained)},
-		{"publishers paused", strconv.FormatBool(v.InputPaused)},
-		{"messages in", num(v.Counters.MessagesIn)},
-		{"deliveries", num(v.Counters.Deliveries)},
-		{"bytes in / out", num(v.Counters.BytesIn) + " / " + num(v.Counters.BytesOut)},
-		{"errors", num(v.Counters.Errors)},
-	} {
-		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
+	for _, l := range lines {
+		fmt.Fprintf(tw, "%s:\t%s\n", l[0], expand(l[1], obj))
 	}
 	return tw.Flush()
+}
+
+// expand replaces each {path} in s by the field at that dotted path.
+func expand(s string, obj map[string]any) string {
+	for {
+		i := strings.IndexByte(s, '{')
+		j := strings.IndexByte(s, '}')
+		if i < 0 || j < i {
+			return s
+		}
+		var v any = obj
+		for _, k := range strings.Split(s[i+1:j], ".") {
+			m, _ := v.(map[string]any)
+			v = m[k]
+		}
+		s = s[:i] + text(v) + s[j+1:]
+	}
+}
+
+func printConnection(w io.Writer, obj map[string]any) error {
+	if obj["tls"] == true {
+		obj["transport"] = text(obj["transport"]) + "+tls"
+	}
+	err := fields(w, obj, [][2]string{
+		{"id", "{id}"}, {"peer", "{peer}"}, {"login", "{login}"}, {"transport", "{transport}"},
+		{"version", "{version}"}, {"connected at", "{connected_at}"}, {"pending bytes", "{pending_bytes}"},
+		{"unacked", "{unacked}"}, {"held", "{held}"}, {"subscriptions", "{subscriptions}"},
+	})
+	subs, _ := obj["subscription_list"].([]any)
+	if err != nil || len(subs) == 0 {
+		return err
+	}
+	fmt.Fprintln(w)
+	return table(w, subColumns, subs)
+}
+
+func printOverview(w io.Writer, obj map[string]any) error {
+	if up, err := obj["uptime_seconds"].(json.Number).Float64(); err == nil {
+		obj["uptime"] = (time.Duration(up) * time.Second).String()
+	}
+	return fields(w, obj, [][2]string{
+		{"version", "{version}"},
+		{"uptime", "{uptime}"},
+		{"connections", "{connections.total} (tcp {connections.tcp}, ws {connections.ws}), {connected} past CONNECT"},
+		{"pending bytes", "{connections.pending_bytes}"},
+		{"subscriptions", "{subscriptions}"},
+		{"queues", "{queue_count}: {queued} messages waiting, {unacked} unacked"},
+		{"topics", "{topic_count}"},
+		{"retained (TTL)", "{retained}"},
+		{"publishers paused", "{input_paused}"},
+		{"messages in", "{counters.messages_in}"},
+		{"deliveries", "{counters.deliveries}"},
+		{"bytes in / out", "{counters.bytes_in} / {counters.bytes_out}"},
+		{"errors", "{counters.errors}"},
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -241,7 +242,7 @@ func TestCtl(t *testing.T) {
 	consID := ""
 	for _, c := range conns.Connections {
 		if c.Unacked == 3 && c.Login == "alice" {
-			consID = num(c.ID)
+			consID = strconv.FormatUint(c.ID, 10)
 		}
 	}
 	if consID == "" {
