@@ -227,8 +227,10 @@ const loginCacheTTL = 10 * time.Second
 const loginCacheMax = 256
 
 // loginCache remembers successful HTTP basic-auth logins for loginCacheTTL,
-// keyed by an HMAC (with a per-process random key) of the login and
-// password, so no password is kept. Server.Reload forgets them all.
+// keyed by an HMAC (with a per-process random key) of the client's IP
+// address, the login and the password, so no password is kept and an
+// Authenticator that looks at the address is asked again for another one.
+// Server.Reload forgets them all.
 type loginCache struct {
 	mu  sync.Mutex
 	key []byte
@@ -240,12 +242,14 @@ type cachedLogin struct {
 	expires time.Time
 }
 
-func (lc *loginCache) sum(user, pass string) [sha256.Size]byte {
+func (lc *loginCache) sum(ip, user, pass string) [sha256.Size]byte {
 	if lc.key == nil {
 		lc.key = make([]byte, 32)
 		rand.Read(lc.key) //nolint:errcheck // crypto/rand.Read never fails
 	}
 	h := hmac.New(sha256.New, lc.key)
+	h.Write([]byte(ip))
+	h.Write([]byte{0})
 	h.Write([]byte(user))
 	h.Write([]byte{0})
 	h.Write([]byte(pass))
@@ -254,14 +258,14 @@ func (lc *loginCache) sum(user, pass string) [sha256.Size]byte {
 	return k
 }
 
-// get returns the login remembered for user and pass.
-func (lc *loginCache) get(user, pass string) (string, bool) {
+// get returns the login remembered for user and pass from ip.
+func (lc *loginCache) get(ip, user, pass string) (string, bool) {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
 	if lc.m == nil {
 		return "", false
 	}
-	k := lc.sum(user, pass)
+	k := lc.sum(ip, user, pass)
 	e, ok := lc.m[k]
 	if !ok || time.Now().After(e.expires) {
 		delete(lc.m, k)
@@ -270,8 +274,8 @@ func (lc *loginCache) get(user, pass string) (string, bool) {
 	return e.login, true
 }
 
-// put remembers that user and pass logged in as login.
-func (lc *loginCache) put(user, pass, login string) {
+// put remembers that user and pass from ip logged in as login.
+func (lc *loginCache) put(ip, user, pass, login string) {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
 	now := time.Now()
@@ -288,7 +292,7 @@ func (lc *loginCache) put(user, pass, login string) {
 			clear(lc.m)
 		}
 	}
-	lc.m[lc.sum(user, pass)] = cachedLogin{login: login, expires: now.Add(loginCacheTTL)}
+	lc.m[lc.sum(ip, user, pass)] = cachedLogin{login: login, expires: now.Add(loginCacheTTL)}
 }
 
 // forget drops every remembered login (after a reload of the users).

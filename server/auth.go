@@ -143,7 +143,8 @@ func (s *Server) httpAccess(r *http.Request) (string, int) {
 	if !ok {
 		return "", http.StatusUnauthorized
 	}
-	login, ok := s.admin.httpLogin.get(user, pass)
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	login, ok := s.admin.httpLogin.get(ip, user, pass)
 	if !ok {
 		var err error
 		login, err = s.authenticate(r.Context(), auth.Credentials{Login: user, Passcode: pass,
@@ -151,7 +152,7 @@ func (s *Server) httpAccess(r *http.Request) (string, int) {
 		if err != nil {
 			return "", http.StatusUnauthorized
 		}
-		s.admin.httpLogin.put(user, pass, login)
+		s.admin.httpLogin.put(ip, user, pass, login)
 	}
 	if s.authorize(login, auth.Admin, r.URL.Path) != nil {
 		return login, http.StatusForbidden

@@ -282,9 +282,9 @@ func TestAuthHTTPAccess(t *testing.T) {
 	}
 }
 
-// TestAuthHTTPLoginCache: a successful HTTP login is remembered (the
-// Authenticator is asked once), a wrong password is not, and Reload
-// forgets.
+// TestAuthHTTPLoginCache: a successful HTTP login is remembered for its
+// client address (the Authenticator is asked once), a wrong password is
+// not, and Reload forgets.
 func TestAuthHTTPLoginCache(t *testing.T) {
 	authFastFail(t, 0)
 	authn := &testAuthn{}
@@ -294,8 +294,10 @@ func TestAuthHTTPLoginCache(t *testing.T) {
 		defer authn.mu.Unlock()
 		return len(authn.creds)
 	}
+	from := "192.0.2.1:1234"
 	get := func(login, pass string) int {
 		r := httptest.NewRequest("GET", "/api/", nil)
+		r.RemoteAddr = from
 		r.SetBasicAuth(login, pass)
 		_, code := srv.httpAccess(r)
 		return code
@@ -316,9 +318,19 @@ func TestAuthHTTPLoginCache(t *testing.T) {
 	if n := calls(); n != 3 {
 		t.Errorf("the Authenticator was asked %d times, want 3 (wrong passwords are not remembered)", n)
 	}
-	srv.admin.httpLogin.forget()
+	from = "192.0.2.1:999" // another port of the same address
+	if code := get("ops", "pw-ops"); code != 0 || calls() != 3 {
+		t.Errorf("from another port: %d, %d calls; want 0, 3", code, calls())
+	}
+	from = "198.51.100.7:1234" // another address: asked again
 	if code := get("ops", "pw-ops"); code != 0 || calls() != 4 {
-		t.Errorf("after forget: %d, %d calls; want 0, 4", code, calls())
+		t.Errorf("from another address: %d, %d calls; want 0, 4", code, calls())
+	}
+	if err := srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if code := get("ops", "pw-ops"); code != 0 || calls() != 5 {
+		t.Errorf("after Reload: %d, %d calls; want 0, 5", code, calls())
 	}
 }
 
