@@ -44,9 +44,9 @@ type Options struct {
 	// authentication is on (for a Prometheus scraper without credentials).
 	MetricsPublic bool
 	// Authenticator, when set, checks every login (CONNECT, and HTTP basic
-	// auth with HTTPAuth) instead of a users file; Authorizer, when set,
-	// decides every SEND, SUBSCRIBE, DIAG and console access instead of an
-	// ACL file. Nil means the users file and the ACL file when those are
+	// auth) instead of a users file; Authorizer, when set, decides every
+	// SEND, SUBSCRIBE, DIAG and HTTP (console, metrics, API) access instead
+	// of an ACL file. Nil means the users file and the ACL file when those are
 	// set (setting both is an error), and otherwise off: anonymous access,
 	// everything allowed. See package auth.
 	Authenticator auth.Authenticator
