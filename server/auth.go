@@ -121,30 +121,43 @@ func (s *Server) authenticate(ctx context.Context, cr auth.Credentials) (string,
 	return "", errAccessRefused
 }
 
-// checkHTTPAuth reports whether the HTTP request may see /console and
-// /metrics: always when Options.HTTPAuth is off; otherwise when it carries
-// HTTP basic auth that the Authenticator accepts and, with an Authorizer,
-// that login has admin access to the request path (an ACL rule such as
-// "prom admin /metrics", "ops admin /console/#" for the console page and
-// its /console/api, or "root admin #"). HTTPAuth without an Authenticator
-// refuses everything.
-func (s *Server) checkHTTPAuth(r *http.Request) bool {
-	if !s.opts.HTTPAuth {
-		return true
-	}
+// httpAccess decides an HTTP request to /console, /metrics, /api/ and
+// the rest but /healthz. It returns the login and 0 when the request may
+// proceed, 401 when it needs (other) credentials, 403 when the login may
+// not: with authentication off everything is allowed (but with
+// Options.HTTPAuth, which refuses everything); with authentication on the
+// request needs HTTP basic auth that the Authenticator accepts and, with an
+// Authorizer, that login needs admin access to the request path (an ACL
+// rule such as "ops admin #" for everything, "prom admin /metrics" for
+// scraping only, "ops admin /console/#" with "ops admin /api/#" for the
+// console and its actions). A successful login is remembered for
+// loginCacheTTL, so the console's polls do not each pay a bcrypt check.
+func (s *Server) httpAccess(r *http.Request) (string, int) {
 	if s.authn == nil {
-		return false
+		if s.opts.HTTPAuth {
+			return "", http.StatusUnauthorized
+		}
+		return "", 0
 	}
 	user, pass, ok := r.BasicAuth()
 	if !ok {
-		return false
+		return "", http.StatusUnauthorized
 	}
-	login, err := s.authenticate(r.Context(), auth.Credentials{Login: user, Passcode: pass,
-		Remote: r.RemoteAddr, Transport: "http"})
-	if err != nil {
-		return false
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	login, ok := s.admin.httpLogin.get(ip, user, pass)
+	if !ok {
+		var err error
+		login, err = s.authenticate(r.Context(), auth.Credentials{Login: user, Passcode: pass,
+			Remote: r.RemoteAddr, Transport: "http"})
+		if err != nil {
+			return "", http.StatusUnauthorized
+		}
+		s.admin.httpLogin.put(ip, user, pass, login)
 	}
-	return s.authorize(login, auth.Admin, r.URL.Path) == nil
+	if s.authorize(login, auth.Admin, r.URL.Path) != nil {
+		return login, http.StatusForbidden
+	}
+	return login, 0
 }
 
 // reloadAuth reloads the Authenticator and the Authorizer that implement
@@ -153,6 +166,7 @@ func (s *Server) checkHTTPAuth(r *http.Request) bool {
 // that follow use the new version; connections already logged in stay
 // connected, and their existing subscriptions stay.
 func (s *Server) reloadAuth() error {
+	s.admin.httpLogin.forget()
 	var errs []error
 	for i, p := range []any{s.authn, s.authz} {
 		r, ok := p.(auth.Reloader)
@@ -214,10 +228,10 @@ func (s *Server) authWarnings() {
 		s.log.Warn("an ACL without a users file checks logins that nobody verified: clients can claim any login", args...)
 	}
 	if o.HTTPAuth && s.authn == nil {
-		s.log.Warn("HTTP auth needs a users file (or an Authenticator): /console and /metrics refuse every request")
+		s.log.Warn("HTTP auth needs a users file (or an Authenticator): /console, /metrics and /api/ refuse every request")
 	}
-	if !o.HTTPAuth && s.authn != nil && public {
-		s.log.Warn("HTTP auth is off: /console and /metrics are open to anyone who reaches the port", "host", o.Host)
+	if o.MetricsPublic && s.authn != nil && public {
+		s.log.Warn("/metrics is public (--metrics-public): anyone who reaches the port can scrape it", "host", o.Host)
 	}
 }
 

@@ -223,7 +223,11 @@ func TestAuthCertLogin(t *testing.T) {
 	}
 }
 
-func TestAuthCheckHTTPAuth(t *testing.T) {
+// TestAuthHTTPAccess: with authentication on, every HTTP request needs a
+// login (401 without one or with a wrong one) and, with an ACL, admin
+// access to its path (403 otherwise); with it off everything is open but
+// for HTTPAuth, which then refuses everything.
+func TestAuthHTTPAccess(t *testing.T) {
 	authFastFail(t, 0)
 	req := func(path, login, pass string) *http.Request {
 		r := httptest.NewRequest("GET", path, nil)
@@ -232,45 +236,102 @@ func TestAuthCheckHTTPAuth(t *testing.T) {
 		}
 		return r
 	}
-	off := authNew(t, Options{UsersFile: authUsers(t)})
-	if !off.checkHTTPAuth(req("/metrics", "", "")) {
-		t.Error("HTTPAuth off: request refused")
-	}
-
-	noUsers := authNew(t, Options{HTTPAuth: true})
-	if noUsers.checkHTTPAuth(req("/metrics", "alice", "wonderland")) {
-		t.Error("HTTPAuth without users: request allowed")
-	}
-
-	noACL := authNew(t, Options{HTTPAuth: true, UsersFile: authUsers(t)})
-	for _, tc := range []struct {
-		login, pass string
-		want        bool
-	}{{"alice", "wonderland", true}, {"alice", "wrong", false}, {"mallory", "x", false}, {"", "", false}} {
-		if got := noACL.checkHTTPAuth(req("/console", tc.login, tc.pass)); got != tc.want {
-			t.Errorf("no ACL, %s/%s: %v, want %v", tc.login, tc.pass, got, tc.want)
-		}
-	}
-
-	withACL := authNew(t, Options{HTTPAuth: true, UsersFile: authUsers(t),
-		ACLFile: authWriteFile(t, "acl", "ops admin #\nbob admin /metrics\nalice read,write #\n")})
-	for _, tc := range []struct {
+	type check struct {
 		path, login, pass string
-		want              bool
-	}{
-		{"/console", "ops", "secret", true},
-		{"/metrics", "ops", "secret", true},
-		{"/metrics", "bob", "builder", true},
-		{"/console", "bob", "builder", false},
-		{"/console/app.js", "bob", "builder", false},
-		{"/metrics", "alice", "wonderland", false},
-		{"/metrics", "ops", "wrong", false},
-	} {
-		if got := withACL.checkHTTPAuth(req(tc.path, tc.login, tc.pass)); got != tc.want {
-			t.Errorf("ACL, %s as %s/%s: %v, want %v", tc.path, tc.login, tc.pass, got, tc.want)
+		want              int
+	}
+	run := func(name string, srv *Server, checks []check) {
+		t.Helper()
+		for _, tc := range checks {
+			if _, got := srv.httpAccess(req(tc.path, tc.login, tc.pass)); got != tc.want {
+				t.Errorf("%s: %s as %q/%q: %d, want %d", name, tc.path, tc.login, tc.pass, got, tc.want)
+			}
 		}
 	}
+	run("authentication off", authNew(t, Options{}), []check{
+		{"/metrics", "", "", 0}, {"/api/queues", "", "", 0}, {"/console", "alice", "anything", 0}})
+	run("HTTPAuth without users", authNew(t, Options{HTTPAuth: true}), []check{
+		{"/metrics", "alice", "wonderland", 401}, {"/api/", "", "", 401}})
 
+	// A users file alone: secure by default, HTTPAuth or not; every user
+	// is an admin (no ACL).
+	for _, httpAuth := range []bool{false, true} {
+		run("users, no ACL", authNew(t, Options{HTTPAuth: httpAuth, UsersFile: authUsers(t)}), []check{
+			{"/console", "alice", "wonderland", 0}, {"/api/queues", "alice", "wonderland", 0},
+			{"/console", "alice", "wrong", 401}, {"/metrics", "mallory", "x", 401}, {"/metrics", "", "", 401},
+			{"/api/connections", "", "", 401}})
+	}
+
+	withACL := authNew(t, Options{UsersFile: authUsers(t),
+		ACLFile: authWriteFile(t, "acl", "ops admin #\nbob admin /metrics\nalice read,write #\n")})
+	run("users and ACL", withACL, []check{
+		{"/console", "ops", "secret", 0},
+		{"/metrics", "ops", "secret", 0},
+		{"/api/queues//queue/a/purge", "ops", "secret", 0},
+		{"/metrics", "bob", "builder", 0},
+		{"/console", "bob", "builder", 403},
+		{"/api/connections", "bob", "builder", 403},
+		{"/console/app.js", "bob", "builder", 403},
+		{"/metrics", "alice", "wonderland", 403},
+		{"/api/queues", "alice", "wonderland", 403},
+		{"/metrics", "ops", "wrong", 401},
+		{"/api/queues", "", "", 401},
+	})
+	if login, code := withACL.httpAccess(req("/api/queues", "ops", "secret")); login != "ops" || code != 0 {
+		t.Errorf("httpAccess = %q, %d; want ops, 0", login, code)
+	}
+}
+
+// TestAuthHTTPLoginCache: a successful HTTP login is remembered for its
+// client address (the Authenticator is asked once), a wrong password is
+// not, and Reload forgets.
+func TestAuthHTTPLoginCache(t *testing.T) {
+	authFastFail(t, 0)
+	authn := &testAuthn{}
+	srv := authNew(t, Options{Authenticator: authn})
+	calls := func() int {
+		authn.mu.Lock()
+		defer authn.mu.Unlock()
+		return len(authn.creds)
+	}
+	from := "192.0.2.1:1234"
+	get := func(login, pass string) int {
+		r := httptest.NewRequest("GET", "/api/", nil)
+		r.RemoteAddr = from
+		r.SetBasicAuth(login, pass)
+		_, code := srv.httpAccess(r)
+		return code
+	}
+	for range 3 {
+		if code := get("ops", "pw-ops"); code != 0 {
+			t.Fatalf("ops: %d", code)
+		}
+	}
+	if n := calls(); n != 1 {
+		t.Errorf("the Authenticator was asked %d times for 3 requests with the same credentials, want 1", n)
+	}
+	for range 2 {
+		if code := get("ops", "wrong"); code != 401 {
+			t.Fatalf("ops with a wrong password: %d, want 401", code)
+		}
+	}
+	if n := calls(); n != 3 {
+		t.Errorf("the Authenticator was asked %d times, want 3 (wrong passwords are not remembered)", n)
+	}
+	from = "192.0.2.1:999" // another port of the same address
+	if code := get("ops", "pw-ops"); code != 0 || calls() != 3 {
+		t.Errorf("from another port: %d, %d calls; want 0, 3", code, calls())
+	}
+	from = "198.51.100.7:1234" // another address: asked again
+	if code := get("ops", "pw-ops"); code != 0 || calls() != 4 {
+		t.Errorf("from another address: %d, %d calls; want 0, 4", code, calls())
+	}
+	if err := srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if code := get("ops", "pw-ops"); code != 0 || calls() != 5 {
+		t.Errorf("after Reload: %d, %d calls; want 0, 5", code, calls())
+	}
 }
 
 func TestAuthWarnings(t *testing.T) {
@@ -287,7 +348,8 @@ func TestAuthWarnings(t *testing.T) {
 		{"all interfaces without users", Options{}, []string{"authentication is off"}},
 		{"public IP without users", Options{Host: "192.0.2.1"}, []string{"authentication is off"}},
 		{"public with users and HTTP auth", Options{UsersFile: users, HTTPAuth: true}, nil},
-		{"public with users, no HTTP auth", Options{UsersFile: users}, []string{"HTTP auth is off"}},
+		{"public with users, no HTTP auth", Options{UsersFile: users}, nil},
+		{"public with users and public metrics", Options{UsersFile: users, MetricsPublic: true}, []string{"/metrics is public"}},
 		{"ACL without users", Options{Host: "127.0.0.1", ACLFile: acl}, []string{"ACL without a users file"}},
 		{"HTTP auth without users", Options{Host: "127.0.0.1", HTTPAuth: true}, []string{"HTTP auth needs a users file"}},
 		{"empty users file", Options{Host: "127.0.0.1", UsersFile: authWriteFile(t, "u", "#\n"), HTTPAuth: true}, []string{"no users"}},

@@ -156,21 +156,21 @@ func TestAuthPlugin(t *testing.T) {
 	})
 }
 
-// TestAuthPluginHTTP: with HTTPAuth, /console and /metrics ask the same
+// TestAuthPluginHTTP: /console, /metrics and /api/ ask the same
 // Authenticator (transport "http") and the Authorizer for admin access to
-// the request path.
+// the request path: 401 for a refused login, 403 for a login without admin.
 func TestAuthPluginHTTP(t *testing.T) {
 	authFastFail(t, 0)
 	authn, authz := &testAuthn{}, &testAuthz{}
-	srv := authNew(t, Options{HTTPAuth: true, Authenticator: authn, Authorizer: authz})
+	srv := authNew(t, Options{Authenticator: authn, Authorizer: authz})
 	for _, tc := range []struct {
 		login, pass string
-		want        bool
-	}{{"ops", "pw-ops", true}, {"alice", "pw-alice", false}, {"ops", "wrong", false}, {"broken", "x", false}} {
+		want        int
+	}{{"ops", "pw-ops", 0}, {"alice", "pw-alice", 403}, {"ops", "wrong", 401}, {"broken", "x", 401}} {
 		r := httptest.NewRequest("GET", "/metrics", nil)
 		r.SetBasicAuth(tc.login, tc.pass)
-		if got := srv.checkHTTPAuth(r); got != tc.want {
-			t.Errorf("%s/%s: %v, want %v", tc.login, tc.pass, got, tc.want)
+		if _, got := srv.httpAccess(r); got != tc.want {
+			t.Errorf("%s/%s: %d, want %d", tc.login, tc.pass, got, tc.want)
 		}
 		if c := authn.last(); c.Transport != "http" || c.Login != tc.login || c.Passcode != tc.pass || c.Remote != r.RemoteAddr {
 			t.Errorf("credentials %+v", c)
@@ -180,11 +180,11 @@ func TestAuthPluginHTTP(t *testing.T) {
 		t.Errorf("last check %+v, want %+v", got, want)
 	}
 	// Without Authorizer, any login the Authenticator accepts may look.
-	srv2 := authNew(t, Options{HTTPAuth: true, Authenticator: &testAuthn{}})
+	srv2 := authNew(t, Options{Authenticator: &testAuthn{}})
 	r := httptest.NewRequest("GET", "/console", nil)
 	r.SetBasicAuth("alice", "pw-alice")
-	if !srv2.checkHTTPAuth(r) {
-		t.Error("Authenticator without Authorizer: refused")
+	if _, code := srv2.httpAccess(r); code != 0 {
+		t.Errorf("Authenticator without Authorizer: %d", code)
 	}
 }
 

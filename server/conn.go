@@ -85,6 +85,7 @@ type conn struct {
 	holder      *[]byte         // pool entry the output buffer came in
 	scratch     []byte          // encoding scratch for WebSocket frames
 	qsubs       []*subscription // queue subscriptions, copy-on-write
+	adm         connAdmin       // what the management API shows (admin.go)
 }
 
 func newConn(s *Server, nc net.Conn, ws *wsReader) *conn {
@@ -481,6 +482,7 @@ func (c *conn) closeWithError(msg, receipt string) {
 	c.closed = true
 	c.wakeReaderLocked()
 	c.closeReason = msg
+	c.recordErrorLocked(msg)
 	c.startWriterLocked()
 	c.mu.Unlock()
 	// Wake the read loop; the writer flushes the ERROR before the close.

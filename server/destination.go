@@ -330,6 +330,8 @@ type queue struct {
 	enqueued  atomic.Uint64 // messages ever put on the queue
 	delivered atomic.Uint64 // messages ever handed to a consumer (redeliveries included)
 
+	redelivered atomic.Uint64 // messages put back for redelivery (NACK, consumer gone)
+
 	mu        sync.Mutex
 	dead      bool            // removed from the router; use r.queue(name) instead
 	msgs      deque[*message] // waiting, oldest first
@@ -365,6 +367,7 @@ func (q *queue) requeue(m *message, b *batch) {
 	}
 	m.redelivered = true
 	q.r.s.stats.redeliveries.Add(1)
+	q.redelivered.Add(1)
 	q.r.s.input.add(m)
 	if max := q.r.s.opts.MaxRedeliveries; max > 0 && m.deliveries > max && q.name != dlqName {
 		q.r.s.stats.deadLettered.Add(1)

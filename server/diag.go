@@ -44,85 +44,58 @@ func (c *conn) onDiag(f *frame.Frame) error {
 	return nil
 }
 
+// diagParts is what each DIAG query needs of the snapshot beyond the
+// counters and the connection counts.
+var diagParts = map[string]snapParts{"subs": snapQueues | snapTopics, "stale": snapQueues}
+
 // diag computes the answer to one DIAG query.
 func (s *Server) diag(query string) map[string]any {
-	snap := s.snapshot()
+	known := false
+	for _, q := range diagQueries {
+		known = known || q == query
+	}
+	if !known {
+		return map[string]any{"error": "unknown DIAG query " + query, "queries": diagQueries}
+	}
+	snap := s.snapshot(diagParts[query])
+	clients := snap.TCP + snap.WS
 	switch query {
 	case "session-size":
-		return map[string]any{"session-size": snap.Clients}
+		return map[string]any{"session-size": clients}
 	case "session-connected-size":
 		return map[string]any{"session-connected-size": snap.Connected}
 	case "pubsub-size":
 		return map[string]any{"pubsub-size": snap.Subscriptions}
 	case "session":
 		return map[string]any{
-			"clients":       snap.Clients,
-			"websockets":    snap.WebSockets,
+			"clients":       clients,
+			"websockets":    snap.WS,
 			"connected":     snap.Connected,
 			"subscriptions": snap.Subscriptions,
 		}
 	case "subs":
 		return map[string]any{
 			"subscriptions": snap.Subscriptions,
-			"topics":        s.router.topicStats(),
-			"queues":        s.router.queueStats(),
+			"topics":        snap.Topics,
+			"queues":        snap.Queues,
 		}
 	case "ws_buffer":
 		return map[string]any{
-			"websockets":       snap.WebSockets,
-			"ws_pending_bytes": snap.WSPendingBytes,
-			"pending_bytes":    snap.PendingBytes,
+			"websockets":       snap.WS,
+			"ws_pending_bytes": snap.WSPending,
+			"pending_bytes":    snap.TCPPending + snap.WSPending,
 			"max_pending":      s.opts.MaxPendingBytes,
 			"max_frame_size":   s.opts.MaxFrameSize,
 		}
-	case "stale":
+	default: // "stale"
 		return map[string]any{
-			"stale":                s.router.retainedCount(),
+			"stale":                snap.Retained,
 			"max_stale_queue_size": s.opts.MaxStaleQueueSize,
-			"stale_dropped":        s.stats.staleDropped.Load(),
-			"expired":              s.stats.expired.Load(),
+			"stale_dropped":        snap.Counters.StaleDropped,
+			"expired":              snap.Counters.Expired,
 			"queued":               snap.Queued,
 			"ttl_ms":               s.opts.TTL.Milliseconds(),
-			"undeliverable":        s.router.undeliverable.Load(),
+			"undeliverable":        snap.Undeliverable,
 		}
 	}
-	return map[string]any{"error": "unknown DIAG query " + query, "queries": diagQueries}
-}
-
-// snapshot is a consistent-enough view of the broker's gauges.
-type snapshot struct {
-	Clients        int
-	WebSockets     int
-	Connected      int
-	Subscriptions  int
-	PendingBytes   int
-	WSPendingBytes int
-	Queued         int
-}
-
-func (s *Server) snapshot() snapshot {
-	var snap snapshot
-	s.mu.Lock()
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	snap.Clients = len(conns)
-	for _, c := range conns {
-		c.mu.Lock()
-		pending := len(c.out)
-		c.mu.Unlock()
-		snap.PendingBytes += pending
-		if c.ws != nil {
-			snap.WebSockets++
-			snap.WSPendingBytes += pending
-		}
-	}
-	snap.Connected = int(s.stats.connectedNow.Load())
-	snap.Subscriptions = int(s.stats.subscriptions.Load())
-	for _, q := range s.router.queueStats() {
-		snap.Queued += q.Depth
-	}
-	return snap
 }

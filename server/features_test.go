@@ -392,7 +392,7 @@ func TestTempQueueRequestReply(t *testing.T) {
 		a.sendFrame(frame.SEND, "q3", "destination", "/queue/rpc", "reply-to", "/temp-queue/answers")
 		req := responder.expect(frame.MESSAGE)
 		a.close()
-		waitFor(t, "a's session gone", func() bool { return srv.snapshot().Clients == 2 })
+		waitFor(t, "a's session gone", func() bool { snap := srv.snapshot(0); return snap.TCP+snap.WS == 2 })
 		responder.publish(req.GetString("reply-to"), "too late")
 		for _, q := range srv.router.queueStats() {
 			if strings.HasPrefix(q.Name, "/reply-queue/") && q.Consumers == 0 {

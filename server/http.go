@@ -2,14 +2,14 @@ package server
 
 import (
 	"bytes"
-	"cmp"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/pprof"
-	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"stompica/web"
@@ -17,8 +17,9 @@ import (
 
 // httpHandler serves HTTP on the STOMP port: a WebSocket upgrade on any
 // path, /healthz, /metrics (Prometheus), the operator console (/console and
-// its data, /console/api), and a short page saying what the port serves.
-// /metrics and the console are behind checkHTTPAuth (Options.HTTPAuth).
+// its data, /console/api), the management API (/api/, api.go) and a short
+// page saying what the port serves. All but /healthz (and /metrics with
+// Options.MetricsPublic) are behind withHTTPAuth.
 func (s *Server) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -26,22 +27,27 @@ func (s *Server) httpHandler() http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		fmt.Fprintln(w, "ok")
 	})
-	mux.Handle("/metrics", s.withHTTPAuth(s.metricsHandler()))
+	if s.opts.MetricsPublic {
+		mux.Handle("/metrics", s.metricsHandler())
+	} else {
+		mux.Handle("/metrics", s.withHTTPAuth(s.metricsHandler()))
+	}
 	mux.Handle("/console", s.withHTTPAuth(http.HandlerFunc(serveConsolePage)))
 	mux.Handle("/console/", http.RedirectHandler("/console", http.StatusMovedPermanently))
 	mux.Handle("/console/api", s.withHTTPAuth(http.HandlerFunc(s.serveConsoleAPI)))
+	mux.Handle("/api/", s.withHTTPAuth(s.apiHandler()))
 	if s.opts.Pprof {
 		mux.Handle("/debug/pprof/", s.withHTTPAuth(http.HandlerFunc(pprof.Index)))
 		mux.Handle("/debug/pprof/profile", s.withHTTPAuth(http.HandlerFunc(pprof.Profile)))
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/", s.withHTTPAuth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "stompica %s: a STOMP 1.0/1.1/1.2 message broker.\n\n"+
 			"This port serves raw STOMP over TCP and STOMP over WebSocket\n"+
 			"(ws://HOST:PORT/ws or /stomp; subprotocols v12.stomp, v11.stomp, v10.stomp),\n"+
-			"the operator console at /console, Prometheus metrics at /metrics\n"+
-			"and a health check at /healthz.\n", Version)
-	})
+			"the operator console at /console, the management API at /api/,\n"+
+			"Prometheus metrics at /metrics and a health check at /healthz.\n", Version)
+	})))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isWebSocketUpgrade(r) {
 			s.serveWebSocket(w, r)
@@ -51,16 +57,52 @@ func (s *Server) httpHandler() http.Handler {
 	})
 }
 
-// withHTTPAuth answers 401 with a basic-auth challenge when checkHTTPAuth
-// refuses the request.
+// isHTTPHead reports whether the first four bytes of a connection start an
+// HTTP request: GET (pages, metrics, WebSocket upgrades), or POST, PUT,
+// DELETE, HEAD, OPTIONS or PATCH (the management API). No STOMP command
+// starts with any of them.
+func isHTTPHead(head [4]byte) bool {
+	switch string(head[:]) {
+	case "GET ", "POST", "PUT ", "DELE", "HEAD", "OPTI", "PATC":
+		return true
+	}
+	return false
+}
+
+// httpLoginKey carries the login of an HTTP request in its context.
+type httpLoginKey struct{}
+
+// httpLogin returns the login withHTTPAuth accepted for r ("" when
+// authentication is off).
+func httpLogin(r *http.Request) string {
+	login, _ := r.Context().Value(httpLoginKey{}).(string)
+	return login
+}
+
+// withHTTPAuth lets a request through when httpAccess allows it, with its
+// login in the context; otherwise it answers 401 with a basic-auth
+// challenge, or 403.
 func (s *Server) withHTTPAuth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.checkHTTPAuth(r) {
-			w.Header().Set("WWW-Authenticate", `Basic realm="stompica", charset="UTF-8"`)
-			http.Error(w, "401 unauthorized", http.StatusUnauthorized)
+		login, status := s.httpAccess(r)
+		if status == 0 {
+			if login != "" {
+				r = r.WithContext(context.WithValue(r.Context(), httpLoginKey{}, login))
+			}
+			h.ServeHTTP(w, r)
 			return
 		}
-		h.ServeHTTP(w, r)
+		msg := "log in with HTTP basic auth (a user of the broker's users file)"
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Basic realm="stompica", charset="UTF-8"`)
+		} else {
+			msg = "user " + strconv.Quote(login) + " has no admin access to " + r.URL.Path
+		}
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			apiError(w, status, msg)
+			return
+		}
+		http.Error(w, strconv.Itoa(status)+" "+strings.ToLower(http.StatusText(status))+": "+msg, status)
 	})
 }
 
@@ -91,8 +133,8 @@ func serveConsolePage(w http.ResponseWriter, r *http.Request) {
 // busiest first); the totals still count them all.
 const consoleMaxRows = 500
 
-// consoleData is the JSON of /console/api: the console polls it every
-// second and computes rates from the counters.
+// consoleData is the JSON of /console/api (and /api/overview): the console
+// polls it every second and computes rates from the counters.
 type consoleData struct {
 	Version       string            `json:"version"`
 	UptimeSeconds float64           `json:"uptime_seconds"`
@@ -101,9 +143,12 @@ type consoleData struct {
 	Connected     int64             `json:"connected"`
 	Subscriptions int64             `json:"subscriptions"`
 	Queued        int               `json:"queued"`
+	Unacked       int               `json:"unacked"` // queue messages in flight, all queues
 	Retained      int               `json:"retained"`
-	Counters      consoleCounters   `json:"counters"`
+	InputPaused   bool              `json:"input_paused"`
+	Counters      counterValues     `json:"counters"`
 	Errors        map[string]uint64 `json:"errors"`
+	RecentErrors  uint64            `json:"recent_errors"` // ERRORs recorded for GET /api/errors
 	QueueCount    int               `json:"queue_count"`
 	Queues        []queueInfo       `json:"queues"`
 	TopicCount    int               `json:"topic_count"`
@@ -119,25 +164,6 @@ type consoleConns struct {
 	PendingBytes int `json:"pending_bytes"`
 }
 
-type consoleCounters struct {
-	Connections   uint64 `json:"connections"`
-	WSConnections uint64 `json:"ws_connections"`
-	Refused       uint64 `json:"refused"`
-	FramesIn      uint64 `json:"frames_in"`
-	MessagesIn    uint64 `json:"messages_in"`
-	BytesIn       uint64 `json:"bytes_in"`
-	BytesOut      uint64 `json:"bytes_out"`
-	Deliveries    uint64 `json:"deliveries"`
-	Acks          uint64 `json:"acks"`
-	Nacks         uint64 `json:"nacks"`
-	Redeliveries  uint64 `json:"redeliveries"`
-	DeadLettered  uint64 `json:"dead_lettered"`
-	Expired       uint64 `json:"expired"`
-	StaleDropped  uint64 `json:"stale_dropped"`
-	SlowConsumers uint64 `json:"slow_consumers"`
-	Errors        uint64 `json:"errors"`
-}
-
 type consoleLimits struct {
 	MaxConnections    int   `json:"max_connections"`
 	MaxPendingBytes   int   `json:"max_pending_bytes"`
@@ -146,39 +172,30 @@ type consoleLimits struct {
 	TTLms             int64 `json:"ttl_ms"`
 }
 
-// consoleData gathers the console's figures.
+// consoleData gathers the console's figures from one snapshot.
 func (s *Server) consoleData() consoleData {
-	st := &s.stats
-	cs := s.connStats()
+	snap := s.snapshot(snapQueues | snapTopics)
+	_, recent := s.admin.errors.list()
 	d := consoleData{
 		Version:       Version,
-		UptimeSeconds: time.Since(s.start).Seconds(),
-		StartTime:     s.start.UTC().Truncate(time.Millisecond),
+		UptimeSeconds: snap.Time.Sub(snap.Start).Seconds(),
+		StartTime:     snap.Start.UTC().Truncate(time.Millisecond),
 		Connections: consoleConns{
-			TCP: cs.tcp, WS: cs.ws, HTTP: cs.http, Total: cs.tcp + cs.ws,
-			PendingBytes: cs.tcpPending + cs.wsPending,
+			TCP: snap.TCP, WS: snap.WS, HTTP: snap.HTTP, Total: snap.TCP + snap.WS,
+			PendingBytes: snap.TCPPending + snap.WSPending,
 		},
-		Connected:     st.connectedNow.Load(),
-		Subscriptions: int64(st.subscriptions.Load()),
-		Retained:      s.router.retainedCount(),
-		Counters: consoleCounters{
-			Connections:   st.connsTotal.Load(),
-			WSConnections: st.wsConns.Load(),
-			Refused:       st.refused.Load(),
-			FramesIn:      st.framesIn.Load(),
-			MessagesIn:    st.msgsIn.Load(),
-			BytesIn:       st.bytesIn.Load(),
-			BytesOut:      st.bytesOut.Load(),
-			Deliveries:    st.deliveries.Load(),
-			Acks:          st.acks.Load(),
-			Nacks:         st.nacks.Load(),
-			Redeliveries:  st.redeliveries.Load(),
-			DeadLettered:  st.deadLettered.Load(),
-			Expired:       st.expired.Load(),
-			StaleDropped:  st.staleDropped.Load(),
-			SlowConsumers: st.slowConsumers.Load(),
-		},
-		Errors: make(map[string]uint64, numErrorKinds),
+		Connected:     snap.Connected,
+		Subscriptions: snap.Subscriptions,
+		Queued:        snap.Queued,
+		Retained:      snap.Retained,
+		InputPaused:   snap.InputPaused,
+		Counters:      snap.Counters,
+		Errors:        make(map[string]uint64, numErrorKinds),
+		RecentErrors:  recent,
+		QueueCount:    len(snap.Queues),
+		Queues:        busiest(snap.Queues, consoleMaxRows),
+		TopicCount:    len(snap.Topics),
+		Topics:        busiest(snap.Topics, consoleMaxRows),
 		Limits: consoleLimits{
 			MaxConnections:    s.maxConns,
 			MaxPendingBytes:   s.opts.MaxPendingBytes,
@@ -187,45 +204,15 @@ func (s *Server) consoleData() consoleData {
 			TTLms:             s.opts.TTL.Milliseconds(),
 		},
 	}
-	for i, n := range st.errorCounts() {
+	for _, q := range snap.Queues {
+		d.Unacked += q.Unacked
+	}
+	for i, n := range snap.Errors {
 		d.Errors[errorKinds[i]] = n
-		d.Counters.Errors += n
 	}
-	qs := s.router.queueStats()
-	for _, q := range qs {
-		d.Queued += q.Depth
-	}
-	d.QueueCount = len(qs)
-	if len(qs) > consoleMaxRows {
-		// The deepest and busiest first; then back in name order.
-		slices.SortStableFunc(qs, func(a, b queueInfo) int {
-			return cmp.Or(cmp.Compare(b.Depth, a.Depth), cmp.Compare(b.Consumers, a.Consumers),
-				cmp.Compare(b.Enqueued, a.Enqueued))
-		})
-		qs = qs[:consoleMaxRows]
-		slices.SortFunc(qs, func(a, b queueInfo) int { return cmp.Compare(a.Name, b.Name) })
-	}
-	d.Queues = qs
-	ts := s.router.topicStats()
-	d.TopicCount = len(ts)
-	if len(ts) > consoleMaxRows {
-		slices.SortStableFunc(ts, func(a, b topicInfo) int { return cmp.Compare(b.Subscribers, a.Subscribers) })
-		ts = ts[:consoleMaxRows]
-		slices.SortFunc(ts, func(a, b topicInfo) int { return cmp.Compare(a.Name, b.Name) })
-	}
-	d.Topics = ts
 	return d
 }
 
 func (s *Server) serveConsoleAPI(w http.ResponseWriter, r *http.Request) {
-	body, err := json.Marshal(s.consoleData())
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.Write(body) //nolint:errcheck // the client went away
+	writeJSON(w, http.StatusOK, s.consoleData())
 }

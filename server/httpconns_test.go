@@ -63,7 +63,7 @@ func (h *httpConn) awaitClose() time.Time {
 	return time.Now()
 }
 
-func httpConnsNow(srv *Server) int { return srv.connStats().http }
+func httpConnsNow(srv *Server) int { return srv.snapshot(0).HTTP }
 
 // TestHTTPIdleTimeout: keep-alive HTTP connections left idle after a
 // request are closed by the broker after Options.HTTPIdleTimeout; they are
@@ -152,7 +152,7 @@ func TestHTTPConnectionsCountAgainstLimit(t *testing.T) {
 
 	// A STOMP client leaves; the HTTP connections still hold the slots.
 	stomps[0].close()
-	waitFor(t, "the STOMP client gone", func() bool { return srv.connStats().tcp == limit-1 })
+	waitFor(t, "the STOMP client gone", func() bool { return srv.snapshot(0).TCP == limit-1 })
 	refused := dial(t, srv, "tcp")
 	refused.sendFrame(frame.CONNECT, "", "accept-version", "1.2", "host", "h")
 	refused.expectError("too many connections")
@@ -173,8 +173,8 @@ func TestWebSocketCountedOnce(t *testing.T) {
 	srv := startServer(t, func(o *Options) { o.MaxConnections = limit })
 	a := connected(t, srv, "ws")
 	b := connected(t, srv, "ws")
-	if cs := srv.connStats(); cs.ws != limit || cs.http != 0 {
-		t.Errorf("two WebSockets counted as ws=%d http=%d, want ws=2 http=0", cs.ws, cs.http)
+	if cs := srv.snapshot(0); cs.WS != limit || cs.HTTP != 0 {
+		t.Errorf("two WebSockets counted as ws=%d http=%d, want ws=2 http=0", cs.WS, cs.HTTP)
 	}
 	c := dial(t, srv, "ws")
 	// The broker may refuse before CONNECT arrives: the write may fail.
@@ -187,7 +187,7 @@ func TestWebSocketCountedOnce(t *testing.T) {
 			m[`stompica_connections{transport="ws"}`], m["stompica_http_connections"])
 	}
 	a.close()
-	waitFor(t, "one WebSocket left", func() bool { cs := srv.connStats(); return cs.ws == 1 && cs.http == 0 })
+	waitFor(t, "one WebSocket left", func() bool { cs := srv.snapshot(0); return cs.WS == 1 && cs.HTTP == 0 })
 	d := connected(t, srv, "ws")
 	d.sync()
 	b.sync()

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -16,8 +15,9 @@ var (
 	errTooManyFromAddr = errors.New("too many connections from this address")
 )
 
-// handleConn sniffs the first bytes of a new connection: "GET " is HTTP
-// (WebSocket upgrade, console, metrics), anything else is raw STOMP.
+// handleConn sniffs the first bytes of a new connection: an HTTP method
+// (isHTTPHead) is HTTP (WebSocket upgrade, console, metrics, API), anything
+// else is raw STOMP.
 func (s *Server) handleConn(nc net.Conn) {
 	// Until it is sniffed, Shutdown must be able to close the connection.
 	s.mu.Lock()
@@ -49,7 +49,7 @@ func (s *Server) handleConn(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	if n == len(head) && bytes.Equal(head[:], []byte("GET ")) {
+	if n == len(head) && isHTTPHead(head) {
 		nc.SetReadDeadline(time.Time{})
 		// HTTP connections count against the connection limit (with
 		// httpExtraConns to spare for /healthz and /metrics); over it, 503.

@@ -223,26 +223,7 @@ func (c *metricsClient) messages(n int) []metricsFrame {
 // metricsHTTPGet fetches path from the broker's port.
 func metricsHTTPGet(t testing.TB, srv *Server, path string, setup ...func(*http.Request)) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest("GET", "http://"+srv.Addr().String()+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range setup {
-		f(req)
-	}
-	tr := &http.Transport{DisableKeepAlives: true}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: metricsWait,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: reading body: %v", path, err)
-	}
-	return resp, string(b)
+	return apiDo(t, srv, "GET", path, setup...)
 }
 
 // metricsScrape fetches /metrics and returns every sample by its series

@@ -34,13 +34,19 @@ type Options struct {
 	// ACLFile, when set, turns authorization on: lines "login read|write|admin
 	// pattern". SUBSCRIBE needs read, SEND write, DIAG and the console admin.
 	ACLFile string
-	// HTTPAuth protects /console and /metrics with HTTP basic auth against
-	// the same users (admin access when an ACL is set).
+	// HTTPAuth is the default now and kept for compatibility: with
+	// authentication on (a users file or an Authenticator), every HTTP
+	// endpoint but /healthz needs HTTP basic auth of a user, and admin
+	// access to the path when an Authorizer is set. Set without
+	// authentication, it refuses every HTTP request but /healthz.
 	HTTPAuth bool
+	// MetricsPublic serves /metrics without a login even when
+	// authentication is on (for a Prometheus scraper without credentials).
+	MetricsPublic bool
 	// Authenticator, when set, checks every login (CONNECT, and HTTP basic
-	// auth with HTTPAuth) instead of a users file; Authorizer, when set,
-	// decides every SEND, SUBSCRIBE, DIAG and console access instead of an
-	// ACL file. Nil means the users file and the ACL file when those are
+	// auth) instead of a users file; Authorizer, when set, decides every
+	// SEND, SUBSCRIBE, DIAG and HTTP (console, metrics, API) access instead
+	// of an ACL file. Nil means the users file and the ACL file when those are
 	// set (setting both is an error), and otherwise off: anonymous access,
 	// everything allowed. See package auth.
 	Authenticator auth.Authenticator

@@ -299,6 +299,7 @@ func (r *router) dropIfUnused(q *queue) {
 
 func (r *router) subscribe(sub *subscription, b *batch) {
 	r.s.stats.subscriptions.Add(1)
+	sub.c.adminSub(sub, true)
 	if sub.queue {
 		if sub.pattern {
 			r.mu.Lock()
@@ -332,6 +333,7 @@ func (r *router) subscribe(sub *subscription, b *batch) {
 
 func (r *router) unsubscribe(sub *subscription, b *batch) {
 	r.s.stats.subscriptions.Add(^uint64(0))
+	sub.c.adminSub(sub, false)
 	if sub.queue {
 		sub.c.removeQueueSub(sub)
 		if sub.pattern {
@@ -444,35 +446,6 @@ func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) bool {
 		q.dispatch(b)
 	}
 	return true
-}
-
-// queueInfo is a queue's depth, consumers and counters at one moment.
-type queueInfo struct {
-	Name      string `json:"name"`
-	Depth     int    `json:"depth"`
-	Consumers int    `json:"consumers"`
-	Enqueued  uint64 `json:"enqueued"`
-	Delivered uint64 `json:"delivered"`
-}
-
-// queueStats lists every queue (for DIAG, metrics and the console).
-func (r *router) queueStats() []queueInfo {
-	r.mu.RLock()
-	qs := make([]*queue, 0, len(r.queues))
-	for _, q := range r.queues {
-		qs = append(qs, q)
-	}
-	r.mu.RUnlock()
-	out := make([]queueInfo, 0, len(qs))
-	for _, q := range qs {
-		q.mu.Lock()
-		info := queueInfo{Name: q.name, Depth: q.msgs.len(), Consumers: len(q.consumers)}
-		q.mu.Unlock()
-		info.Enqueued, info.Delivered = q.enqueued.Load(), q.delivered.Load()
-		out = append(out, info)
-	}
-	slices.SortFunc(out, func(a, b queueInfo) int { return strings.Compare(a.Name, b.Name) })
-	return out
 }
 
 // topicInfo is a topic's subscriber count.

@@ -70,6 +70,8 @@ type Server struct {
 	authn auth.Authenticator // nil: anyone logs in (auth.go)
 	authz auth.Authorizer    // nil: everything allowed (acl.go)
 
+	admin adminState // the management API's recent errors and HTTP logins (admin.go)
+
 	wg     sync.WaitGroup // accept loops and connection read loops
 	connID atomic.Uint64
 }

@@ -126,6 +126,7 @@ func (c *conn) onConnect(f *frame.Frame) bool {
 	c.version = v
 	c.parser.Version = v
 	c.connected = true
+	c.adminConnected(login, v)
 	c.s.stats.connected.Add(1)
 	c.s.stats.connectedNow.Add(1)
 

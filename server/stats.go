@@ -1,9 +1,12 @@
 package server
 
 import (
+	"cmp"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"stompica/frame"
 )
@@ -129,4 +132,146 @@ func errorKindOf(err error) string {
 		return errKindProtocol
 	}
 	return errKindOther
+}
+
+// snapParts selects the parts of a snapshot that walk lists under locks.
+type snapParts uint8
+
+const (
+	snapQueues snapParts = 1 << iota // every queue's figures, and the total queued
+	snapTopics                       // every topic's subscriber count
+	snapConns                        // every connection's figures (connInfo)
+)
+
+// snapshot is the broker's figures at one moment, built once per DIAG
+// answer, console poll, API request or Prometheus scrape: DIAG, the
+// console, the management API and /metrics all read this one struct, so
+// the connection walk and the counter list exist once.
+type snapshot struct {
+	Time  time.Time
+	Start time.Time
+
+	// Open connections by transport (HTTP ones not upgraded apart) and the
+	// output they hold (queued and being written).
+	TCP, WS, HTTP         int
+	TCPPending, WSPending int
+	Connected             int64 // past CONNECT
+	Subscriptions         int64
+
+	Counters counterValues
+	Errors   [numErrorKinds]uint64 // by kind, in errorKinds order
+
+	Retained      int    // topic messages retained for late subscribers (TTL)
+	Undeliverable uint64 // replies to private queues of closed sessions
+	InputPaused   bool
+	InputPauses   uint64
+	QueuedBytes   int64 // bytes of messages waiting in queues
+	TxBytes       int64 // bytes held by open transactions
+	OutputPaused  int64
+
+	Queued int         // messages waiting in all queues (with snapQueues)
+	Queues []queueInfo // in name order (snapQueues)
+	Topics []topicInfo // in name order (snapTopics)
+	Conns  []connInfo  // in id order (snapConns)
+}
+
+// counterValues are the broker's counters, as the console and the API show
+// them.
+type counterValues struct {
+	Connections   uint64 `json:"connections"`
+	WSConnections uint64 `json:"ws_connections"`
+	Refused       uint64 `json:"refused"`
+	FramesIn      uint64 `json:"frames_in"`
+	MessagesIn    uint64 `json:"messages_in"`
+	BytesIn       uint64 `json:"bytes_in"`
+	BytesOut      uint64 `json:"bytes_out"`
+	Deliveries    uint64 `json:"deliveries"`
+	Acks          uint64 `json:"acks"`
+	Nacks         uint64 `json:"nacks"`
+	Redeliveries  uint64 `json:"redeliveries"`
+	DeadLettered  uint64 `json:"dead_lettered"`
+	Expired       uint64 `json:"expired"`
+	StaleDropped  uint64 `json:"stale_dropped"`
+	SlowConsumers uint64 `json:"slow_consumers"`
+	OutputPauses  uint64 `json:"output_pauses"`
+	Errors        uint64 `json:"errors"` // ERROR frames sent for client mistakes, all kinds
+}
+
+// snapshot reads the counters and gauges, walks the open connections once
+// (one short lock each), and walks queues, topics and connection details
+// as parts asks.
+func (s *Server) snapshot(parts snapParts) *snapshot {
+	st := &s.stats
+	snap := &snapshot{Time: time.Now(), Start: s.start}
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	snap.HTTP = s.httpConns
+	s.mu.Unlock()
+	if parts&snapConns != 0 {
+		snap.Conns = make([]connInfo, 0, len(conns))
+	}
+	for _, c := range conns {
+		var pending int
+		if parts&snapConns != 0 {
+			ci := c.info(false)
+			pending = ci.PendingBytes
+			snap.Conns = append(snap.Conns, ci)
+		} else {
+			c.mu.Lock()
+			pending = c.heldLocked()
+			c.mu.Unlock()
+		}
+		if c.ws != nil {
+			snap.WS++
+			snap.WSPending += pending
+		} else {
+			snap.TCP++
+			snap.TCPPending += pending
+		}
+	}
+	slices.SortFunc(snap.Conns, func(a, b connInfo) int { return cmp.Compare(a.ID, b.ID) })
+	snap.Connected = st.connectedNow.Load()
+	snap.Subscriptions = int64(st.subscriptions.Load())
+	snap.Counters = counterValues{
+		Connections:   st.connsTotal.Load(),
+		WSConnections: st.wsConns.Load(),
+		Refused:       st.refused.Load(),
+		FramesIn:      st.framesIn.Load(),
+		MessagesIn:    st.msgsIn.Load(),
+		BytesIn:       st.bytesIn.Load(),
+		BytesOut:      st.bytesOut.Load(),
+		Deliveries:    st.deliveries.Load(),
+		Acks:          st.acks.Load(),
+		Nacks:         st.nacks.Load(),
+		Redeliveries:  st.redeliveries.Load(),
+		DeadLettered:  st.deadLettered.Load(),
+		Expired:       st.expired.Load(),
+		StaleDropped:  st.staleDropped.Load(),
+		SlowConsumers: st.slowConsumers.Load(),
+		OutputPauses:  st.outputPauses.Load(),
+	}
+	snap.Errors = st.errorCounts()
+	for _, n := range snap.Errors {
+		snap.Counters.Errors += n
+	}
+	snap.Retained = s.router.retainedCount()
+	snap.Undeliverable = s.router.undeliverable.Load()
+	snap.InputPaused = s.input.paused.Load()
+	snap.InputPauses = s.input.pauses.Load()
+	snap.QueuedBytes = s.input.bytes.Load()
+	snap.TxBytes = s.input.txBytes.Load()
+	snap.OutputPaused = st.outputPaused.Load()
+	if parts&snapQueues != 0 {
+		snap.Queues = s.router.queueStats()
+		for _, q := range snap.Queues {
+			snap.Queued += q.Depth
+		}
+	}
+	if parts&snapTopics != 0 {
+		snap.Topics = s.router.topicStats()
+	}
+	return snap
 }

@@ -292,7 +292,7 @@ func TestStress(t *testing.T) {
 	}
 
 	// Collect what is left in the queues.
-	waitFor(t, "all connections of the run gone", func() bool { return srv.snapshot().Clients == 0 })
+	waitFor(t, "all connections of the run gone", func() bool { snap := srv.snapshot(0); return snap.TCP+snap.WS == 0 })
 	d := connected(t, srv, "tcp")
 	for i, q := range stressQueues {
 		d.subscribeNoWait(q, "drain"+strconv.Itoa(i))

@@ -56,7 +56,9 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.wsOrigins, "ws-origins", "", "comma-separated allow-list of WebSocket Origins (empty = any)")
 	fs.StringVar(&o.UsersFile, "users", "", "users file (login:bcrypt-hash per line) turning authentication on; see 'stompica passwd LOGIN'")
 	fs.StringVar(&o.ACLFile, "acl", "", "ACL file (lines 'login read|write|admin pattern') turning authorization on")
-	fs.BoolVar(&o.HTTPAuth, "http-auth", false, "protect /console and /metrics with HTTP basic auth (needs --users)")
+	// HTTP access: with --users, every HTTP endpoint but /healthz needs a login.
+	fs.BoolVar(&o.HTTPAuth, "http-auth", false, "kept for compatibility: with --users, HTTP basic auth is always required now (every endpoint but /healthz)")
+	fs.BoolVar(&o.MetricsPublic, "metrics-public", false, "serve /metrics without a login even when --users is set (for a scraper without credentials)")
 	fs.IntVar(&o.MaxConnections, "max-connections", 16384, "maximum concurrent connections, STOMP, WebSocket and HTTP (lowered to fit the open-file limit)")
 	fs.IntVar(&o.MaxFrameSize, "max-frame-size", 16<<20, "maximum bytes of one frame, headers and body")
 	fs.IntVar(&o.MaxHeaders, "max-headers", 64, "maximum header lines in one frame")
@@ -185,6 +187,9 @@ func run(args []string, stderr io.Writer) int {
 	}
 	if len(args) > 0 && args[0] == "passwd" {
 		return runPasswd(args[1:], os.Stdin, os.Stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "ctl" {
+		return runCtl(args[1:], os.Getenv, os.Stdout, stderr)
 	}
 	cfg, err := parse(args, os.Getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {

@@ -2,8 +2,11 @@
 // playwright-core, opens the broker's own /console page (served on the STOMP
 // port), waits for the live figures, sees them move while a raw-TCP STOMP
 // publisher in Node sends traffic, then uses the page's WebSocket panel to
-// subscribe, publish and receive (its own message and one from TCP). It
-// saves screenshots (light and dark colour schemes) to the temp folder and
+// subscribe, publish and receive (its own message and one from TCP). A
+// second test shows what is stuck and fixes it from the page: the unacked
+// column of a queue whose consumer holds messages, closing that consumer's
+// connection, purging and deleting the queue, the recent errors. It saves
+// screenshots (light and dark colour schemes) to the temp folder and
 // prints their paths.
 //
 // The console's URL is STOMPICA_HTTP when set, else http://$STOMPICA_TCP
@@ -47,16 +50,17 @@ class RawStomp {
     this.seq = 0;
   }
 
-  async open() {
+  async open(headers = {}) {
     const { host, port } = tcpHostPort();
     this.sock = connect({ host, port });
+    this.closed = new Promise((resolve) => this.sock.once('close', resolve));
     this.sock.on('data', (d) => this.feed(d));
     this.sock.on('error', () => {});
     await withTimeout(new Promise((resolve, reject) => {
       this.sock.once('connect', resolve);
       this.sock.once('error', reject);
     }), `TCP connect to ${host}:${port}`);
-    this.write('CONNECT', { 'accept-version': '1.2', host: 'localhost', 'heart-beat': '0,0' });
+    this.write('CONNECT', { 'accept-version': '1.2', host: 'localhost', 'heart-beat': '0,0', ...headers });
     const f = await this.next((x) => x.command === 'CONNECTED' || x.command === 'ERROR', 'CONNECTED');
     assert.equal(f.command, 'CONNECTED', `CONNECT answered ${JSON.stringify(f)}`);
   }
@@ -122,6 +126,15 @@ class RawStomp {
     const f = await this.next((x) => (x.command === 'RECEIPT' && x.headers['receipt-id'] === id) || x.command === 'ERROR',
       `RECEIPT ${id}`);
     assert.equal(f.command, 'RECEIPT', `SEND answered ${JSON.stringify(f)}`);
+  }
+
+  // subscribe subscribes with a receipt and waits for it.
+  async subscribe(dest, headers = {}) {
+    const id = `r${++this.seq}`;
+    this.write('SUBSCRIBE', { id: `sub-${id}`, destination: dest, receipt: id, ...headers });
+    const f = await this.next((x) => (x.command === 'RECEIPT' && x.headers['receipt-id'] === id) || x.command === 'ERROR',
+      `RECEIPT ${id}`);
+    assert.equal(f.command, 'RECEIPT', `SUBSCRIBE answered ${JSON.stringify(f)}`);
   }
 
   close() {
@@ -219,6 +232,99 @@ test('console: live figures, queue table, and the page\'s own WebSocket client',
     assert.deepEqual(problems, [], 'the page logged no errors (CSP violations included)');
   } finally {
     pub.close();
+    await context.close();
+  }
+});
+
+test('console: what is stuck, and fixing it (unacked, close a connection, purge and delete a queue, recent errors)', async () => {
+  const context = await browser.newContext({ viewport: { width: 1440, height: 1200 }, colorScheme: 'light' });
+  const page = await context.newPage();
+  const problems = [], dialogs = [];
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('dialog', (d) => { dialogs.push(d.message()); d.accept(); });
+  const pub = new RawStomp(), cons = new RawStomp();
+  try {
+    const resp = await page.goto(`${HTTP_URL()}/console`, { timeout: WAIT });
+    assert.equal(resp.status(), 200);
+    await page.waitForFunction(() => document.getElementById('live').textContent === 'live', null, { timeout: WAIT });
+
+    // A consumer takes 7 messages with ack:client and acknowledges none.
+    const login = unique('stuck-consumer');
+    const queue = `/queue/${unique('stuck')}`;
+    await pub.open();
+    await cons.open({ login });
+    await cons.subscribe(queue, { ack: 'client', 'prefetch-count': '100' });
+    await pub.send(queue, Array.from({ length: 7 }, (_, i) => `job ${i}`));
+    for (let i = 0; i < 7; i++) {
+      const m = await cons.next((x) => x.command === 'MESSAGE', `MESSAGE ${i}`);
+      assert.equal(m.body, `job ${i}`);
+    }
+
+    // The queue's unacked column shows the 7 in flight (none waiting), the
+    // connection's row shows them too, and so does the Unacked tile.
+    const qrow = `#queues tr[data-queue="${queue}"]`, crow = `#conns tr[data-login="${login}"]`;
+    const value = (sel) => page.$eval(sel, (e) => Number(e.dataset.value));
+    await page.waitForFunction(([q, c]) => {
+      const v = (sel) => { const e = document.querySelector(sel); return e ? Number(e.dataset.value) : NaN; };
+      return v(`${q} td[data-col="unacked"]`) === 7 && v(`${q} td[data-col="depth"]`) === 0
+        && v(`${q} td[data-col="consumers"]`) === 1 && v(`${c} td[data-col="unacked"]`) === 7
+        && v(`${c} td[data-col="subscriptions"]`) === 1 && v('#stat-unacked') >= 7;
+    }, [qrow, crow], { timeout: WAIT });
+    assert.equal(await page.textContent(`${crow} td[data-col="login"]`), login);
+    assert.equal(await page.textContent(`${crow} td[data-col="version"]`), '1.2');
+    assert.equal(await page.textContent(`${crow} td[data-col="transport"]`), 'tcp');
+    // Throughput with units.
+    assert.match(await page.textContent('#stat-bytes-in-rate'), /^(–|[\d.]+ (B|KiB|MiB|GiB)\/s)$/);
+    const shot = join(tmpdir(), `stompica-console-${process.pid}-stuck.png`);
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log(`console screenshot (stuck queue): ${shot}`);
+
+    // Close the consumer's connection from its row: the client gets the
+    // ERROR and the close; its 7 messages go back to the queue.
+    await page.click(`${crow} button.close`);
+    const err = await cons.next((x) => x.command === 'ERROR', 'the ERROR of the close');
+    assert.equal(err.headers.message, 'connection closed by an administrator');
+    await withTimeout(cons.closed, 'the consumer\'s socket to close');
+    await page.waitForFunction(([q, c]) => {
+      const v = (sel) => { const e = document.querySelector(sel); return e ? Number(e.dataset.value) : NaN; };
+      return !document.querySelector(c) && v(`${q} td[data-col="depth"]`) === 7 && v(`${q} td[data-col="unacked"]`) === 0
+        && v(`${q} td[data-col="redelivered"]`) === 7 && v(`${q} td[data-col="consumers"]`) === 0;
+    }, [qrow, crow], { timeout: WAIT });
+    assert.match(await page.textContent('#conns-flash'), /^closed \d+ \(stuck-consumer/);
+
+    // Purge: the depth goes to 0.
+    await page.click(`${qrow} button.purge`);
+    await page.waitForFunction((q) => {
+      const e = document.querySelector(`${q} td[data-col="depth"]`);
+      return e && Number(e.dataset.value) === 0;
+    }, qrow, { timeout: WAIT });
+    assert.equal(await page.textContent('#queues-flash'), `purged 7 from ${queue}`);
+    assert.equal(await value(`${qrow} td[data-col="enqueued"]`), 7);
+
+    // Delete: the queue is gone.
+    await page.click(`${qrow} button.delete`);
+    await page.waitForFunction((q) => !document.querySelector(q), qrow, { timeout: WAIT });
+    assert.equal(await page.textContent('#queues-flash'), `deleted ${queue} (0 dropped)`);
+
+    // The recent errors behind the Errors tile name the close.
+    await page.click('#errors-tile');
+    // (Message, Time, Conn, Peer, Login.)
+    await page.waitForFunction((l) => [...document.querySelectorAll('#errors tbody tr')]
+      .some((tr) => tr.cells[0].textContent === 'connection closed by an administrator' && tr.cells[4].textContent === l),
+    login, { timeout: WAIT });
+
+    assert.equal(dialogs.length, 3, `one confirmation per action: ${JSON.stringify(dialogs)}`);
+    assert.match(dialogs[0], /^Close connection \d+ from 127\.0\.0\.1:\d+ \(stuck-consumer/);
+    assert.equal(dialogs[1], `Purge ${queue}: drop its waiting messages?`);
+    assert.equal(dialogs[2], `Delete ${queue} and its waiting messages?`);
+    const shot2 = join(tmpdir(), `stompica-console-${process.pid}-errors.png`);
+    await page.screenshot({ path: shot2, fullPage: true });
+    console.log(`console screenshot (after the fixes, recent errors open): ${shot2}`);
+    assert.deepEqual(problems, [], 'the page logged no errors (CSP violations included)');
+  } finally {
+    pub.close();
+    cons.close();
     await context.close();
   }
 });

@@ -1,0 +1,322 @@
+package server
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The management API: JSON under /api/ on the HTTP port, for operators and
+// for `stompica ctl`. Every request goes through withHTTPAuth (http.go):
+// with authentication on it needs a login with admin access to the request
+// path. Requests that change something (POST, DELETE) must also come from
+// the broker's own origin when a browser sends them.
+//
+//	GET    /api/                         what the API offers
+//	GET    /api/overview                 the console's figures (as /console/api)
+//	GET    /api/connections              every connection
+//	GET    /api/connections/{id}         one, with its subscriptions
+//	DELETE /api/connections/{id}         close it (also POST .../{id}/close)
+//	GET    /api/queues                   every queue
+//	GET    /api/queues/{name}            one queue
+//	POST   /api/queues/{name}/purge      drop its waiting messages
+//	DELETE /api/queues/{name}            delete it (refused while it has consumers)
+//	GET    /api/topics                   topics with subscribers
+//	GET    /api/errors                   the last ERROR frames sent (newest first)
+//
+// A destination name is one path segment, escaped: /queue/a is
+// /api/queues/%2Fqueue%2Fa, and the original's #jobs is %23jobs. Lists
+// take ?limit=N (the busiest N: most unacked and pending first for
+// connections, deepest first for queues, most subscribers first for
+// topics); the answer's "count" is the total before the limit.
+//
+// Durable subscriptions (/api/durables) and streams (/api/streams) belong
+// here next to queues and topics, once the broker has them.
+
+// apiHandler serves /api/.
+func (s *Server) apiHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/{$}", s.apiIndex)
+	mux.HandleFunc("GET /api/overview", s.serveConsoleAPI)
+	mux.HandleFunc("GET /api/connections", s.apiConnections)
+	mux.HandleFunc("GET /api/connections/{id}", s.apiConnection)
+	mux.HandleFunc("DELETE /api/connections/{id}", s.apiCloseConnection)
+	mux.HandleFunc("POST /api/connections/{id}/close", s.apiCloseConnection)
+	mux.HandleFunc("GET /api/queues", s.apiQueues)
+	mux.HandleFunc("GET /api/queues/{name}", s.apiQueue)
+	mux.HandleFunc("POST /api/queues/{name}/purge", s.apiPurgeQueue)
+	mux.HandleFunc("DELETE /api/queues/{name}", s.apiDeleteQueue)
+	mux.HandleFunc("GET /api/topics", s.apiTopics)
+	mux.HandleFunc("GET /api/errors", s.apiErrors)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		// The mux's own 404 and 405 are plain text: answer in JSON.
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, p := mux.Handler(probe); p != "/api/" && p != "" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			apiError(w, http.StatusMethodNotAllowed, r.Method+" "+r.URL.Path+": use "+strings.Join(allow, " or "))
+			return
+		}
+		apiError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path+" (GET /api/ lists them)")
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && !sameOrigin(r) {
+			apiError(w, http.StatusForbidden, "cross-origin request refused")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// sameOrigin reports whether a request that changes something may come
+// from where it comes from: clients other than browsers send no Origin;
+// a browser's Origin must name this host (as the client reached it, or as
+// a proxy in front forwarded it), so a page elsewhere cannot use a
+// browser's remembered credentials against the API.
+func sameOrigin(r *http.Request) bool {
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		return false
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	fwd := r.Header.Get("X-Forwarded-Host")
+	return fwd != "" && strings.EqualFold(u.Host, fwd)
+}
+
+// writeJSON answers v as JSON with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n')) //nolint:errcheck // the client went away
+}
+
+// apiErrorBody is every error answer of the API.
+type apiErrorBody struct {
+	Error string `json:"error"`
+}
+
+func apiError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, apiErrorBody{Error: msg})
+}
+
+// apiLimit reads ?limit=N (0 = no limit). ok is false, and the request
+// answered, when it is malformed.
+func apiLimit(w http.ResponseWriter, r *http.Request) (int, bool) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return 0, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		apiError(w, http.StatusBadRequest, "limit: want a number >= 0, got "+strconv.Quote(v))
+		return 0, false
+	}
+	return n, true
+}
+
+// ranked are the rows of a list endpoint: busier orders the busiest
+// first, before the listing order.
+type ranked[T any] interface {
+	busier(T) int
+	before(T) int
+}
+
+// busiest keeps the limit busiest elements of list (all when limit is 0),
+// in the listing order.
+func busiest[T ranked[T]](list []T, limit int) []T {
+	if limit <= 0 || len(list) <= limit {
+		return list
+	}
+	slices.SortStableFunc(list, T.busier)
+	list = list[:limit]
+	slices.SortFunc(list, T.before)
+	return list
+}
+
+// Connections holding the most (unacked and held messages, then pending
+// output) first; listed by id.
+func (a connInfo) busier(b connInfo) int {
+	return cmp.Or(cmp.Compare(b.Unacked+b.Held, a.Unacked+a.Held), cmp.Compare(b.PendingBytes, a.PendingBytes))
+}
+func (a connInfo) before(b connInfo) int { return cmp.Compare(a.ID, b.ID) }
+
+// The deepest queues (waiting and in flight), then those with the most
+// consumers and traffic, first; listed by name.
+func (a queueInfo) busier(b queueInfo) int {
+	return cmp.Or(cmp.Compare(b.Depth+b.Unacked, a.Depth+a.Unacked), cmp.Compare(b.Consumers, a.Consumers),
+		cmp.Compare(b.Enqueued, a.Enqueued))
+}
+func (a queueInfo) before(b queueInfo) int { return cmp.Compare(a.Name, b.Name) }
+
+// The topics with the most subscribers first; listed by name.
+func (a topicInfo) busier(b topicInfo) int { return cmp.Compare(b.Subscribers, a.Subscribers) }
+func (a topicInfo) before(b topicInfo) int { return cmp.Compare(a.Name, b.Name) }
+
+func (s *Server) apiIndex(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"version": Version,
+		"endpoints": []string{
+			"GET /api/overview",
+			"GET /api/connections", "GET /api/connections/{id}",
+			"DELETE /api/connections/{id}", "POST /api/connections/{id}/close",
+			"GET /api/queues", "GET /api/queues/{name}",
+			"POST /api/queues/{name}/purge", "DELETE /api/queues/{name}",
+			"GET /api/topics",
+			"GET /api/errors",
+		},
+	})
+}
+
+// serveList answers a list endpoint: {"count": the total, key: the
+// busiest ?limit= of list}.
+func serveList[T ranked[T]](w http.ResponseWriter, r *http.Request, key string, list func() []T) {
+	limit, ok := apiLimit(w, r)
+	if !ok {
+		return
+	}
+	all := list()
+	writeJSON(w, http.StatusOK, map[string]any{"count": len(all), key: busiest(all, limit)})
+}
+
+func (s *Server) apiConnections(w http.ResponseWriter, r *http.Request) {
+	serveList(w, r, "connections", func() []connInfo { return s.snapshot(snapConns).Conns })
+}
+
+// apiConn finds the connection of the request's {id}, or answers 400 or
+// 404.
+func (s *Server) apiConn(w http.ResponseWriter, r *http.Request) *conn {
+	v := r.PathValue("id")
+	id, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "connection id: want a number, got "+strconv.Quote(v))
+		return nil
+	}
+	c := s.connByID(id)
+	if c == nil {
+		apiError(w, http.StatusNotFound, "no open connection "+v)
+	}
+	return c
+}
+
+func (s *Server) apiConnection(w http.ResponseWriter, r *http.Request) {
+	if c := s.apiConn(w, r); c != nil {
+		writeJSON(w, http.StatusOK, c.info(true))
+	}
+}
+
+// adminCloseMessage is the ERROR message a client closed through the API
+// receives.
+const adminCloseMessage = "connection closed by an administrator"
+
+func (s *Server) apiCloseConnection(w http.ResponseWriter, r *http.Request) {
+	c := s.apiConn(w, r)
+	if c == nil {
+		return
+	}
+	info := c.info(false)
+	s.log.Info("closing a connection for an administrator", "conn", c.id, "peer", c.remote,
+		"login", info.Login, "by", httpLogin(r), "from", r.RemoteAddr)
+	c.closeWithError(adminCloseMessage, "")
+	writeJSON(w, http.StatusOK, map[string]any{"closed": c.id, "peer": info.Peer, "login": info.Login})
+}
+
+func (s *Server) apiQueues(w http.ResponseWriter, r *http.Request) {
+	serveList(w, r, "queues", func() []queueInfo { return s.snapshot(snapQueues).Queues })
+}
+
+func (s *Server) apiQueue(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	qi, ok := s.router.queueInfoOf(name)
+	if !ok {
+		apiError(w, http.StatusNotFound, "no queue "+strconv.Quote(name))
+		return
+	}
+	writeJSON(w, http.StatusOK, qi)
+}
+
+// apiQueueResult answers a purge or a delete.
+type apiQueueResult struct {
+	Queue   string `json:"queue"`
+	Purged  int    `json:"purged"`
+	Deleted bool   `json:"deleted,omitempty"`
+}
+
+func (s *Server) apiPurgeQueue(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	n, err := s.router.purgeQueue(name)
+	if s.queueActionFailed(w, name, err) {
+		return
+	}
+	s.log.Info("queue purged by an administrator", "queue", name, "messages", n, "by", httpLogin(r), "from", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, apiQueueResult{Queue: name, Purged: n})
+}
+
+func (s *Server) apiDeleteQueue(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	n, err := s.router.deleteQueue(name)
+	if s.queueActionFailed(w, name, err) {
+		return
+	}
+	s.log.Info("queue deleted by an administrator", "queue", name, "messages", n, "by", httpLogin(r), "from", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, apiQueueResult{Queue: name, Purged: n, Deleted: true})
+}
+
+// queueActionFailed answers a failed purge or delete (404, 409).
+func (s *Server) queueActionFailed(w http.ResponseWriter, name string, err error) bool {
+	var inUse queueInUseError
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, errNoQueue):
+		apiError(w, http.StatusNotFound, "no queue "+strconv.Quote(name))
+	case errors.As(err, &inUse):
+		apiError(w, http.StatusConflict, strconv.Quote(name)+": "+err.Error())
+	default:
+		apiError(w, http.StatusInternalServerError, err.Error())
+	}
+	return true
+}
+
+func (s *Server) apiTopics(w http.ResponseWriter, r *http.Request) {
+	serveList(w, r, "topics", func() []topicInfo { return s.snapshot(snapTopics).Topics })
+}
+
+// apiErrorList is the answer of GET /api/errors.
+type apiErrorList struct {
+	Total    uint64        `json:"total"`    // ERRORs ever recorded
+	Capacity int           `json:"capacity"` // how many are kept
+	Errors   []recentError `json:"errors"`   // newest first
+}
+
+func (s *Server) apiErrors(w http.ResponseWriter, r *http.Request) {
+	list, total := s.admin.errors.list()
+	writeJSON(w, http.StatusOK, apiErrorList{Total: total, Capacity: recentErrorsCap, Errors: list})
+}
