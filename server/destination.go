@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"slices"
 	"strconv"
 	"sync"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"stompica/frame"
+	"stompica/internal/deque"
+	"stompica/store"
 	"stompica/sublist"
 )
 
@@ -48,7 +51,7 @@ type subscription struct {
 	// held are topic messages waiting for prefetch credit (client ack
 	// modes), oldest first; heldBytes counts them against the connection's
 	// pending-bytes cap.
-	held      deque[*message]
+	held      deque.Deque[*message]
 	heldBytes int
 }
 
@@ -115,7 +118,7 @@ func (s *subscription) deliverTopic(m *message, b *batch) bool {
 	}
 	if s.ack != ackAuto {
 		s.mu.Lock()
-		if len(s.unacked)+s.held.len() >= c.s.opts.MaxUnacked {
+		if len(s.unacked)+s.held.Len() >= c.s.opts.MaxUnacked {
 			s.mu.Unlock()
 			c.mu.Unlock()
 			// A topic does not wait for acknowledgements (publishers never
@@ -123,7 +126,7 @@ func (s *subscription) deliverTopic(m *message, b *batch) bool {
 			c.slowConsumer("more than " + strconv.Itoa(c.s.opts.MaxUnacked) + " unacknowledged messages")
 			return false
 		}
-		if s.held.len() > 0 || len(s.unacked) >= s.prefetch {
+		if s.held.Len() > 0 || len(s.unacked) >= s.prefetch {
 			size := s.heldSize(m)
 			if c.pendingLocked()+s.heldBytes+size > limit {
 				s.mu.Unlock()
@@ -131,7 +134,7 @@ func (s *subscription) deliverTopic(m *message, b *batch) bool {
 				c.slowConsumer("pending output over " + strconv.Itoa(limit) + " bytes (messages held for prefetch credit included)")
 				return false
 			}
-			s.held.pushBack(m)
+			s.held.PushBack(m)
 			s.heldBytes += size
 			c.s.router.heldMsgs.Add(1)
 			c.s.router.heldBytes.Add(int64(size))
@@ -156,15 +159,15 @@ func (s *subscription) fillTopic(b *batch) {
 	c := s.c
 	c.mu.Lock()
 	s.mu.Lock()
-	if s.held.len() == 0 || !c.takesDeliveriesLocked() || s.gone {
+	if s.held.Len() == 0 || !c.takesDeliveriesLocked() || s.gone {
 		s.mu.Unlock()
 		c.mu.Unlock()
 		return
 	}
 	now := int64(0)
 	n, bytes := 0, 0
-	for s.held.len() > 0 && len(s.unacked) < s.prefetch {
-		m := s.held.popFront()
+	for s.held.Len() > 0 && len(s.unacked) < s.prefetch {
+		m := s.held.PopFront()
 		n++
 		bytes += s.heldSize(m)
 		if m.expires != 0 {
@@ -275,8 +278,8 @@ func (s *subscription) dropUnacked() {
 	s.gone = true
 	list := s.unacked
 	s.unacked = nil
-	n, bytes := s.held.len(), s.heldBytes
-	s.held.reset()
+	n, bytes := s.held.Len(), s.heldBytes
+	s.held.Reset()
 	s.heldBytes = 0
 	s.mu.Unlock()
 	c.mu.Unlock()
@@ -301,6 +304,27 @@ func (s *subscription) dropUnacked() {
 	b.flush()
 }
 
+// putBack returns deliveries taken by an ACK that did not take effect to
+// the head of the unacknowledged list. A subscription that has ended
+// requeues them instead.
+func (s *subscription) putBack(list []unacked) {
+	if len(list) == 0 {
+		return
+	}
+	s.mu.Lock()
+	if !s.gone {
+		s.unacked = append(slices.Clip(list), s.unacked...)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	var b batch
+	for i := len(list) - 1; i >= 0; i-- {
+		list[i].q.requeue(list[i].m, &b)
+	}
+	b.flush()
+}
+
 func (s *subscription) addQueue(q *queue) {
 	s.mu.Lock()
 	s.queues = append(s.queues, q)
@@ -321,8 +345,8 @@ func (s *subscription) takeQueues() []*queue {
 	return qs
 }
 
-// queue is a work queue: messages wait until one consumer with credit takes
-// each, round-robin.
+// queue is a work queue: messages wait in its store until one consumer
+// with credit takes each, round-robin.
 type queue struct {
 	r    *router
 	name string
@@ -331,24 +355,90 @@ type queue struct {
 	delivered atomic.Uint64 // messages ever handed to a consumer (redeliveries included)
 
 	mu        sync.Mutex
-	dead      bool            // removed from the router; use r.queue(name) instead
-	msgs      deque[*message] // waiting, oldest first
+	dead      bool        // removed from the router; use r.queue(name) instead
+	st        store.Queue // nil until opened (see open)
 	consumers []*subscription
 	next      int
+	// pending are messages an asynchronous store has not yet confirmed,
+	// with the SEND or COMMIT waiting on them (nil when none waits).
+	pending map[*store.Message]*sendWait
 }
 
-func (q *queue) enqueue(m *message, b *batch) {
+// open returns the queue's store, opening it on first use (and again after
+// a failed attempt). Lock held: q.mu.
+func (q *queue) open() (store.Queue, error) {
+	if q.st == nil {
+		st, err := q.r.store.Open(q.name)
+		if err != nil {
+			q.r.s.log.Warn("store: cannot open queue", "queue", q.name, "err", err)
+			return nil, &storeError{op: "open", queue: q.name, err: err}
+		}
+		q.st = st
+	}
+	return q.st, nil
+}
+
+// enqueue stores m at the tail of the queue and dispatches. With an
+// asynchronous store the outcome may come later: the message then joins w,
+// which holds back the publisher's RECEIPT until the store confirms.
+func (q *queue) enqueue(m *message, b *batch, w *sendCtx) error {
 	q.mu.Lock()
 	if q.dead { // deleted since it was looked up: use its successor
 		q.mu.Unlock()
-		q.r.queue(q.name).enqueue(m, b)
-		return
+		return q.r.queue(q.name).enqueue(m, b, w)
 	}
-	q.enqueued.Add(1)
+	st, err := q.open()
+	if err != nil {
+		q.mu.Unlock()
+		return err
+	}
+	sm := m.record()
 	q.r.s.input.add(m)
-	q.msgs.pushBack(m)
-	q.dispatchLocked(b)
+	switch err := st.Append(sm, q); err {
+	case nil:
+		q.enqueued.Add(1)
+		q.dispatchLocked(b)
+	case store.ErrPending:
+		if w != nil {
+			if q.pending == nil {
+				q.pending = make(map[*store.Message]*sendWait)
+			}
+			q.pending[sm] = w.wait()
+		}
+	default:
+		q.r.s.input.remove(m)
+		q.mu.Unlock()
+		return &storeError{op: "append to", queue: q.name, err: err}
+	}
 	q.mu.Unlock()
+	return nil
+}
+
+// Appended is called by an asynchronous store once it has stored or
+// refused a message that Append left pending.
+func (q *queue) Appended(sm *store.Message, err error) {
+	q.mu.Lock()
+	w := q.pending[sm]
+	delete(q.pending, sm)
+	if err != nil {
+		if m, ok := sm.Value.(*message); ok {
+			q.r.s.input.remove(m)
+		}
+		err = &storeError{op: "append to", queue: q.name, err: err}
+	} else {
+		q.enqueued.Add(1)
+	}
+	var b batch
+	if err == nil {
+		q.dispatchLocked(&b)
+	}
+	q.mu.Unlock()
+	b.flush()
+	if w != nil {
+		w.done(err)
+	} else if err != nil {
+		q.r.s.log.Warn("store refused a message", "err", err)
+	}
 }
 
 // requeue puts a rejected or orphaned message back at the head of the queue.
@@ -363,26 +453,122 @@ func (q *queue) requeue(m *message, b *batch) {
 		}()
 		return
 	}
+	st, err := q.open()
+	if err != nil {
+		q.r.s.log.Error("store: message lost on requeue", "queue", q.name, "id", m.id, "err", err)
+		return
+	}
+	sm := m.record()
 	m.redelivered = true
 	q.r.s.stats.redeliveries.Add(1)
-	q.r.s.input.add(m)
-	if max := q.r.s.opts.MaxRedeliveries; max > 0 && m.deliveries > max && q.name != dlqName {
+	if max := q.r.s.opts.MaxRedeliveries; max > 0 && sm.Deliveries > max && q.name != dlqName {
 		q.r.s.stats.deadLettered.Add(1)
+		if err := st.Ack(sm); err != nil {
+			q.r.s.log.Warn("store: ack on dead-lettering failed", "queue", q.name, "id", m.id, "err", err)
+		}
 		// queue() takes router.mu, which must not be taken under q.mu.
-		q.r.s.input.remove(m)
 		go func() {
 			var b batch
-			q.r.queue(dlqName).enqueue(m, &b)
+			if err := q.r.queue(dlqName).enqueue(m, &b, nil); err != nil {
+				q.r.s.log.Error("store: message lost on dead-lettering", "id", m.id, "err", err)
+			}
 			b.flush()
 		}()
 		return
 	}
-	q.pushFront(m)
+	q.r.s.input.add(m)
+	if err := st.Requeue(sm, true); err != nil {
+		q.r.s.input.remove(m)
+		q.r.s.log.Error("store: requeue failed", "queue", q.name, "id", m.id, "err", err)
+	}
 }
 
-// pushFront puts m at the head of the waiting messages, in O(1) whatever
-// the depth.
-func (q *queue) pushFront(m *message) { q.msgs.pushFront(m) }
+// ack tells the store that a delivered message is done with. A message of
+// a queue dropped since (empty and unused) is not in any store queue the
+// broker holds: the memory store forgets it anyway, a persistent one
+// delivers it again after a restart.
+func (q *queue) ack(m *message) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.st == nil {
+		return nil
+	}
+	if err := q.st.Ack(m.sm); err != nil {
+		return &storeError{op: "ack on", queue: q.name, err: err}
+	}
+	return nil
+}
+
+// storeError is a failure of a queue's store; the frame that met it is
+// answered with an ERROR (never a RECEIPT).
+type storeError struct {
+	op, queue string
+	err       error
+}
+
+func (e *storeError) Error() string {
+	return "store: cannot " + e.op + " queue " + strconv.Quote(e.queue) + ": " + e.err.Error()
+}
+
+func (e *storeError) Unwrap() error { return e.err }
+
+// sendCtx is the SEND or COMMIT a publish comes from. When an asynchronous
+// store leaves a message pending, it makes the wait that holds back the
+// frame's RECEIPT until every such message is confirmed.
+type sendCtx struct {
+	c       *conn
+	receipt []byte // the frame's receipt header (nil = none)
+	w       *sendWait
+}
+
+// wait adds one pending message to the frame's wait. Lock held: q.mu.
+func (x *sendCtx) wait() *sendWait {
+	if x.w == nil {
+		x.w = &sendWait{c: x.c, receipt: string(x.receipt)}
+		x.w.n.Store(1) // the frame's own hold, released by finish
+	}
+	x.w.n.Add(1)
+	return x.w
+}
+
+// finish ends the frame's handling. It reports whether the RECEIPT waits
+// for the store, in which case the wait sends it.
+func (x *sendCtx) finish() bool {
+	if x.w == nil {
+		return false
+	}
+	x.w.done(nil)
+	return true
+}
+
+// sendWait counts a frame's messages that a store has yet to confirm
+// (plus one while the frame is handled). The RECEIPT goes out when the
+// count reaches zero; the first refusal closes the connection with an
+// ERROR carrying the receipt-id instead.
+type sendWait struct {
+	c       *conn
+	receipt string
+	n       atomic.Int32
+	failed  atomic.Bool
+}
+
+func (w *sendWait) done(err error) {
+	c := w.c
+	if err != nil && w.failed.CompareAndSwap(false, true) {
+		c.s.stats.countError(errorKindOf(err))
+		c.logger().Info("client error", "err", err)
+		c.closeWithError(err.Error(), w.receipt)
+	}
+	if w.n.Add(-1) == 0 && !w.failed.Load() && w.receipt != "" {
+		var b batch
+		c.sendFrame(frame.New(frame.RECEIPT, "receipt-id", w.receipt), &b)
+		b.flush()
+	}
+}
+
+// errReceiptLater tells handle that a frame succeeded and that its RECEIPT
+// goes out once the store confirms (see sendWait).
+var errReceiptLater = errors.New("receipt after the store confirms")
 
 // dlqName is where messages go after Options.MaxRedeliveries.
 const dlqName = "/queue/DLQ"
@@ -393,48 +579,117 @@ func (q *queue) dispatch(b *batch) {
 	q.mu.Unlock()
 }
 
+// dispatchLocked hands waiting messages, one at a time, to the next
+// consumer (round-robin) that has credit, until the queue or the credit
+// runs out. Expired messages are dropped as they come. Lock held: q.mu.
 func (q *queue) dispatchLocked(b *batch) {
+	st := q.st
+	if st == nil {
+		return
+	}
 	now := int64(0)
-	for q.msgs.len() > 0 && len(q.consumers) > 0 {
-		m := q.msgs.front()
-		if m.expires != 0 {
-			if now == 0 {
-				now = time.Now().UnixMilli()
-			}
-			if m.expired(now) {
-				q.pop()
-				q.r.s.stats.expired.Add(1)
-				continue
-			}
-		}
+	for st.Len() > 0 && len(q.consumers) > 0 {
 		var sub *subscription
+		next := q.next
 		n := len(q.consumers)
 		for i := 0; i < n; i++ {
 			s := q.consumers[(q.next+i)%n]
 			if s.credit() {
 				sub = s
-				q.next = (q.next + i + 1) % n
+				next = (q.next + i + 1) % n
 				break
 			}
 		}
 		if sub == nil {
 			return
 		}
-		q.pop()
-		m.deliveries++
+		m, err := q.take(st)
+		if m == nil {
+			if err != nil {
+				q.r.s.log.Warn("store: cannot take the next message", "queue", q.name, "err", err)
+			}
+			return
+		}
+		if m.expires != 0 {
+			if now == 0 {
+				now = time.Now().UnixMilli()
+			}
+			if m.expired(now) {
+				q.r.s.stats.expired.Add(1)
+				if err := st.Ack(m.sm); err != nil {
+					q.r.s.log.Warn("store: ack of an expired message failed", "queue", q.name, "id", m.id, "err", err)
+				}
+				continue
+			}
+		}
+		q.next = next
 		if !sub.deliverQueued(m, q, b) {
-			m.deliveries--
-			q.pushFront(m)
 			q.r.s.input.add(m)
+			if err := st.Requeue(m.sm, false); err != nil {
+				q.r.s.input.remove(m)
+				q.r.s.log.Error("store: requeue failed", "queue", q.name, "id", m.id, "err", err)
+			}
 			return
 		}
 		q.delivered.Add(1)
 	}
 }
 
-// pop removes the head message (delivered or expired).
-func (q *queue) pop() {
-	q.r.s.input.remove(q.msgs.popFront())
+// take takes the head message from the store; the memory budget stops
+// counting it. Lock held: q.mu.
+func (q *queue) take(st store.Queue) (*message, error) {
+	for {
+		sm, err := st.Next()
+		if sm == nil {
+			return nil, err
+		}
+		if m, ok := sm.Value.(*message); ok {
+			q.r.s.input.remove(m)
+			return m, nil
+		}
+		// Read back from storage: never counted in the budget.
+		m, err := q.r.decode(sm)
+		if err == nil {
+			return m, nil
+		}
+		q.r.s.log.Error("store: undecodable message dropped", "queue", q.name, "id", sm.ID, "err", err)
+		st.Ack(sm) //nolint:errcheck // dropped either way
+	}
+}
+
+// drain empties a queue being deleted, passing each message to fn. Lock
+// held: q.mu.
+func (q *queue) drainLocked(fn func(*message)) {
+	if q.st == nil {
+		return
+	}
+	for {
+		m, _ := q.take(q.st)
+		if m == nil {
+			break
+		}
+		q.st.Ack(m.sm) //nolint:errcheck // the queue is going
+		fn(m)
+	}
+	q.closeLocked()
+}
+
+// closeLocked releases the queue's store. Lock held: q.mu.
+func (q *queue) closeLocked() {
+	if q.st != nil {
+		if err := q.st.Close(); err != nil {
+			q.r.s.log.Warn("store: close failed", "queue", q.name, "err", err)
+		}
+		q.st = nil
+	}
+}
+
+// depth is the number of waiting messages. Lock held: q.mu.
+func (q *queue) depthLocked() int {
+	if q.st == nil {
+		return 0
+	}
+	return q.st.Len()
 }
 
 func (q *queue) addConsumer(sub *subscription, b *batch) {

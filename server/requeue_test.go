@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"stompica/internal/deque"
 )
 
 // routerServer is a broker that is not listening, for tests that drive the
@@ -86,14 +88,15 @@ func TestQueueRequeueDeep(t *testing.T) {
 	// The queue's memory goes back as it drains.
 	q := s.router.queue(dest)
 	q.mu.Lock()
-	ring := len(q.msgs.buf)
-	for q.msgs.len() > 0 {
-		q.pop()
+	mem := q.st.(interface{ Cap() int }) // the memory store's ring
+	ring := mem.Cap()
+	for q.depthLocked() > 0 {
+		q.take(q.st)
 	}
-	drained := len(q.msgs.buf)
+	drained := mem.Cap()
 	q.mu.Unlock()
-	if ring < depth || drained > dequeMinCap {
-		t.Errorf("queue ring: %d slots at depth %d, %d once drained (want <= %d)", ring, depth, drained, dequeMinCap)
+	if ring < depth || drained > deque.MinCap {
+		t.Errorf("queue ring: %d slots at depth %d, %d once drained (want <= %d)", ring, depth, drained, deque.MinCap)
 	}
 }
 
@@ -110,7 +113,7 @@ func BenchmarkQueueRequeue(b *testing.B) {
 			var bt batch
 			filler := &message{dest: dest, shared: shared}
 			for range depth {
-				q.enqueue(filler, &bt)
+				q.enqueue(filler, &bt, nil)
 			}
 			const chunk = 1000
 			back := make([]*message, chunk)
@@ -127,7 +130,7 @@ func BenchmarkQueueRequeue(b *testing.B) {
 				b.StopTimer()
 				q.mu.Lock()
 				for range k {
-					q.pop()
+					q.take(q.st)
 				}
 				q.mu.Unlock()
 				b.StartTimer()

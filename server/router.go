@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"stompica/frame"
+	"stompica/store"
 	"stompica/sublist"
 )
 
@@ -18,6 +20,7 @@ import (
 type router struct {
 	s      *Server
 	nextID atomic.Uint64
+	store  store.Store // where queue messages live
 
 	mu            sync.RWMutex
 	topics        map[string][]*subscription // copy-on-write slices
@@ -36,9 +39,10 @@ type router struct {
 	heldMsgs, heldBytes atomic.Int64
 }
 
-func newRouter(s *Server) *router {
+func newRouter(s *Server, st store.Store) *router {
 	return &router{
 		s:             s,
+		store:         st,
 		topics:        make(map[string][]*subscription),
 		patterns:      sublist.New[*subscription](0),
 		queues:        make(map[string]*queue),
@@ -67,7 +71,7 @@ type message struct {
 
 	// Guarded by the owning queue's mu (queue messages only).
 	redelivered bool
-	deliveries  int
+	sm          *store.Message // the store's record (see record)
 
 	// Only when some header needs escaping: the other versions' encodings.
 	raw     []frame.Header
@@ -87,12 +91,34 @@ func brokerHeader(k []byte) bool {
 	return false
 }
 
+// queueMessage is a queue message and its store record, allocated at once.
+type queueMessage struct {
+	m  message
+	sm store.Message
+}
+
 // newMessage copies what outlives the read buffer out of a SEND frame.
 func (r *router) newMessage(f *frame.Frame, dest string, now time.Time) *message {
-	m := &message{id: r.nextID.Add(1), dest: dest, binary: isBinary(f.Body)}
-	size := len(f.Body) + len(dest) + 64
-	escape := frame.NeedsEscape(dest)
-	for _, h := range f.Headers {
+	var m *message
+	if isQueue(dest) {
+		qm := &queueMessage{}
+		m = &qm.m
+		m.sm = &qm.sm
+	} else {
+		m = &message{}
+	}
+	m.id, m.dest = r.nextID.Add(1), dest
+	m.fill(f.Headers, f.Body, now)
+	return m
+}
+
+// fill encodes the message from a SEND's (or a stored MESSAGE's) headers
+// and body.
+func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time) {
+	m.binary = isBinary(body)
+	size := len(body) + len(m.dest) + 64
+	escape := frame.NeedsEscape(m.dest)
+	for _, h := range hdrs {
 		size += len(h.Key) + len(h.Value) + 2
 		if !escape && (frame.NeedsEscape(h.Key) || frame.NeedsEscape(h.Value)) {
 			escape = true
@@ -108,17 +134,59 @@ func (r *router) newMessage(f *frame.Frame, dest string, now time.Time) *message
 			}
 		}
 	}
-	m.shared = m.encode(make([]byte, 0, size), f.Headers, f.Body, frame.Version12)
+	m.shared = m.encode(make([]byte, 0, size), hdrs, body, frame.Version12)
 	if escape {
-		m.raw = make([]frame.Header, 0, len(f.Headers))
-		for _, h := range f.Headers {
+		m.raw = make([]frame.Header, 0, len(hdrs))
+		for _, h := range hdrs {
 			if !brokerHeader(h.Key) {
 				m.raw = append(m.raw, frame.Header{Key: slices.Clone(h.Key), Value: slices.Clone(h.Value)})
 			}
 		}
-		m.body = m.shared[len(m.shared)-1-len(f.Body) : len(m.shared)-1]
+		m.body = m.shared[len(m.shared)-1-len(body) : len(m.shared)-1]
 	}
-	return m
+}
+
+// record is the message as its queue's store holds it: its 1.2 encoding
+// (what a persistent store writes), expiry, delivery count, and the
+// message itself for the store to hand back.
+func (m *message) record() *store.Message {
+	if m.sm == nil {
+		m.sm = &store.Message{}
+	}
+	if m.sm.Value == nil {
+		m.sm.ID, m.sm.Data, m.sm.Expires, m.sm.Value = m.id, m.shared, m.expires, m
+	}
+	return m.sm
+}
+
+// decode rebuilds a message that a persistent store read back from
+// storage (its Value is nil): the MESSAGE frame encoded in Data, with its
+// id and expiry. Message ids given later stay above it.
+func (r *router) decode(sm *store.Message) (*message, error) {
+	p := frame.Parser{Version: frame.Version12, MaxFrame: len(sm.Data) + 16, MaxHeaders: 1 << 20, MaxHeaderLine: len(sm.Data) + 16}
+	buf := append([]byte("MESSAGE\n"), sm.Data...)
+	f, _, err := p.Parse(buf)
+	if err != nil {
+		return nil, err
+	}
+	if f == nil || f.Command != frame.MESSAGE {
+		return nil, errors.New("not an encoded MESSAGE frame")
+	}
+	dest, ok := f.Get("destination")
+	if !ok {
+		return nil, errors.New("no destination header")
+	}
+	m := &message{id: sm.ID, dest: string(dest), sm: sm}
+	m.fill(f.Headers, f.Body, time.Time{})
+	m.expires = sm.Expires
+	sm.Value = m
+	for {
+		n := r.nextID.Load()
+		if n >= sm.ID || r.nextID.CompareAndSwap(n, sm.ID) {
+			break
+		}
+	}
+	return m, nil
 }
 
 func (m *message) encode(b []byte, hdrs []frame.Header, body []byte, v frame.Version) []byte {
@@ -166,24 +234,28 @@ func (m *message) sharedFor(v frame.Version) []byte {
 
 func (m *message) expired(nowMs int64) bool { return m.expires != 0 && m.expires <= nowMs }
 
-// publish routes a message to its topic subscribers or its queue.
-func (r *router) publish(m *message, b *batch) {
+// publish routes a message to its topic subscribers or its queue. It
+// fails when the queue's store refuses the message.
+func (r *router) publish(m *message, b *batch) error { return r.publishFrom(m, b, nil) }
+
+// publishFrom is publish for a client's SEND or COMMIT: x holds back the
+// frame's RECEIPT while an asynchronous store has not confirmed.
+func (r *router) publishFrom(m *message, b *batch, x *sendCtx) error {
 	r.s.stats.msgsIn.Add(1)
 	if isQueue(m.dest) {
 		if !r.replyDeliverable(m.dest) {
 			r.undeliverable.Add(1)
-			return
+			return nil
 		}
 		if m.expired(time.Now().UnixMilli()) {
 			r.s.stats.expired.Add(1)
-			return
+			return nil
 		}
-		r.queue(m.dest).enqueue(m, b)
-		return
+		return r.queue(m.dest).enqueue(m, b, x)
 	}
 	if m.expires != 0 && m.expired(time.Now().UnixMilli()) {
 		r.s.stats.expired.Add(1)
-		return
+		return nil
 	}
 	r.mu.RLock()
 	subs := r.topics[m.dest]
@@ -205,6 +277,7 @@ func (r *router) publish(m *message, b *batch) {
 	if n == 0 {
 		r.retain(m)
 	}
+	return nil
 }
 
 // retain keeps a topic message that found no subscriber when it has a TTL
@@ -291,9 +364,49 @@ func (r *router) dropIfUnused(q *queue) {
 	defer r.mu.Unlock()
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.consumers) == 0 && q.msgs.len() == 0 && r.queues[q.name] == q && q.name != dlqName {
+	if len(q.consumers) == 0 && q.depthLocked() == 0 && len(q.pending) == 0 && r.queues[q.name] == q && q.name != dlqName {
 		delete(r.queues, q.name)
 		q.dead = true
+		q.closeLocked()
+	}
+}
+
+// load opens the queues the store already holds (a persistent store after
+// a restart), so that they show in the stats and dispatch as soon as a
+// consumer comes.
+func (r *router) load() error {
+	names, err := r.store.Load()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		q := r.queue(name)
+		q.mu.Lock()
+		_, err := q.open()
+		q.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// closeQueues releases every queue's store, then the store (at shutdown,
+// once no connection is left).
+func (r *router) closeQueues() {
+	r.mu.Lock()
+	qs := make([]*queue, 0, len(r.queues))
+	for _, q := range r.queues {
+		qs = append(qs, q)
+	}
+	r.mu.Unlock()
+	for _, q := range qs {
+		q.mu.Lock()
+		q.closeLocked()
+		q.mu.Unlock()
+	}
+	if err := r.store.Close(); err != nil {
+		r.s.log.Warn("store: close failed", "err", err)
 	}
 }
 
@@ -400,11 +513,13 @@ func (r *router) consumerReady(c *conn, b *batch) {
 // is cumulative like an ACK). Rejected queue messages go back to the head of
 // their queue, flagged redelivered, in their original order; then every
 // queue concerned dispatches once, so all of them go out again without
-// waiting for another SEND. It reports false for an unknown id.
-func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) bool {
+// waiting for another SEND. It reports false for an unknown id, and an
+// error when a queue's store failed to record an ACK (the message then
+// stays unacknowledged there and is delivered again).
+func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) (bool, error) {
 	taken := sub.take(mid)
 	if taken == nil {
-		return false
+		return false, nil
 	}
 	if nack {
 		r.s.stats.nacks.Add(uint64(len(taken)))
@@ -415,14 +530,28 @@ func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) bool {
 		// Topic messages are simply forgotten (a NACK drops them); the
 		// credit freed lets held messages go out.
 		sub.fillTopic(b)
-		return true
+		return true, nil
 	}
+	var err error
 	if nack {
 		for i := len(taken) - 1; i >= 0; i-- {
 			if u := taken[i]; u.q != nil {
 				u.q.requeue(u.m, b)
 			}
 		}
+	} else {
+		var failed []unacked
+		for _, u := range taken {
+			if u.q != nil {
+				if e := u.q.ack(u.m); e != nil {
+					err = e
+					failed = append(failed, u)
+				}
+			}
+		}
+		// Still unacknowledged: they go back to the queue with the rest of
+		// what the consumer holds when the ERROR closes it.
+		sub.putBack(failed)
 	}
 	// The freed credit (and the requeued messages) may go to any queue of
 	// the subscription: dispatch each one once.
@@ -443,7 +572,7 @@ func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) bool {
 	for _, q := range qs {
 		q.dispatch(b)
 	}
-	return true
+	return true, err
 }
 
 // queueInfo is a queue's depth, consumers and counters at one moment.
@@ -466,7 +595,7 @@ func (r *router) queueStats() []queueInfo {
 	out := make([]queueInfo, 0, len(qs))
 	for _, q := range qs {
 		q.mu.Lock()
-		info := queueInfo{Name: q.name, Depth: q.msgs.len(), Consumers: len(q.consumers)}
+		info := queueInfo{Name: q.name, Depth: q.depthLocked(), Consumers: len(q.consumers)}
 		q.mu.Unlock()
 		info.Enqueued, info.Delivered = q.enqueued.Load(), q.delivered.Load()
 		out = append(out, info)

@@ -60,6 +60,9 @@ func (c *conn) handle(f *frame.Frame) bool {
 			err = protoError("unknown command " + strconv.Quote(f.Command))
 		}
 	}
+	if err == errReceiptLater {
+		return true
+	}
 	if err != nil {
 		c.s.stats.countError(errorKindOf(err))
 		c.logger().Info("client error", "command", f.Command, "err", err)
@@ -186,7 +189,14 @@ func (c *conn) onSend(f *frame.Frame) error {
 		tx.ops = append(tx.ops, txOp{msg: msg})
 		return nil
 	}
-	c.s.router.publish(msg, &c.batch)
+	x := sendCtx{c: c}
+	x.receipt, _ = f.Get("receipt")
+	if err := c.s.router.publishFrom(msg, &c.batch, &x); err != nil {
+		return err
+	}
+	if x.finish() {
+		return errReceiptLater
+	}
 	return nil
 }
 
@@ -333,8 +343,9 @@ func (c *conn) onAck(f *frame.Frame, nack bool) error {
 		tx.ops = append(tx.ops, txOp{sub: sub, mid: mid, nack: nack})
 		return nil
 	}
-	if !c.s.router.ack(sub, mid, nack, &c.batch) {
+	ok, err := c.s.router.ack(sub, mid, nack, &c.batch)
+	if !ok {
 		return protoError("message " + itoa(mid) + " is not awaiting acknowledgement")
 	}
-	return nil
+	return err
 }

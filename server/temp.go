@@ -123,11 +123,7 @@ func (r *router) dropTemp(c *conn) {
 	for _, q := range qs {
 		q.mu.Lock()
 		q.dead = true
-		for i := range q.msgs.len() {
-			r.s.input.remove(q.msgs.at(i))
-			r.undeliverable.Add(1)
-		}
-		q.msgs.reset()
+		q.drainLocked(func(*message) { r.undeliverable.Add(1) })
 		q.mu.Unlock()
 	}
 }

@@ -64,14 +64,25 @@ func (c *conn) onCommit(f *frame.Frame) error {
 		return err
 	}
 	delete(c.txs, id)
+	x := sendCtx{c: c}
+	x.receipt, _ = f.Get("receipt")
 	for _, op := range tx.ops {
 		if op.msg != nil {
-			c.s.router.publish(op.msg, &c.batch)
+			if err := c.s.router.publishFrom(op.msg, &c.batch, &x); err != nil {
+				return err
+			}
 			continue
 		}
-		if !c.s.router.ack(op.sub, op.mid, op.nack, &c.batch) {
+		ok, err := c.s.router.ack(op.sub, op.mid, op.nack, &c.batch)
+		if !ok {
 			return protoError("transaction " + strconv.Quote(id) + ": message " + itoa(op.mid) + " is no longer awaiting acknowledgement")
 		}
+		if err != nil {
+			return err
+		}
+	}
+	if x.finish() {
+		return errReceiptLater
 	}
 	return nil
 }
