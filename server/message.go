@@ -60,10 +60,13 @@ func (r *router) newMessage(f *frame.Frame, dest string, now time.Time) *message
 	} else {
 		m = &message{}
 	}
-	m.id, m.dest = r.nextID.Add(1), dest
+	m.id, m.dest = r.newID(), dest
 	m.fill(f.Headers, f.Body, now)
 	return m
 }
+
+// newID is a fresh message id.
+func (r *router) newID() uint64 { return r.nextID.Add(1) }
 
 // fill encodes the message from a SEND's (or a stored MESSAGE's) headers
 // and body.

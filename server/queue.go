@@ -340,10 +340,16 @@ func (r *router) queue(name string) *queue {
 	if q = r.queues[name]; q != nil {
 		return q
 	}
-	q = &queue{r: r, name: name}
+	q = newQueue(r, name, r.queuePatterns.Match(name))
 	r.queues[name] = q
-	for _, sub := range r.queuePatterns.Match(name) {
-		q.consumers = append(q.consumers, sub)
+	return q
+}
+
+// newQueue makes a queue with the given consumers (the pattern
+// subscriptions that match its name).
+func newQueue(r *router, name string, consumers []*subscription) *queue {
+	q := &queue{r: r, name: name, consumers: slices.Clone(consumers)}
+	for _, sub := range consumers {
 		sub.addQueue(q)
 	}
 	return q
@@ -352,15 +358,72 @@ func (r *router) queue(name string) *queue {
 // dropIfUnused forgets a queue that has neither messages nor consumers, so
 // that short-lived queue names do not accumulate.
 func (r *router) dropIfUnused(q *queue) {
+	if q.name == dlqName {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.queues[q.name] == q && q.retireIfUnused() {
+		delete(r.queues, q.name)
+	}
+}
+
+// retireIfUnused ends a queue that has neither messages nor consumers: it
+// is dead (users go to its successor) and its store is closed. Lock held:
+// router.mu, so that no one finds the queue meanwhile.
+func (q *queue) retireIfUnused() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.consumers) == 0 && q.depthLocked() == 0 && len(q.pending) == 0 && r.queues[q.name] == q && q.name != dlqName {
-		delete(r.queues, q.name)
-		q.dead = true
-		q.closeLocked()
+	if len(q.consumers) > 0 || q.depthLocked() > 0 || len(q.pending) > 0 {
+		return false
 	}
+	q.dead = true
+	q.closeLocked()
+	return true
+}
+
+// remove ends a queue the router has forgotten (a closing connection's
+// temporary queue) with its messages, each passed to fn.
+func (q *queue) remove(fn func(*message)) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.dead = true
+	q.drainLocked(fn)
+}
+
+// openStore opens the queue's store now (at start, for what it holds).
+func (q *queue) openStore() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	_, err := q.open()
+	return err
+}
+
+// close releases the queue's store (at shutdown).
+func (q *queue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closeLocked()
+}
+
+// info is the queue's depth, consumers and counters now.
+func (q *queue) info() queueInfo {
+	q.mu.Lock()
+	info := queueInfo{Name: q.name, Depth: q.depthLocked(), Consumers: len(q.consumers)}
+	q.mu.Unlock()
+	info.Enqueued, info.Delivered = q.enqueued.Load(), q.delivered.Load()
+	return info
+}
+
+// queueList is every queue now.
+func (r *router) queueList() []*queue {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	qs := make([]*queue, 0, len(r.queues))
+	for _, q := range r.queues {
+		qs = append(qs, q)
+	}
+	return qs
 }
 
 // load opens the queues the store already holds (a persistent store after
@@ -372,11 +435,7 @@ func (r *router) load() error {
 		return err
 	}
 	for _, name := range names {
-		q := r.queue(name)
-		q.mu.Lock()
-		_, err := q.open()
-		q.mu.Unlock()
-		if err != nil {
+		if err := r.queue(name).openStore(); err != nil {
 			return err
 		}
 	}
@@ -386,16 +445,8 @@ func (r *router) load() error {
 // closeQueues releases every queue's store, then the store (at shutdown,
 // once no connection is left).
 func (r *router) closeQueues() {
-	r.mu.Lock()
-	qs := make([]*queue, 0, len(r.queues))
-	for _, q := range r.queues {
-		qs = append(qs, q)
-	}
-	r.mu.Unlock()
-	for _, q := range qs {
-		q.mu.Lock()
-		q.closeLocked()
-		q.mu.Unlock()
+	for _, q := range r.queueList() {
+		q.close()
 	}
 	if err := r.store.Close(); err != nil {
 		r.s.log.Warn("store: close failed", "err", err)
@@ -423,19 +474,10 @@ type queueInfo struct {
 
 // queueStats lists every queue (for DIAG, metrics and the console).
 func (r *router) queueStats() []queueInfo {
-	r.mu.RLock()
-	qs := make([]*queue, 0, len(r.queues))
-	for _, q := range r.queues {
-		qs = append(qs, q)
-	}
-	r.mu.RUnlock()
+	qs := r.queueList()
 	out := make([]queueInfo, 0, len(qs))
 	for _, q := range qs {
-		q.mu.Lock()
-		info := queueInfo{Name: q.name, Depth: q.depthLocked(), Consumers: len(q.consumers)}
-		q.mu.Unlock()
-		info.Enqueued, info.Delivered = q.enqueued.Load(), q.delivered.Load()
-		out = append(out, info)
+		out = append(out, q.info())
 	}
 	slices.SortFunc(out, func(a, b queueInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out
