@@ -1,7 +1,11 @@
 package server
 
 import (
+	"iter"
 	"slices"
+	"sync/atomic"
+
+	"stompica/internal/deque"
 )
 
 type ackMode uint8
@@ -13,42 +17,170 @@ const (
 )
 
 // unacked is a delivery awaiting ACK or NACK; q is nil for topic messages.
+// In an ackList, m is nil for a delivery acknowledged out of order (a
+// hole, whose id stays for the binary search).
 type unacked struct {
-	m *message
-	q *queue
+	id uint64
+	m  *message
+	q  *queue
+}
+
+// ackList is a subscription's unacknowledged deliveries in wire order. It
+// is a ring: ACKs of the oldest delivery (the usual order) pop the front,
+// and an ACK further in leaves a hole, skipped as the front reaches it and
+// compacted away once holes outnumber deliveries. While message ids
+// ascend in wire order (always, until a redelivery or a second queue comes
+// in between) a lookup is a binary search, otherwise a scan. So no ACK
+// moves the others, whatever the prefetch. The zero value is empty.
+type ackList struct {
+	d        deque.Deque[unacked]
+	live     atomic.Int32 // deliveries (d.Len() minus holes); read without the lock by credit
+	unsorted bool         // some id is not above the one before it
+	last     uint64       // id of the last delivery pushed
+}
+
+func (l *ackList) len() int { return int(l.live.Load()) }
+
+// reset empties the list.
+func (l *ackList) reset() {
+	l.d.Reset()
+	l.live.Store(0)
+	l.unsorted, l.last = false, 0
+}
+
+// push appends a delivery (the newest on the wire).
+func (l *ackList) push(m *message, q *queue) {
+	if l.d.Len() > 0 && m.id <= l.last {
+		l.unsorted = true
+	}
+	l.last = m.id
+	l.d.PushBack(unacked{id: m.id, m: m, q: q})
+	l.live.Add(1)
+}
+
+// find returns the position of delivery mid, or -1.
+func (l *ackList) find(mid uint64) int {
+	n := l.d.Len()
+	if n > 0 && l.d.Front().id == mid {
+		return 0 // the oldest: the usual ACK (a hole is never at the front)
+	}
+	if !l.unsorted {
+		lo, hi := 0, n
+		for lo < hi {
+			h := int(uint(lo+hi) >> 1)
+			if l.d.At(h).id < mid {
+				lo = h + 1
+			} else {
+				hi = h
+			}
+		}
+		if lo < n && l.d.At(lo).id == mid && l.d.At(lo).m != nil {
+			return lo
+		}
+		return -1
+	}
+	for i := range n {
+		if u := l.d.At(i); u.id == mid && u.m != nil {
+			return i
+		}
+	}
+	return -1
+}
+
+// takeAt removes the delivery at position i.
+func (l *ackList) takeAt(i int) unacked {
+	u := l.d.At(i)
+	if i == 0 {
+		l.d.PopFront()
+	} else {
+		l.d.Set(i, unacked{id: u.id})
+	}
+	l.live.Add(-1)
+	l.tidy()
+	return u
+}
+
+// takeThrough removes the deliveries up to position i included, appending
+// them to out in wire order.
+func (l *ackList) takeThrough(i int, out []unacked) []unacked {
+	for range i + 1 {
+		if u := l.d.PopFront(); u.m != nil {
+			out = append(out, u)
+			l.live.Add(-1)
+		}
+	}
+	l.tidy()
+	return out
+}
+
+// tidy drops holes at the front, and compacts when holes outnumber
+// deliveries (so a delivery never acknowledged cannot make the ring grow
+// without bound behind it). An empty list starts sorted again.
+func (l *ackList) tidy() {
+	for l.d.Len() > 0 && l.d.Front().m == nil {
+		l.d.PopFront()
+	}
+	live := l.len()
+	if live == 0 {
+		l.unsorted = false
+		return
+	}
+	if holes := l.d.Len() - live; holes > live && holes > 32 {
+		w := 0
+		for i := range l.d.Len() {
+			if u := l.d.At(i); u.m != nil {
+				l.d.Set(w, u)
+				w++
+			}
+		}
+		for l.d.Len() > w {
+			l.d.PopBack()
+		}
+	}
+}
+
+// pushFront puts deliveries back at the front, in order.
+func (l *ackList) pushFront(list []unacked) {
+	for i := len(list) - 1; i >= 0; i-- {
+		l.d.PushFront(list[i])
+		l.live.Add(1)
+	}
+	if len(list) > 0 {
+		l.unsorted = true
+	}
+}
+
+// all yields the deliveries in wire order.
+func (l *ackList) all() iter.Seq[unacked] {
+	return func(yield func(unacked) bool) {
+		for i := range l.d.Len() {
+			if u := l.d.At(i); u.m != nil && !yield(u) {
+				return
+			}
+		}
+	}
 }
 
 func (s *subscription) has(mid uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, u := range s.unacked {
-		if u.m.id == mid {
-			return true
-		}
-	}
-	return false
+	return s.unacked.find(mid) >= 0
 }
 
-// take removes and returns the delivery mid (and, in ack mode client, all
-// earlier ones). nil when mid is not pending.
-func (s *subscription) take(mid uint64) []unacked {
+// take removes the delivery mid (and, in ack mode client, all earlier
+// ones), appending them to out in wire order. It returns out unchanged
+// when mid is not pending.
+func (s *subscription) take(mid uint64, out []unacked) []unacked {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i := slices.IndexFunc(s.unacked, func(u unacked) bool { return u.m.id == mid })
+	i := s.unacked.find(mid)
 	if i < 0 {
-		return nil
+		return out
 	}
-	var out []unacked
 	if s.ack == ackClient {
-		out = slices.Clone(s.unacked[:i+1])
-		n := copy(s.unacked, s.unacked[i+1:])
-		clear(s.unacked[n:])
-		s.unacked = s.unacked[:n]
-	} else {
-		out = []unacked{s.unacked[i]}
-		s.unacked = slices.Delete(s.unacked, i, i+1)
+		return s.unacked.takeThrough(i, out)
 	}
-	return out
+	return append(out, s.unacked.takeAt(i))
 }
 
 // dropUnacked ends the subscription's deliveries: it takes no more, its
@@ -61,8 +193,11 @@ func (s *subscription) dropUnacked() {
 	c.mu.Lock()
 	s.mu.Lock()
 	s.gone = true
-	list := s.unacked
-	s.unacked = nil
+	var list []unacked
+	for u := range s.unacked.all() {
+		list = append(list, u)
+	}
+	s.unacked.reset()
 	n, bytes := s.held.Len(), s.heldBytes
 	s.held.Reset()
 	s.heldBytes = 0
@@ -98,7 +233,7 @@ func (s *subscription) putBack(list []unacked) {
 	}
 	s.mu.Lock()
 	if !s.gone {
-		s.unacked = append(slices.Clip(list), s.unacked...)
+		s.unacked.pushFront(list)
 		s.mu.Unlock()
 		return
 	}
@@ -159,12 +294,12 @@ func (q *queue) requeue(m *message, b *batch) {
 func (q *queue) ack(m *message) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.st == nil {
-		return nil
+	if q.st != nil {
+		if err := q.st.Ack(m.sm); err != nil {
+			return &storeError{op: "ack on", queue: q.name, err: err}
+		}
 	}
-	if err := q.st.Ack(m.sm); err != nil {
-		return &storeError{op: "ack on", queue: q.name, err: err}
-	}
+	q.release(m)
 	return nil
 }
 
@@ -180,8 +315,9 @@ const dlqName = "/queue/DLQ"
 // error when a queue's store failed to record an ACK (the message then
 // stays unacknowledged there and is delivered again).
 func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) (bool, error) {
-	taken := sub.take(mid)
-	if taken == nil {
+	var one [1]unacked
+	taken := sub.take(mid, one[:0])
+	if len(taken) == 0 {
 		return false, nil
 	}
 	if nack {

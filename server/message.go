@@ -19,17 +19,26 @@ type message struct {
 	id      uint64
 	dest    string
 	shared  []byte // headers escaped for STOMP 1.2
-	binary  bool   // body is not valid UTF-8 or has NULs (WebSocket opcode)
 	expires int64  // unix ms; 0 = never
+	binary  bool   // body is not valid UTF-8 or has NULs (WebSocket opcode)
+	pooled  bool   // a queue message from queueMessages (see release)
 
 	// Guarded by the owning queue's mu (queue messages only).
 	redelivered bool
 	sm          *store.Message // the store's record (see record)
 
-	// Only when some header needs escaping: the other versions' encodings.
+	// esc is set only when some header needs escaping: what the other
+	// versions' encodings are made from (out of line, so that the usual
+	// message stays small).
+	esc *escaped
+}
+
+// escaped holds what encodes a message for STOMP 1.0 and 1.1 when some
+// header needs escaping (1.2 escapes differently, 1.0 not at all).
+type escaped struct {
 	raw     []frame.Header
 	body    []byte
-	encMu   sync.Mutex
+	mu      sync.Mutex
 	shared0 []byte // 1.0: no escaping
 	shared1 []byte // 1.1: no \r escape
 }
@@ -50,13 +59,37 @@ type queueMessage struct {
 	sm store.Message
 }
 
-// newMessage copies what outlives the read buffer out of a SEND frame.
+// queueMessages recycles queue messages, with their encoding buffers, once
+// done with (see release): a queue message has one consumer, so the
+// broker knows when the last reference goes, and the queue path then
+// allocates nothing per message.
+var queueMessages = sync.Pool{New: func() any {
+	qm := new(queueMessage)
+	qm.m.sm = &qm.sm
+	return &qm.m
+}}
+
+// release gives a queue message back to queueMessages once nothing refers
+// to it: acknowledged (and acknowledged in the store), delivered to an
+// auto-ack subscriber, expired or dropped. Only messages from newMessage
+// go back; others are left to the collector.
+func (m *message) release() {
+	if !m.pooled {
+		return
+	}
+	sm, buf := m.sm, m.shared[:0]
+	*m = message{sm: sm, shared: buf}
+	*sm = store.Message{}
+	queueMessages.Put(m)
+}
+
+// newMessage copies what outlives the read buffer out of a SEND frame. A
+// "ttl" header counts from now (the zero time: the current time).
 func (r *router) newMessage(f *frame.Frame, dest string, now time.Time) *message {
 	var m *message
 	if isQueue(dest) {
-		qm := &queueMessage{}
-		m = &qm.m
-		m.sm = &qm.sm
+		m = queueMessages.Get().(*message)
+		m.pooled = true
 	} else {
 		m = &message{}
 	}
@@ -86,19 +119,29 @@ func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time) {
 			}
 		case "ttl":
 			if ms, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil && ms > 0 && m.expires == 0 {
+				if now.IsZero() {
+					now = time.Now()
+				}
 				m.expires = now.UnixMilli() + ms
 			}
 		}
 	}
-	m.shared = m.encode(make([]byte, 0, size), hdrs, body, frame.Version12)
+	// A recycled buffer serves if it is not much larger than needed (the
+	// memory budget counts lengths, so waste must stay bounded).
+	buf := m.shared[:0]
+	if c := cap(buf); c < size || c > 2*size+256 {
+		buf = make([]byte, 0, size)
+	}
+	m.shared = m.encode(buf, hdrs, body, frame.Version12, escape)
 	if escape {
-		m.raw = make([]frame.Header, 0, len(hdrs))
+		e := &escaped{raw: make([]frame.Header, 0, len(hdrs))}
 		for _, h := range hdrs {
 			if !brokerHeader(h.Key) {
-				m.raw = append(m.raw, frame.Header{Key: slices.Clone(h.Key), Value: slices.Clone(h.Value)})
+				e.raw = append(e.raw, frame.Header{Key: slices.Clone(h.Key), Value: slices.Clone(h.Value)})
 			}
 		}
-		m.body = m.shared[len(m.shared)-1-len(body) : len(m.shared)-1]
+		e.body = m.shared[len(m.shared)-1-len(body) : len(m.shared)-1]
+		m.esc = e
 	}
 }
 
@@ -145,13 +188,28 @@ func (r *router) decode(sm *store.Message) (*message, error) {
 	return m, nil
 }
 
-func (m *message) encode(b []byte, hdrs []frame.Header, body []byte, v frame.Version) []byte {
+// encode appends the message's shared part for version v. With escape
+// false the caller knows that no header needs escaping.
+func (m *message) encode(b []byte, hdrs []frame.Header, body []byte, v frame.Version, escape bool) []byte {
 	b = append(b, "message-id:"...)
 	b = strconv.AppendUint(b, m.id, 10)
 	b = append(b, '\n')
-	b = frame.AppendHeader(b, "destination", m.dest, v)
+	if escape {
+		b = frame.AppendHeader(b, "destination", m.dest, v)
+	} else {
+		b = append(b, "destination:"...)
+		b = append(b, m.dest...)
+		b = append(b, '\n')
+	}
 	for _, h := range hdrs {
 		if brokerHeader(h.Key) {
+			continue
+		}
+		if !escape {
+			b = append(b, h.Key...)
+			b = append(b, ':')
+			b = append(b, h.Value...)
+			b = append(b, '\n')
 			continue
 		}
 		if v == frame.Version10 && (bytes.ContainsAny(h.Key, ":\r\n") || bytes.ContainsAny(h.Value, "\r\n")) {
@@ -171,21 +229,22 @@ func (m *message) encode(b []byte, hdrs []frame.Header, body []byte, v frame.Ver
 
 // sharedFor returns the encoding for a subscriber speaking v.
 func (m *message) sharedFor(v frame.Version) []byte {
-	if m.raw == nil || v == frame.Version12 {
+	e := m.esc
+	if e == nil || v == frame.Version12 {
 		return m.shared
 	}
-	m.encMu.Lock()
-	defer m.encMu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if v == frame.Version10 {
-		if m.shared0 == nil {
-			m.shared0 = m.encode(nil, m.raw, m.body, v)
+		if e.shared0 == nil {
+			e.shared0 = m.encode(nil, e.raw, e.body, v, true)
 		}
-		return m.shared0
+		return e.shared0
 	}
-	if m.shared1 == nil {
-		m.shared1 = m.encode(nil, m.raw, m.body, v)
+	if e.shared1 == nil {
+		e.shared1 = m.encode(nil, e.raw, e.body, v, true)
 	}
-	return m.shared1
+	return e.shared1
 }
 
 func (m *message) expired(nowMs int64) bool { return m.expires != 0 && m.expires <= nowMs }

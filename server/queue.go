@@ -28,7 +28,8 @@ type queue struct {
 	consumers []*subscription
 	next      int
 	// pending are messages an asynchronous store has not yet confirmed,
-	// with the SEND or COMMIT waiting on them (nil when none waits).
+	// with the SEND or COMMIT waiting on them (nil when none waits). They
+	// are not recycled (see release) before the store's answer.
 	pending map[*store.Message]*sendWait
 }
 
@@ -67,12 +68,14 @@ func (q *queue) enqueue(m *message, b *batch, w *sendCtx) error {
 		q.enqueued.Add(1)
 		q.dispatchLocked(b)
 	case store.ErrPending:
-		if w != nil {
-			if q.pending == nil {
-				q.pending = make(map[*store.Message]*sendWait)
-			}
-			q.pending[sm] = w.wait()
+		if q.pending == nil {
+			q.pending = make(map[*store.Message]*sendWait)
 		}
+		var sw *sendWait
+		if w != nil {
+			sw = w.wait()
+		}
+		q.pending[sm] = sw
 	default:
 		q.r.s.input.remove(m)
 		q.mu.Unlock()
@@ -223,9 +226,7 @@ func (q *queue) dispatchLocked(b *batch) {
 			}
 			if m.expired(now) {
 				q.r.s.stats.expired.Add(1)
-				if err := st.Ack(m.sm); err != nil {
-					q.r.s.log.Warn("store: ack of an expired message failed", "queue", q.name, "id", m.id, "err", err)
-				}
+				q.end(st, m, "expired")
 				continue
 			}
 		}
@@ -239,7 +240,31 @@ func (q *queue) dispatchLocked(b *batch) {
 			return
 		}
 		q.delivered.Add(1)
+		if sub.ack == ackAuto {
+			q.end(st, m, "consumed")
+		}
 	}
+}
+
+// end acknowledges in the store a message that needs no ACK from a client
+// (expired, or delivered to an auto-ack subscriber) and recycles it. Lock
+// held: q.mu.
+func (q *queue) end(st store.Queue, m *message, why string) {
+	if err := st.Ack(m.sm); err != nil {
+		q.r.s.log.Warn("store: ack failed", "queue", q.name, "id", m.id, "message", why, "err", err)
+	}
+	q.release(m)
+}
+
+// release recycles a message done with, unless an asynchronous store has
+// yet to confirm it (its answer names it). Lock held: q.mu.
+func (q *queue) release(m *message) {
+	if len(q.pending) > 0 {
+		if _, ok := q.pending[m.sm]; ok {
+			return
+		}
+	}
+	m.release()
 }
 
 // take takes the head message from the store; the memory budget stops
@@ -277,6 +302,7 @@ func (q *queue) drainLocked(fn func(*message)) {
 		}
 		q.st.Ack(m.sm) //nolint:errcheck // the queue is going
 		fn(m)
+		q.release(m)
 	}
 	q.closeLocked()
 }

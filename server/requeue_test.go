@@ -50,7 +50,7 @@ func TestQueueRequeueDeep(t *testing.T) {
 		s.router.publish(&message{id: ids[i], dest: dest, shared: shared}, &b)
 	}
 	b.flush()
-	if n := len(sub.unacked); n != held {
+	if n := sub.unacked.len(); n != held {
 		t.Fatalf("consumer holds %d messages, want %d", n, held)
 	}
 	filler := &message{id: s.router.nextID.Add(1), dest: dest, shared: shared}
@@ -76,13 +76,15 @@ func TestQueueRequeueDeep(t *testing.T) {
 	next := newSubscription(benchConn(s), "n", dest, ackClient, held, 2)
 	s.router.subscribe(next, &b)
 	b.flush()
-	if n := len(next.unacked); n != held {
+	if n := next.unacked.len(); n != held {
 		t.Fatalf("new consumer got %d messages, want %d", n, held)
 	}
-	for i, u := range next.unacked {
+	i := 0
+	for u := range next.unacked.all() {
 		if u.m.id != ids[i] || !u.m.redelivered {
 			t.Fatalf("delivery %d: message %d (redelivered %v), want %d redelivered", i, u.m.id, u.m.redelivered, ids[i])
 		}
+		i++
 	}
 
 	// The queue's memory goes back as it drains.

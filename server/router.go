@@ -68,7 +68,7 @@ func (r *router) publishFrom(m *message, b *batch, x *sendCtx) error {
 			r.undeliverable.Add(1)
 			return nil
 		}
-		if m.expired(time.Now().UnixMilli()) {
+		if m.expires != 0 && m.expired(time.Now().UnixMilli()) {
 			r.s.stats.expired.Add(1)
 			return nil
 		}

@@ -167,20 +167,20 @@ func (c *conn) onSend(f *frame.Frame) error {
 	if strings.HasPrefix(string(dest), "DIAG") {
 		return c.onDiag(f)
 	}
-	if sublist.IsPattern(string(dest)) {
-		return protoError("cannot SEND to a wildcard destination " + strconv.Quote(string(dest)))
+	target := string(dest) // the one copy of the name, kept by the message
+	if sublist.IsPattern(target) {
+		return protoError("cannot SEND to a wildcard destination " + strconv.Quote(target))
 	}
-	if err := c.s.authorize(c.login, accessWrite, string(dest)); err != nil {
+	if err := c.s.authorize(c.login, accessWrite, target); err != nil {
 		return err
 	}
 	c.published = true
-	target := string(dest)
 	if strings.HasPrefix(target, tempPrefix) {
 		target = c.tempName(target)
 		c.useTemp()
 	}
 	c.replyTo(f)
-	msg := c.s.router.newMessage(f, target, time.Now())
+	msg := c.s.router.newMessage(f, target, time.Time{})
 	if txID, ok := f.Get("transaction"); ok {
 		tx, err := c.tx(txID)
 		if err != nil {

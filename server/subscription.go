@@ -29,7 +29,7 @@ type subscription struct {
 	gone bool
 
 	mu      sync.Mutex
-	unacked []unacked // wire order: appended under c.mu with the MESSAGE
+	unacked ackList // wire order: appended under c.mu with the MESSAGE
 	queues  []*queue
 	// held are topic messages waiting for prefetch credit (client ack
 	// modes), oldest first; heldBytes counts them against the connection's
@@ -101,7 +101,7 @@ func (s *subscription) deliverTopic(m *message, b *batch) bool {
 	}
 	if s.ack != ackAuto {
 		s.mu.Lock()
-		if len(s.unacked)+s.held.Len() >= c.s.opts.MaxUnacked {
+		if s.unacked.len()+s.held.Len() >= c.s.opts.MaxUnacked {
 			s.mu.Unlock()
 			c.mu.Unlock()
 			// A topic does not wait for acknowledgements (publishers never
@@ -109,7 +109,7 @@ func (s *subscription) deliverTopic(m *message, b *batch) bool {
 			c.slowConsumer("more than " + strconv.Itoa(c.s.opts.MaxUnacked) + " unacknowledged messages")
 			return false
 		}
-		if s.held.Len() > 0 || len(s.unacked) >= s.prefetch {
+		if s.held.Len() > 0 || s.unacked.len() >= s.prefetch {
 			size := s.heldSize(m)
 			if c.pendingLocked()+s.heldBytes+size > limit {
 				s.mu.Unlock()
@@ -125,7 +125,7 @@ func (s *subscription) deliverTopic(m *message, b *batch) bool {
 			c.mu.Unlock()
 			return true
 		}
-		s.unacked = append(s.unacked, unacked{m: m})
+		s.unacked.push(m, nil)
 		s.mu.Unlock()
 	}
 	c.appendDeliveryLocked(b, m)
@@ -149,7 +149,7 @@ func (s *subscription) fillTopic(b *batch) {
 	}
 	now := int64(0)
 	n, bytes := 0, 0
-	for s.held.Len() > 0 && len(s.unacked) < s.prefetch {
+	for s.held.Len() > 0 && s.unacked.len() < s.prefetch {
 		m := s.held.PopFront()
 		n++
 		bytes += s.heldSize(m)
@@ -162,7 +162,7 @@ func (s *subscription) fillTopic(b *batch) {
 				continue
 			}
 		}
-		s.unacked = append(s.unacked, unacked{m: m})
+		s.unacked.push(m, nil)
 		b.scratch = s.appendPrefix(b.scratch[:0], m, false)
 		c.appendDeliveryLocked(b, m)
 	}
@@ -176,13 +176,8 @@ func (s *subscription) fillTopic(b *batch) {
 // credit reports whether a queue may hand this consumer one more message.
 // When its connection's buffer is full it asks to be woken when it drains.
 func (s *subscription) credit() bool {
-	if s.ack != ackAuto {
-		s.mu.Lock()
-		full := len(s.unacked) >= s.prefetch
-		s.mu.Unlock()
-		if full {
-			return false
-		}
+	if s.ack != ackAuto && s.unacked.len() >= s.prefetch {
+		return false // an atomic read, as momentary as one under s.mu
 	}
 	c := s.c
 	c.mu.Lock()
@@ -208,7 +203,7 @@ func (s *subscription) deliverQueued(m *message, q *queue, b *batch) bool {
 	}
 	if s.ack != ackAuto {
 		s.mu.Lock()
-		s.unacked = append(s.unacked, unacked{m: m, q: q})
+		s.unacked.push(m, q)
 		s.mu.Unlock()
 	}
 	c.appendDeliveryLocked(b, m)

@@ -38,6 +38,9 @@ const DefaultCacheSize = 4096
 // IsPattern reports whether dest contains a wildcard segment ("*", ">" or "#"
 // as a whole segment).
 func IsPattern(dest string) bool {
+	if strings.IndexAny(dest, "*>#") < 0 {
+		return false // no wildcard character at all: the usual case, without splitting
+	}
 	for _, s := range split(dest, nil) {
 		if isWild(s) {
 			return true

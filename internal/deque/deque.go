@@ -63,8 +63,27 @@ func (d *Deque[T]) PopFront() T {
 	return x
 }
 
+// PopBack removes and returns the last item; the deque must not be empty.
+func (d *Deque[T]) PopBack() T {
+	var zero T
+	i := (d.head + d.n - 1) & (len(d.buf) - 1)
+	x := d.buf[i]
+	d.buf[i] = zero
+	d.n--
+	if d.n == 0 {
+		d.head = 0
+	}
+	if len(d.buf) > MinCap && d.n <= len(d.buf)/4 {
+		d.resize(len(d.buf) / 2)
+	}
+	return x
+}
+
 // At returns the i-th item (0 is the front).
 func (d *Deque[T]) At(i int) T { return d.buf[(d.head+i)&(len(d.buf)-1)] }
+
+// Set replaces the i-th item (0 is the front).
+func (d *Deque[T]) Set(i int, x T) { d.buf[(d.head+i)&(len(d.buf)-1)] = x }
 
 // Reset empties the deque and drops its ring.
 func (d *Deque[T]) Reset() { *d = Deque[T]{} }

@@ -17,7 +17,19 @@ func TestDequeMatchesSlice(t *testing.T) {
 	for step := range 200_000 {
 		// Phases that grow, then drain, so the ring both grows and shrinks.
 		growing := (step/20_000)%2 == 0
-		switch r := rng.IntN(10); {
+		switch r := rng.IntN(12); {
+		case r >= 10 && len(ref) > 0:
+			i := rng.IntN(len(ref))
+			if r == 10 {
+				next++
+				d.Set(i, next)
+				ref[i] = next
+			} else {
+				if got, want := d.PopBack(), ref[len(ref)-1]; got != want {
+					t.Fatalf("step %d: popBack = %d, want %d", step, got, want)
+				}
+				ref = ref[:len(ref)-1]
+			}
 		case r < 3 && (growing || r < 1):
 			next++
 			d.PushBack(next)
