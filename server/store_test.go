@@ -151,15 +151,33 @@ func (q *faultQueue) Requeue(m *store.Message, delivered bool) error {
 	return q.Queue.Requeue(m, delivered)
 }
 
+// faultServer starts a broker on a fault store that setup configures.
+func faultServer(t *testing.T, setup func(*faultStore)) (*Server, *faultStore) {
+	t.Helper()
+	fs := newFaultStore()
+	setup(fs)
+	return startServer(t, func(o *Options) { o.Store = fs }), fs
+}
+
+// expectRefused expects an ERROR about want carrying receipt-id receipt
+// (none when receipt is ""), then the close.
+func expectRefused(t *testing.T, c *client, want, receipt string) *frame.Frame {
+	t.Helper()
+	e := c.expectError(want)
+	if got, ok := e.Get("receipt-id"); string(got) != receipt || ok != (receipt != "") {
+		t.Errorf("ERROR receipt-id = %q, want %q: %s", got, receipt, fmtFrame(e))
+	}
+	c.expectClosed()
+	return e
+}
+
 // TestStoreAppendError: a SEND to a queue whose store refuses the message
 // is answered with an ERROR carrying the receipt-id, never a RECEIPT; the
 // message is not delivered and leaves nothing counted in the memory
 // budget; other queues keep working.
 func TestStoreAppendError(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, tr string) {
-		fs := newFaultStore()
-		fs.failAppend["/queue/bad"] = errors.New("disk full")
-		srv := startServer(t, func(o *Options) { o.Store = fs })
+		srv, _ := faultServer(t, func(fs *faultStore) { fs.failAppend["/queue/bad"] = errors.New("disk full") })
 		cons := connected(t, srv, tr)
 		cons.subscribe("/queue/bad", "b")
 		cons.subscribe("/queue/good", "g")
@@ -168,22 +186,15 @@ func TestStoreAppendError(t *testing.T) {
 		pub.publish("/queue/good", "kept")
 		cons.expectMessage("kept")
 		pub.sendFrame(frame.SEND, "lost", "destination", "/queue/bad", "receipt", "r-bad")
-		e := pub.expectError("disk full")
-		if got := e.GetString("receipt-id"); got != "r-bad" {
-			t.Errorf("ERROR receipt-id = %q, want r-bad", got)
-		}
+		e := expectRefused(t, pub, "disk full", "r-bad")
 		if msg := e.GetString("message"); !strings.Contains(msg, "/queue/bad") || !strings.Contains(msg, "store") {
 			t.Errorf("ERROR message %q names neither the store nor the queue", msg)
 		}
-		pub.expectClosed()
 
 		// Without a receipt: an ERROR all the same.
 		pub2 := connected(t, srv, tr)
 		pub2.sendFrame(frame.SEND, "lost", "destination", "/queue/bad")
-		if e := pub2.expectError("disk full"); e.Has("receipt-id") {
-			t.Errorf("ERROR for a SEND without receipt has a receipt-id: %s", fmtFrame(e))
-		}
-		pub2.expectClosed()
+		expectRefused(t, pub2, "disk full", "")
 
 		cons.sync() // the refused messages were never delivered
 		if n, b := srv.input.msgs.Load(), srv.input.bytes.Load(); n != 0 || b != 0 {
@@ -205,9 +216,7 @@ func TestStoreAppendError(t *testing.T) {
 // transaction that the store took are delivered (the store has them).
 func TestStoreCommitError(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, tr string) {
-		fs := newFaultStore()
-		fs.failAppend["/queue/bad"] = errors.New("quota exceeded")
-		srv := startServer(t, func(o *Options) { o.Store = fs })
+		srv, _ := faultServer(t, func(fs *faultStore) { fs.failAppend["/queue/bad"] = errors.New("quota exceeded") })
 		cons := connected(t, srv, tr)
 		cons.subscribe("/queue/good", "g")
 		pub := connected(t, srv, tr)
@@ -215,10 +224,7 @@ func TestStoreCommitError(t *testing.T) {
 		pub.request(frame.SEND, "one", "destination", "/queue/good", "transaction", "t1")
 		pub.request(frame.SEND, "two", "destination", "/queue/bad", "transaction", "t1")
 		pub.sendFrame(frame.COMMIT, "", "transaction", "t1", "receipt", "r-commit")
-		if e := pub.expectError("quota exceeded"); e.GetString("receipt-id") != "r-commit" {
-			t.Errorf("ERROR without the COMMIT's receipt-id: %s", fmtFrame(e))
-		}
-		pub.expectClosed()
+		expectRefused(t, pub, "quota exceeded", "r-commit")
 		cons.expectMessage("one")
 		cons.sync()
 	})
@@ -227,15 +233,10 @@ func TestStoreCommitError(t *testing.T) {
 // TestStoreOpenError: a queue whose store cannot be opened refuses SENDs
 // with an ERROR; once the store recovers the queue works.
 func TestStoreOpenError(t *testing.T) {
-	fs := newFaultStore()
-	fs.failOpen["/queue/closed"] = errors.New("no such volume")
-	srv := startServer(t, func(o *Options) { o.Store = fs })
+	srv, fs := faultServer(t, func(fs *faultStore) { fs.failOpen["/queue/closed"] = errors.New("no such volume") })
 	pub := connected(t, srv, "tcp")
 	pub.sendFrame(frame.SEND, "x", "destination", "/queue/closed", "receipt", "r1")
-	if e := pub.expectError("no such volume"); e.GetString("receipt-id") != "r1" {
-		t.Errorf("ERROR without receipt-id: %s", fmtFrame(e))
-	}
-	pub.expectClosed()
+	expectRefused(t, pub, "no such volume", "r1")
 
 	fs.mu.Lock()
 	delete(fs.failOpen, "/queue/closed")
@@ -253,19 +254,14 @@ func TestStoreOpenError(t *testing.T) {
 // to another consumer, flagged redelivered.
 func TestStoreAckError(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, tr string) {
-		fs := newFaultStore()
-		fs.failAck["/queue/acks"] = errors.New("log unavailable")
-		srv := startServer(t, func(o *Options) { o.Store = fs })
+		srv, _ := faultServer(t, func(fs *faultStore) { fs.failAck["/queue/acks"] = errors.New("log unavailable") })
 		first := connected(t, srv, tr)
 		first.subscribe("/queue/acks", "a", "ack", "client-individual")
 		pub := connected(t, srv, tr)
 		pub.publish("/queue/acks", "job")
 		m := first.expectMessage("job")
 		first.sendFrame(frame.ACK, "", "id", ackID(t, m), "receipt", "r-ack")
-		if e := first.expectError("log unavailable"); e.GetString("receipt-id") != "r-ack" {
-			t.Errorf("ERROR without the ACK's receipt-id: %s", fmtFrame(e))
-		}
-		first.expectClosed()
+		expectRefused(t, first, "log unavailable", "r-ack")
 
 		second := connected(t, srv, tr)
 		second.subscribeNoWait("/queue/acks", "b", "ack", "auto")
@@ -302,19 +298,19 @@ func TestStoreLoadError(t *testing.T) {
 // (Data only, no in-process Value) are loaded at start, delivered with
 // their headers, body and message-id, and later messages get higher ids.
 func TestStoreLoadRestart(t *testing.T) {
-	fs := newFaultStore()
-	fs.loadNames = []string{"/queue/kept"}
 	enc := func(id uint64, body string, kv ...string) *store.Message {
 		m := &message{id: id, dest: "/queue/kept"}
 		f := frame.New(frame.SEND, kv...)
 		m.fill(f.Headers, []byte(body), time.Now())
 		return &store.Message{ID: id, Data: m.shared}
 	}
-	fs.loaded = map[string][]*store.Message{"/queue/kept": {
-		enc(1000, "first", "x-app", "a:b\\c"),
-		enc(1001, "second", "content-type", "text/plain"),
-	}}
-	srv := startServer(t, func(o *Options) { o.Store = fs })
+	srv, _ := faultServer(t, func(fs *faultStore) {
+		fs.loadNames = []string{"/queue/kept"}
+		fs.loaded = map[string][]*store.Message{"/queue/kept": {
+			enc(1000, "first", "x-app", "a:b\\c"),
+			enc(1001, "second", "content-type", "text/plain"),
+		}}
+	})
 	qs := srv.router.queueStats()
 	if len(qs) != 1 || qs[0].Name != "/queue/kept" || qs[0].Depth != 2 {
 		t.Fatalf("queues at start: %+v, want /queue/kept with depth 2", qs)
@@ -348,9 +344,7 @@ func TestStoreLoadRestart(t *testing.T) {
 // and a refusal becomes an ERROR with the receipt-id.
 func TestStoreAsyncReceipt(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, tr string) {
-		fs := newFaultStore()
-		fs.async["/queue/slow"] = true
-		srv := startServer(t, func(o *Options) { o.Store = fs })
+		srv, fs := faultServer(t, func(fs *faultStore) { fs.async["/queue/slow"] = true })
 		cons := connected(t, srv, tr)
 		cons.subscribe("/queue/slow", "s")
 		pub := connected(t, srv, tr)
@@ -381,10 +375,7 @@ func TestStoreAsyncReceipt(t *testing.T) {
 		pub.sendFrame(frame.SEND, "four", "destination", "/queue/slow", "receipt", "r-four")
 		<-fs.heldSignal
 		fs.release(errors.New("replica lost"))
-		if e := pub.expectError("replica lost"); e.GetString("receipt-id") != "r-four" {
-			t.Errorf("ERROR without receipt-id: %s", fmtFrame(e))
-		}
-		pub.expectClosed()
+		expectRefused(t, pub, "replica lost", "r-four")
 		cons.sync()
 		if n := srv.input.msgs.Load(); n != 0 {
 			t.Errorf("memory budget counts %d messages, want 0", n)

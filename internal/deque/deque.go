@@ -49,34 +49,37 @@ func (d *Deque[T]) Front() T { return d.buf[d.head] }
 
 // PopFront removes and returns the first item; the deque must not be empty.
 func (d *Deque[T]) PopFront() T {
-	var zero T
-	x := d.buf[d.head]
-	d.buf[d.head] = zero // no reference kept for the collector
+	x := d.take(d.head)
 	d.head = (d.head + 1) & (len(d.buf) - 1)
-	d.n--
-	if d.n == 0 {
-		d.head = 0
-	}
-	if len(d.buf) > MinCap && d.n <= len(d.buf)/4 {
-		d.resize(len(d.buf) / 2)
-	}
+	d.shrink()
 	return x
 }
 
 // PopBack removes and returns the last item; the deque must not be empty.
 func (d *Deque[T]) PopBack() T {
+	x := d.take((d.head + d.n - 1) & (len(d.buf) - 1))
+	d.shrink()
+	return x
+}
+
+// take empties slot i (no reference kept for the collector) and counts
+// one item less.
+func (d *Deque[T]) take(i int) T {
 	var zero T
-	i := (d.head + d.n - 1) & (len(d.buf) - 1)
 	x := d.buf[i]
 	d.buf[i] = zero
 	d.n--
+	return x
+}
+
+// shrink halves the ring when a quarter full (never below MinCap).
+func (d *Deque[T]) shrink() {
 	if d.n == 0 {
 		d.head = 0
 	}
 	if len(d.buf) > MinCap && d.n <= len(d.buf)/4 {
 		d.resize(len(d.buf) / 2)
 	}
-	return x
 }
 
 // At returns the i-th item (0 is the front).
