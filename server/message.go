@@ -98,6 +98,16 @@ func (r *router) newMessage(f *frame.Frame, dest string, now time.Time) *message
 	return m
 }
 
+// decimalLen is the number of decimal digits of u.
+func decimalLen(u uint64) int {
+	n := 1
+	for u >= 10 {
+		u /= 10
+		n++
+	}
+	return n
+}
+
 // newID is a fresh message id.
 func (r *router) newID() uint64 { return r.nextID.Add(1) }
 
@@ -105,10 +115,16 @@ func (r *router) newID() uint64 { return r.nextID.Add(1) }
 // and body.
 func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time) {
 	m.binary = isBinary(body)
-	size := len(body) + len(m.dest) + 64
+	// The exact size of the encoding when nothing needs escaping (escaping
+	// at most doubles a header): the buffer's size class is what a queued
+	// message costs.
+	size := len("message-id:\ndestination:\ncontent-length:\n\n\x00") + decimalLen(m.id) +
+		len(m.dest) + decimalLen(uint64(len(body))) + len(body)
 	escape := frame.NeedsEscape(m.dest)
 	for _, h := range hdrs {
-		size += len(h.Key) + len(h.Value) + 2
+		if !brokerHeader(h.Key) {
+			size += len(h.Key) + len(h.Value) + 2
+		}
 		if !escape && (frame.NeedsEscape(h.Key) || frame.NeedsEscape(h.Value)) {
 			escape = true
 		}
@@ -125,6 +141,9 @@ func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time) {
 				m.expires = now.UnixMilli() + ms
 			}
 		}
+	}
+	if escape {
+		size += size - len(body)
 	}
 	// A recycled buffer serves if it is not much larger than needed (the
 	// memory budget counts lengths, so waste must stay bounded).
