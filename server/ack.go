@@ -193,7 +193,7 @@ func (s *subscription) dropUnacked() {
 	c.mu.Lock()
 	s.mu.Lock()
 	s.gone = true
-	var list []unacked
+	list := make([]unacked, 0, s.unacked.len())
 	for u := range s.unacked.all() {
 		list = append(list, u)
 	}

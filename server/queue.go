@@ -48,13 +48,14 @@ func (q *queue) open() (store.Queue, error) {
 }
 
 // enqueue stores m at the tail of the queue and dispatches. With an
-// asynchronous store the outcome may come later: the message then joins w,
-// which holds back the publisher's RECEIPT until the store confirms.
-func (q *queue) enqueue(m *message, b *batch, w *sendCtx) error {
+// asynchronous store the outcome may come later: the message then joins
+// the wait of x (when not nil), which holds back the publisher's RECEIPT
+// until the store confirms.
+func (q *queue) enqueue(m *message, b *batch, x *sendCtx) error {
 	q.mu.Lock()
 	if q.dead { // deleted since it was looked up: use its successor
 		q.mu.Unlock()
-		return q.r.queue(q.name).enqueue(m, b, w)
+		return q.r.queue(q.name).enqueue(m, b, x)
 	}
 	st, err := q.open()
 	if err != nil {
@@ -63,19 +64,19 @@ func (q *queue) enqueue(m *message, b *batch, w *sendCtx) error {
 	}
 	sm := m.record()
 	q.r.s.input.add(m)
-	switch err := st.Append(sm, q); err {
-	case nil:
+	switch err := st.Append(sm, q); {
+	case err == nil:
 		q.enqueued.Add(1)
 		q.dispatchLocked(b)
-	case store.ErrPending:
+	case errors.Is(err, store.ErrPending):
 		if q.pending == nil {
 			q.pending = make(map[*store.Message]*sendWait)
 		}
-		var sw *sendWait
-		if w != nil {
-			sw = w.wait()
+		var w *sendWait
+		if x != nil {
+			w = x.wait()
 		}
-		q.pending[sm] = sw
+		q.pending[sm] = w
 	default:
 		q.r.s.input.remove(m)
 		q.mu.Unlock()
@@ -289,7 +290,7 @@ func (q *queue) take(st store.Queue) (*message, error) {
 	}
 }
 
-// drain empties a queue being deleted, passing each message to fn. Lock
+// drainLocked empties a queue being deleted, passing each message to fn. Lock
 // held: q.mu.
 func (q *queue) drainLocked(fn func(*message)) {
 	if q.st == nil {
@@ -317,7 +318,7 @@ func (q *queue) closeLocked() {
 	}
 }
 
-// depth is the number of waiting messages. Lock held: q.mu.
+// depthLocked is the number of waiting messages. Lock held: q.mu.
 func (q *queue) depthLocked() int {
 	if q.st == nil {
 		return 0
