@@ -387,6 +387,10 @@ func TestAppendHeaderAndEscaping(t *testing.T) {
 	all := make([]byte, 256)
 	for i := range all {
 		all[i] = byte(i)
+		want := i == '\\' || i == '\n' || i == ':' || i == '\r'
+		if got := NeedsEscape([]byte{'a', byte(i), 'b'}); got != want {
+			t.Errorf("NeedsEscape(a%qb) = %v", byte(i), got)
+		}
 	}
 	esc := AppendEscaped(nil, all, Version12)
 	if bytes.ContainsAny(esc, "\r\n:") || !validEscapes(esc, Version12) {

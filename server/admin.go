@@ -130,7 +130,7 @@ func (c *conn) info(withSubs bool) connInfo {
 	}
 	for _, sub := range adm.subs {
 		sub.mu.Lock()
-		unacked, held := len(sub.unacked), sub.held.len()
+		unacked, held := sub.unacked.len(), sub.held.Len()
 		sub.mu.Unlock()
 		ci.Unacked += unacked
 		ci.Held += held

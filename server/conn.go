@@ -781,7 +781,7 @@ func (c *conn) holdsQueueMessages() bool {
 	for _, sub := range c.subs {
 		if sub.queue && sub.ack != ackAuto {
 			sub.mu.Lock()
-			n := len(sub.unacked)
+			n := sub.unacked.len()
 			sub.mu.Unlock()
 			if n > 0 {
 				return true

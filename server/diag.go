@@ -32,7 +32,7 @@ func (c *conn) onDiag(f *frame.Frame) error {
 		dest = "DIAG"
 	}
 	m := frame.New(frame.MESSAGE, "destination", dest, "content-type", "application/json",
-		"message-id", "diag-"+itoa(c.s.router.nextID.Add(1)))
+		"message-id", "diag-"+itoa(c.s.router.newID()))
 	for _, sub := range c.subs {
 		if sub.dest == dest {
 			m.Add("subscription", sub.id)

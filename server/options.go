@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"stompica/auth"
+	"stompica/store"
 )
 
 // Options configures a Server. The zero value of every field means its
@@ -131,6 +132,11 @@ type Options struct {
 	// MaxRedeliveries moves a queue message to the dead-letter queue
 	// "/queue/DLQ" after that many redeliveries (0 = never).
 	MaxRedeliveries int
+
+	// Store holds queue messages (nil = store.NewMemory(), in memory).
+	// A store error on SEND is answered with an ERROR, never a RECEIPT.
+	// Shutdown closes it.
+	Store store.Store
 
 	// Pprof serves Go's profiler at /debug/pprof/ on the HTTP port (behind
 	// HTTP auth when that is on). Off by default.

@@ -56,7 +56,7 @@ func queueFigures(qs []*queue) []queueInfo {
 	seen := make(map[*subscription]bool)
 	for i, q := range qs {
 		q.mu.Lock()
-		out[i] = queueInfo{Name: q.name, Depth: q.msgs.len(), Consumers: len(q.consumers)}
+		out[i] = queueInfo{Name: q.name, Depth: q.depthLocked(), Consumers: len(q.consumers)}
 		for _, sub := range q.consumers {
 			if sub.ack != ackAuto && !seen[sub] {
 				seen[sub] = true
@@ -75,7 +75,7 @@ func queueFigures(qs []*queue) []queueInfo {
 	}
 	for _, sub := range subs {
 		sub.mu.Lock()
-		for _, u := range sub.unacked {
+		for u := range sub.unacked.all() {
 			if i, ok := index[u.q]; ok {
 				out[i].Unacked++
 			}
@@ -128,6 +128,7 @@ func (r *router) deleteQueue(name string) (int, error) {
 		return 0, queueInUseError(n)
 	}
 	n := q.dropWaitingLocked()
+	q.closeLocked()
 	delete(r.queues, name)
 	q.dead = true
 	return n, nil
@@ -136,9 +137,17 @@ func (r *router) deleteQueue(name string) (int, error) {
 // dropWaitingLocked removes every waiting message (and its share of the
 // memory budget). q.mu must be held.
 func (q *queue) dropWaitingLocked() int {
-	n := q.msgs.len()
-	for q.msgs.len() > 0 {
-		q.pop()
+	if q.st == nil {
+		return 0
 	}
-	return n
+	n := 0
+	for {
+		m, _ := q.take(q.st)
+		if m == nil {
+			return n
+		}
+		q.st.Ack(m.sm) //nolint:errcheck // dropped either way
+		q.release(m)
+		n++
+	}
 }

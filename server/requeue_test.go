@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"stompica/internal/deque"
 )
 
 // routerServer is a broker that is not listening, for tests that drive the
@@ -48,7 +50,7 @@ func TestQueueRequeueDeep(t *testing.T) {
 		s.router.publish(&message{id: ids[i], dest: dest, shared: shared}, &b)
 	}
 	b.flush()
-	if n := len(sub.unacked); n != held {
+	if n := sub.unacked.len(); n != held {
 		t.Fatalf("consumer holds %d messages, want %d", n, held)
 	}
 	filler := &message{id: s.router.nextID.Add(1), dest: dest, shared: shared}
@@ -74,26 +76,29 @@ func TestQueueRequeueDeep(t *testing.T) {
 	next := newSubscription(benchConn(s), "n", dest, ackClient, held, 2)
 	s.router.subscribe(next, &b)
 	b.flush()
-	if n := len(next.unacked); n != held {
+	if n := next.unacked.len(); n != held {
 		t.Fatalf("new consumer got %d messages, want %d", n, held)
 	}
-	for i, u := range next.unacked {
+	i := 0
+	for u := range next.unacked.all() {
 		if u.m.id != ids[i] || !u.m.redelivered {
 			t.Fatalf("delivery %d: message %d (redelivered %v), want %d redelivered", i, u.m.id, u.m.redelivered, ids[i])
 		}
+		i++
 	}
 
 	// The queue's memory goes back as it drains.
 	q := s.router.queue(dest)
 	q.mu.Lock()
-	ring := len(q.msgs.buf)
-	for q.msgs.len() > 0 {
-		q.pop()
+	mem := q.st.(interface{ Cap() int }) // the memory store's ring
+	ring := mem.Cap()
+	for q.depthLocked() > 0 {
+		q.take(q.st)
 	}
-	drained := len(q.msgs.buf)
+	drained := mem.Cap()
 	q.mu.Unlock()
-	if ring < depth || drained > dequeMinCap {
-		t.Errorf("queue ring: %d slots at depth %d, %d once drained (want <= %d)", ring, depth, drained, dequeMinCap)
+	if ring < depth || drained > deque.MinCap {
+		t.Errorf("queue ring: %d slots at depth %d, %d once drained (want <= %d)", ring, depth, drained, deque.MinCap)
 	}
 }
 
@@ -110,7 +115,7 @@ func BenchmarkQueueRequeue(b *testing.B) {
 			var bt batch
 			filler := &message{dest: dest, shared: shared}
 			for range depth {
-				q.enqueue(filler, &bt)
+				q.enqueue(filler, &bt, nil)
 			}
 			const chunk = 1000
 			back := make([]*message, chunk)
@@ -127,7 +132,7 @@ func BenchmarkQueueRequeue(b *testing.B) {
 				b.StopTimer()
 				q.mu.Lock()
 				for range k {
-					q.pop()
+					q.take(q.st)
 				}
 				q.mu.Unlock()
 				b.StartTimer()

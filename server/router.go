@@ -1,15 +1,13 @@
 package server
 
 import (
-	"bytes"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"stompica/frame"
+	"stompica/store"
 	"stompica/sublist"
 )
 
@@ -18,6 +16,7 @@ import (
 type router struct {
 	s      *Server
 	nextID atomic.Uint64
+	store  store.Store // where queue messages live
 
 	mu            sync.RWMutex
 	topics        map[string][]*subscription // copy-on-write slices
@@ -36,9 +35,10 @@ type router struct {
 	heldMsgs, heldBytes atomic.Int64
 }
 
-func newRouter(s *Server) *router {
+func newRouter(s *Server, st store.Store) *router {
 	return &router{
 		s:             s,
+		store:         st,
 		topics:        make(map[string][]*subscription),
 		patterns:      sublist.New[*subscription](0),
 		queues:        make(map[string]*queue),
@@ -55,135 +55,28 @@ func isQueue(dest string) bool {
 	return len(dest) > 1 && dest[0] == '#' && dest[1] != '/' && dest[1] != '.'
 }
 
-// message is a published message, encoded once: shared holds everything of
-// the MESSAGE frame after the per-subscription prefix (message-id,
-// destination, user headers, content-length, body, NUL).
-type message struct {
-	id      uint64
-	dest    string
-	shared  []byte // headers escaped for STOMP 1.2
-	binary  bool   // body is not valid UTF-8 or has NULs (WebSocket opcode)
-	expires int64  // unix ms; 0 = never
+// publish routes a message to its topic subscribers or its queue. It
+// fails when the queue's store refuses the message.
+func (r *router) publish(m *message, b *batch) error { return r.publishFrom(m, b, nil) }
 
-	// Guarded by the owning queue's mu (queue messages only).
-	redelivered bool
-	deliveries  int
-
-	// Only when some header needs escaping: the other versions' encodings.
-	raw     []frame.Header
-	body    []byte
-	encMu   sync.Mutex
-	shared0 []byte // 1.0: no escaping
-	shared1 []byte // 1.1: no \r escape
-}
-
-// brokerHeaders are set by the broker and never copied from a SEND.
-func brokerHeader(k []byte) bool {
-	switch string(k) {
-	case "destination", "message-id", "subscription", "ack", "redelivered",
-		"content-length", "receipt", "transaction":
-		return true
-	}
-	return false
-}
-
-// newMessage copies what outlives the read buffer out of a SEND frame.
-func (r *router) newMessage(f *frame.Frame, dest string, now time.Time) *message {
-	m := &message{id: r.nextID.Add(1), dest: dest, binary: isBinary(f.Body)}
-	size := len(f.Body) + len(dest) + 64
-	escape := frame.NeedsEscape(dest)
-	for _, h := range f.Headers {
-		size += len(h.Key) + len(h.Value) + 2
-		if !escape && (frame.NeedsEscape(h.Key) || frame.NeedsEscape(h.Value)) {
-			escape = true
-		}
-		switch string(h.Key) {
-		case "expires":
-			if ms, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil && ms > 0 && m.expires == 0 {
-				m.expires = ms
-			}
-		case "ttl":
-			if ms, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil && ms > 0 && m.expires == 0 {
-				m.expires = now.UnixMilli() + ms
-			}
-		}
-	}
-	m.shared = m.encode(make([]byte, 0, size), f.Headers, f.Body, frame.Version12)
-	if escape {
-		m.raw = make([]frame.Header, 0, len(f.Headers))
-		for _, h := range f.Headers {
-			if !brokerHeader(h.Key) {
-				m.raw = append(m.raw, frame.Header{Key: slices.Clone(h.Key), Value: slices.Clone(h.Value)})
-			}
-		}
-		m.body = m.shared[len(m.shared)-1-len(f.Body) : len(m.shared)-1]
-	}
-	return m
-}
-
-func (m *message) encode(b []byte, hdrs []frame.Header, body []byte, v frame.Version) []byte {
-	b = append(b, "message-id:"...)
-	b = strconv.AppendUint(b, m.id, 10)
-	b = append(b, '\n')
-	b = frame.AppendHeader(b, "destination", m.dest, v)
-	for _, h := range hdrs {
-		if brokerHeader(h.Key) {
-			continue
-		}
-		if v == frame.Version10 && (bytes.ContainsAny(h.Key, ":\r\n") || bytes.ContainsAny(h.Value, "\r\n")) {
-			continue // STOMP 1.0 has no escaping: such a header cannot be sent
-		}
-		b = frame.AppendEscaped(b, h.Key, v)
-		b = append(b, ':')
-		b = frame.AppendEscaped(b, h.Value, v)
-		b = append(b, '\n')
-	}
-	b = append(b, "content-length:"...)
-	b = strconv.AppendInt(b, int64(len(body)), 10)
-	b = append(b, '\n', '\n')
-	b = append(b, body...)
-	return append(b, 0)
-}
-
-// sharedFor returns the encoding for a subscriber speaking v.
-func (m *message) sharedFor(v frame.Version) []byte {
-	if m.raw == nil || v == frame.Version12 {
-		return m.shared
-	}
-	m.encMu.Lock()
-	defer m.encMu.Unlock()
-	if v == frame.Version10 {
-		if m.shared0 == nil {
-			m.shared0 = m.encode(nil, m.raw, m.body, v)
-		}
-		return m.shared0
-	}
-	if m.shared1 == nil {
-		m.shared1 = m.encode(nil, m.raw, m.body, v)
-	}
-	return m.shared1
-}
-
-func (m *message) expired(nowMs int64) bool { return m.expires != 0 && m.expires <= nowMs }
-
-// publish routes a message to its topic subscribers or its queue.
-func (r *router) publish(m *message, b *batch) {
+// publishFrom is publish for a client's SEND or COMMIT: x holds back the
+// frame's RECEIPT while an asynchronous store has not confirmed.
+func (r *router) publishFrom(m *message, b *batch, x *sendCtx) error {
 	r.s.stats.msgsIn.Add(1)
 	if isQueue(m.dest) {
 		if !r.replyDeliverable(m.dest) {
 			r.undeliverable.Add(1)
-			return
+			return nil
 		}
-		if m.expired(time.Now().UnixMilli()) {
+		if m.expires != 0 && m.expired(time.Now().UnixMilli()) {
 			r.s.stats.expired.Add(1)
-			return
+			return nil
 		}
-		r.queue(m.dest).enqueue(m, b)
-		return
+		return r.queue(m.dest).enqueue(m, b, x)
 	}
 	if m.expires != 0 && m.expired(time.Now().UnixMilli()) {
 		r.s.stats.expired.Add(1)
-		return
+		return nil
 	}
 	r.mu.RLock()
 	subs := r.topics[m.dest]
@@ -205,6 +98,7 @@ func (r *router) publish(m *message, b *batch) {
 	if n == 0 {
 		r.retain(m)
 	}
+	return nil
 }
 
 // retain keeps a topic message that found no subscriber when it has a TTL
@@ -259,42 +153,6 @@ func (r *router) retainedCount() int {
 	r.retMu.Lock()
 	defer r.retMu.Unlock()
 	return len(r.retained)
-}
-
-// queue returns the named queue, creating it (and attaching matching
-// pattern consumers) on first use.
-func (r *router) queue(name string) *queue {
-	r.mu.RLock()
-	q := r.queues[name]
-	r.mu.RUnlock()
-	if q != nil {
-		return q
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if q = r.queues[name]; q != nil {
-		return q
-	}
-	q = &queue{r: r, name: name}
-	r.queues[name] = q
-	for _, sub := range r.queuePatterns.Match(name) {
-		q.consumers = append(q.consumers, sub)
-		sub.addQueue(q)
-	}
-	return q
-}
-
-// dropIfUnused forgets a queue that has neither messages nor consumers, so
-// that short-lived queue names do not accumulate.
-func (r *router) dropIfUnused(q *queue) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.consumers) == 0 && q.msgs.len() == 0 && r.queues[q.name] == q && q.name != dlqName {
-		delete(r.queues, q.name)
-		q.dead = true
-	}
 }
 
 func (r *router) subscribe(sub *subscription, b *batch) {
@@ -385,67 +243,6 @@ func (r *router) dropConn(c *conn, b *batch) {
 		delete(c.subs, id)
 		r.unsubscribe(sub, b)
 	}
-}
-
-// consumerReady runs after a connection's writer drained: queues that skipped
-// its consumers for lack of room get another dispatch.
-func (r *router) consumerReady(c *conn, b *batch) {
-	for _, sub := range c.queueSubs() {
-		for _, q := range sub.queueList() {
-			q.dispatch(b)
-		}
-	}
-}
-
-// ack acknowledges (or, with nack, rejects) the delivery mid of sub and,
-// for ack mode client, every earlier one (STOMP 1.2: in client mode a NACK
-// is cumulative like an ACK). Rejected queue messages go back to the head of
-// their queue, flagged redelivered, in their original order; then every
-// queue concerned dispatches once, so all of them go out again without
-// waiting for another SEND. It reports false for an unknown id.
-func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) bool {
-	taken := sub.take(mid)
-	if taken == nil {
-		return false
-	}
-	if nack {
-		r.s.stats.nacks.Add(uint64(len(taken)))
-	} else {
-		r.s.stats.acks.Add(uint64(len(taken)))
-	}
-	if !sub.queue {
-		// Topic messages are simply forgotten (a NACK drops them); the
-		// credit freed lets held messages go out.
-		sub.fillTopic(b)
-		return true
-	}
-	if nack {
-		for i := len(taken) - 1; i >= 0; i-- {
-			if u := taken[i]; u.q != nil {
-				u.q.requeue(u.m, b)
-			}
-		}
-	}
-	// The freed credit (and the requeued messages) may go to any queue of
-	// the subscription: dispatch each one once.
-	var small [4]*queue
-	qs := small[:0]
-	for _, u := range taken {
-		if u.q != nil && !slices.Contains(qs, u.q) {
-			qs = append(qs, u.q)
-		}
-	}
-	if sub.pattern {
-		for _, q := range sub.queueList() {
-			if !slices.Contains(qs, q) {
-				qs = append(qs, q)
-			}
-		}
-	}
-	for _, q := range qs {
-		q.dispatch(b)
-	}
-	return true
 }
 
 // topicInfo is a topic's subscriber count.

@@ -135,4 +135,48 @@ func BenchmarkQueueClientIndividual(b *testing.B) {
 	pub.batch.flush()
 }
 
+// BenchmarkQueueClientIndividualWindow is the queue path with full prefetch
+// windows, as in stompbench's queue scenario: 4 client-individual consumers
+// each hold prefetch unacknowledged messages, and every publish is matched
+// by the ACK of the oldest delivery of one consumer (in turn), which frees
+// the credit the next dispatch uses. One op is one message: SEND, dispatch
+// and ACK.
+func BenchmarkQueueClientIndividualWindow(b *testing.B) {
+	for _, prefetch := range []int{100, 1000} {
+		b.Run(strconv.Itoa(prefetch), func(b *testing.B) {
+			s := benchServer(b)
+			var bt batch
+			subs := make([]*subscription, 4)
+			for i := range subs {
+				subs[i] = newSubscription(benchConn(s), "q", "/queue/bench", ackIndividual, prefetch, 1)
+				s.router.subscribe(subs[i], &bt)
+			}
+			f := benchSend("/queue/bench")
+			pub := benchConn(s)
+			for range 4 * prefetch { // fill every window
+				s.router.publish(s.router.newMessage(f, "/queue/bench", time.Time{}), &bt)
+			}
+			bt.flush()
+			oldest := func(sub *subscription) uint64 {
+				sub.mu.Lock()
+				defer sub.mu.Unlock()
+				return sub.unacked.d.Front().id
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				s.router.publish(s.router.newMessage(f, "/queue/bench", time.Time{}), &pub.batch)
+				sub := subs[i%len(subs)]
+				if ok, _ := s.router.ack(sub, oldest(sub), false, &pub.batch); !ok {
+					b.Fatal("ack of the oldest delivery failed")
+				}
+				if i%64 == 63 {
+					pub.batch.flush()
+				}
+			}
+			pub.batch.flush()
+		})
+	}
+}
+
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"stompica/auth"
+	"stompica/store"
 )
 
 // Version is the broker version reported in CONNECTED's server header.
@@ -99,7 +100,14 @@ func New(opts *Options) (*Server, error) {
 	s.nofile = openFileLimit()
 	s.maxConns, s.maxConnsWhy = connLimit(o.MaxConnections, s.nofile)
 	s.reserve.init()
-	s.router = newRouter(s)
+	st := o.Store
+	if st == nil {
+		st = store.NewMemory()
+	}
+	s.router = newRouter(s, st)
+	if err := s.router.load(); err != nil {
+		return nil, fmt.Errorf("stompica: store: %w", err)
+	}
 	s.httpLn = newConnListener()
 	s.httpSrv = &http.Server{
 		Handler: s.httpHandler(),
@@ -360,6 +368,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() {
 		s.wg.Wait()
 		s.reserve.close() // no accept loop is left to use it
+		s.router.closeQueues()
 		close(done)
 	}()
 	select {

@@ -61,6 +61,9 @@ func (c *conn) handle(f *frame.Frame) bool {
 			err = protoError("unknown command " + strconv.Quote(f.Command))
 		}
 	}
+	if err == errReceiptLater {
+		return true
+	}
 	if err != nil {
 		c.s.stats.countError(errorKindOf(err))
 		c.logger().Info("client error", "command", f.Command, "err", err)
@@ -161,19 +164,19 @@ func (c *conn) onSend(f *frame.Frame) error {
 	if strings.HasPrefix(string(dest), "DIAG") {
 		return c.onDiag(f)
 	}
-	if sublist.IsPattern(string(dest)) {
-		return protoError("cannot SEND to a wildcard destination " + strconv.Quote(string(dest)))
+	target := string(dest) // the one copy of the name, kept by the message
+	if sublist.IsPattern(target) {
+		return protoError("cannot SEND to a wildcard destination " + strconv.Quote(target))
 	}
-	if err := c.s.authorize(c.login, auth.Write, string(dest)); err != nil {
+	if err := c.s.authorize(c.login, auth.Write, target); err != nil {
 		return err
 	}
-	target := string(dest)
 	if strings.HasPrefix(target, tempPrefix) {
 		target = c.tempName(target)
 		c.useTemp()
 	}
 	c.replyTo(f)
-	msg := c.s.router.newMessage(f, target, time.Now())
+	msg := c.s.router.newMessage(f, target, time.Time{})
 	if txID, ok := f.Get("transaction"); ok {
 		tx, err := c.tx(txID)
 		if err != nil {
@@ -184,7 +187,14 @@ func (c *conn) onSend(f *frame.Frame) error {
 	if isQueue(target) {
 		c.fills = true // adds to the memory budget: paused while it is full
 	}
-	c.s.router.publish(msg, &c.batch)
+	x := sendCtx{c: c}
+	x.receipt, _ = f.Get("receipt")
+	if err := c.s.router.publishFrom(msg, &c.batch, &x); err != nil {
+		return err
+	}
+	if x.finish() {
+		return errReceiptLater
+	}
 	return nil
 }
 
@@ -330,8 +340,9 @@ func (c *conn) onAck(f *frame.Frame, nack bool) error {
 		}
 		return c.txAdd(tx, txID, txOp{sub: sub, mid: mid, nack: nack})
 	}
-	if !c.s.router.ack(sub, mid, nack, &c.batch) {
+	ok, err := c.s.router.ack(sub, mid, nack, &c.batch)
+	if !ok {
 		return protoError("message " + itoa(mid) + " is not awaiting acknowledgement")
 	}
-	return nil
+	return err
 }

@@ -49,13 +49,18 @@ func (c *conn) useTemp() {
 		return
 	}
 	c.ownsTemp = true
-	r := c.s.router
+	c.s.router.addTempOwner(c.id)
+}
+
+// addTempOwner records that session id has private queues: replies to
+// them are queued while it lives.
+func (r *router) addTempOwner(id uint64) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.tempOwners == nil {
 		r.tempOwners = make(map[uint64]bool)
 	}
-	r.tempOwners[c.id] = true
-	r.mu.Unlock()
+	r.tempOwners[id] = true
 }
 
 // replyTo rewrites a SEND's reply-to:/temp-queue/NAME header and makes sure
@@ -121,13 +126,6 @@ func (r *router) dropTemp(c *conn) {
 	}
 	r.mu.Unlock()
 	for _, q := range qs {
-		q.mu.Lock()
-		q.dead = true
-		for i := range q.msgs.len() {
-			r.s.input.remove(q.msgs.at(i))
-			r.undeliverable.Add(1)
-		}
-		q.msgs.reset()
-		q.mu.Unlock()
+		q.remove(func(*message) { r.undeliverable.Add(1) })
 	}
 }

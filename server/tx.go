@@ -124,18 +124,29 @@ func (c *conn) onCommit(f *frame.Frame) error {
 	// The published messages are counted by their queues before the
 	// transaction's count is released.
 	defer c.txRelease(tx)
+	x := sendCtx{c: c}
+	x.receipt, _ = f.Get("receipt")
 	for i, op := range tx.ops {
 		tx.ops[i] = txOp{}
 		if op.msg != nil {
-			c.s.router.publish(op.msg, &c.batch)
+			if err := c.s.router.publishFrom(op.msg, &c.batch, &x); err != nil {
+				return err
+			}
 			if isQueue(op.msg.dest) {
 				c.fills = true
 			}
 			continue
 		}
-		if !c.s.router.ack(op.sub, op.mid, op.nack, &c.batch) {
+		ok, err := c.s.router.ack(op.sub, op.mid, op.nack, &c.batch)
+		if !ok {
 			return protoError("transaction " + strconv.Quote(id) + ": message " + itoa(op.mid) + " is no longer awaiting acknowledgement")
 		}
+		if err != nil {
+			return err
+		}
+	}
+	if x.finish() {
+		return errReceiptLater
 	}
 	return nil
 }

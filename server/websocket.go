@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -315,12 +316,7 @@ func (w *wsReader) appendMessage(dst []byte, binary bool, a, b []byte) []byte {
 
 // isBinary reports whether a body must travel in a binary WebSocket message.
 func isBinary(body []byte) bool {
-	for _, c := range body {
-		if c == 0 {
-			return true
-		}
-	}
-	return !utf8.Valid(body)
+	return bytes.IndexByte(body, 0) >= 0 || !utf8.Valid(body)
 }
 
 // originAllowed applies Options.WSOrigins. Requests without an Origin

@@ -1,4 +1,4 @@
-package server
+package deque
 
 import (
 	"math/rand/v2"
@@ -11,37 +11,49 @@ import (
 // compares them after every step.
 func TestDequeMatchesSlice(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	var d deque[int]
+	var d Deque[int]
 	var ref []int
 	next := 0
 	for step := range 200_000 {
 		// Phases that grow, then drain, so the ring both grows and shrinks.
 		growing := (step/20_000)%2 == 0
-		switch r := rng.IntN(10); {
+		switch r := rng.IntN(12); {
+		case r >= 10 && len(ref) > 0:
+			i := rng.IntN(len(ref))
+			if r == 10 {
+				next++
+				d.Set(i, next)
+				ref[i] = next
+			} else {
+				if got, want := d.PopBack(), ref[len(ref)-1]; got != want {
+					t.Fatalf("step %d: popBack = %d, want %d", step, got, want)
+				}
+				ref = ref[:len(ref)-1]
+			}
 		case r < 3 && (growing || r < 1):
 			next++
-			d.pushBack(next)
+			d.PushBack(next)
 			ref = append(ref, next)
 		case r < 5 && (growing || r < 4):
 			next++
-			d.pushFront(next)
+			d.PushFront(next)
 			ref = slices.Insert(ref, 0, next)
 		default:
 			if len(ref) == 0 {
 				continue
 			}
-			if got := d.front(); got != ref[0] {
+			if got := d.Front(); got != ref[0] {
 				t.Fatalf("step %d: front = %d, want %d", step, got, ref[0])
 			}
-			if got := d.popFront(); got != ref[0] {
+			if got := d.PopFront(); got != ref[0] {
 				t.Fatalf("step %d: popFront = %d, want %d", step, got, ref[0])
 			}
 			ref = ref[1:]
 		}
-		if d.len() != len(ref) {
-			t.Fatalf("step %d: len = %d, want %d", step, d.len(), len(ref))
+		if d.Len() != len(ref) {
+			t.Fatalf("step %d: len = %d, want %d", step, d.Len(), len(ref))
 		}
-		if len(ref) > 0 && (d.at(len(ref)-1) != ref[len(ref)-1] || d.at(len(ref)/2) != ref[len(ref)/2]) {
+		if len(ref) > 0 && (d.At(len(ref)-1) != ref[len(ref)-1] || d.At(len(ref)/2) != ref[len(ref)/2]) {
 			t.Fatalf("step %d: at() disagrees with the reference", step)
 		}
 	}
@@ -50,17 +62,17 @@ func TestDequeMatchesSlice(t *testing.T) {
 // TestDequeReleasesMemory: a deque that held 500,000 items and drained
 // keeps a ring of the minimum size, and popped slots hold no reference.
 func TestDequeReleasesMemory(t *testing.T) {
-	var d deque[*message]
+	var d Deque[*int]
 	const n = 500_000
-	m := &message{}
+	m := new(int)
 	for range n {
-		d.pushBack(m)
+		d.PushBack(m)
 	}
 	if c := len(d.buf); c < n || c > 2*n {
 		t.Fatalf("ring of %d slots for %d items", c, n)
 	}
 	for range n - 10 {
-		d.popFront()
+		d.PopFront()
 	}
 	if c := len(d.buf); c > 64 {
 		t.Errorf("ring still has %d slots holding 10 items", c)
@@ -71,10 +83,10 @@ func TestDequeReleasesMemory(t *testing.T) {
 			t.Fatalf("slot %d outside the items still references a message", i)
 		}
 	}
-	for d.len() > 0 {
-		d.popFront()
+	for d.Len() > 0 {
+		d.PopFront()
 	}
-	if c := len(d.buf); c != dequeMinCap {
-		t.Errorf("empty deque keeps %d slots, want %d", c, dequeMinCap)
+	if c := len(d.buf); c != MinCap {
+		t.Errorf("empty deque keeps %d slots, want %d", c, MinCap)
 	}
 }

@@ -1,0 +1,269 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"stompica/frame"
+	"stompica/store"
+)
+
+// message is a published message, encoded once: shared holds everything of
+// the MESSAGE frame after the per-subscription prefix (message-id,
+// destination, user headers, content-length, body, NUL).
+type message struct {
+	id      uint64
+	dest    string
+	shared  []byte // headers escaped for STOMP 1.2
+	expires int64  // unix ms; 0 = never
+	binary  bool   // body is not valid UTF-8 or has NULs (WebSocket opcode)
+	pooled  bool   // a queue message from queueMessages (see release)
+
+	// Guarded by the owning queue's mu (queue messages only).
+	redelivered bool
+	sm          *store.Message // the store's record (see record)
+
+	// esc is set only when some header needs escaping: what the other
+	// versions' encodings are made from (out of line, so that the usual
+	// message stays small).
+	esc *escaped
+}
+
+// escaped holds what encodes a message for STOMP 1.0 and 1.1 when some
+// header needs escaping (1.2 escapes differently, 1.0 not at all).
+type escaped struct {
+	raw     []frame.Header
+	body    []byte
+	mu      sync.Mutex
+	shared0 []byte // 1.0: no escaping
+	shared1 []byte // 1.1: no \r escape
+}
+
+// brokerHeaders are set by the broker and never copied from a SEND.
+func brokerHeader(k []byte) bool {
+	switch string(k) {
+	case "destination", "message-id", "subscription", "ack", "redelivered",
+		"content-length", "receipt", "transaction":
+		return true
+	}
+	return false
+}
+
+// queueMessage is a queue message and its store record, allocated at once.
+type queueMessage struct {
+	m  message
+	sm store.Message
+}
+
+// queueMessages recycles queue messages, with their encoding buffers, once
+// done with (see release): a queue message has one consumer, so the
+// broker knows when the last reference goes, and the queue path then
+// allocates nothing per message.
+var queueMessages = sync.Pool{New: func() any {
+	qm := new(queueMessage)
+	qm.m.sm = &qm.sm
+	return &qm.m
+}}
+
+// release gives a queue message back to queueMessages once nothing refers
+// to it: acknowledged (and acknowledged in the store), delivered to an
+// auto-ack subscriber, expired or dropped. Only messages from newMessage
+// go back; others are left to the collector.
+func (m *message) release() {
+	if !m.pooled {
+		return
+	}
+	sm, buf := m.sm, m.shared[:0]
+	*m = message{sm: sm, shared: buf}
+	*sm = store.Message{}
+	queueMessages.Put(m)
+}
+
+// newMessage copies what outlives the read buffer out of a SEND frame. A
+// "ttl" header counts from now (the zero time: the current time).
+func (r *router) newMessage(f *frame.Frame, dest string, now time.Time) *message {
+	var m *message
+	if isQueue(dest) {
+		m = queueMessages.Get().(*message)
+		m.pooled = true
+	} else {
+		m = &message{}
+	}
+	m.id, m.dest = r.newID(), dest
+	m.fill(f.Headers, f.Body, now)
+	return m
+}
+
+// decimalLen is the number of decimal digits of u.
+func decimalLen(u uint64) int {
+	n := 1
+	for u >= 10 {
+		u /= 10
+		n++
+	}
+	return n
+}
+
+// newID is a fresh message id.
+func (r *router) newID() uint64 { return r.nextID.Add(1) }
+
+// fill encodes the message from a SEND's (or a stored MESSAGE's) headers
+// and body.
+func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time) {
+	m.binary = isBinary(body)
+	// The exact size of the encoding when nothing needs escaping (escaping
+	// at most doubles a header): the buffer's size class is what a queued
+	// message costs.
+	size := len("message-id:\ndestination:\ncontent-length:\n\n\x00") + decimalLen(m.id) +
+		len(m.dest) + decimalLen(uint64(len(body))) + len(body)
+	escape := frame.NeedsEscape(m.dest)
+	for _, h := range hdrs {
+		if !brokerHeader(h.Key) {
+			size += len(h.Key) + len(h.Value) + 2
+		}
+		if !escape && (frame.NeedsEscape(h.Key) || frame.NeedsEscape(h.Value)) {
+			escape = true
+		}
+		switch string(h.Key) {
+		case "expires":
+			if ms, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil && ms > 0 && m.expires == 0 {
+				m.expires = ms
+			}
+		case "ttl":
+			if ms, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil && ms > 0 && m.expires == 0 {
+				if now.IsZero() {
+					now = time.Now()
+				}
+				m.expires = now.UnixMilli() + ms
+			}
+		}
+	}
+	if escape {
+		size += size - len(body)
+	}
+	// A recycled buffer serves if it is not much larger than needed (the
+	// memory budget counts lengths, so waste must stay bounded).
+	buf := m.shared[:0]
+	if c := cap(buf); c < size || c > 2*size+256 {
+		buf = make([]byte, 0, size)
+	}
+	m.shared = m.encode(buf, hdrs, body, frame.Version12, escape)
+	if escape {
+		e := &escaped{raw: make([]frame.Header, 0, len(hdrs))}
+		for _, h := range hdrs {
+			if !brokerHeader(h.Key) {
+				e.raw = append(e.raw, frame.Header{Key: slices.Clone(h.Key), Value: slices.Clone(h.Value)})
+			}
+		}
+		e.body = m.shared[len(m.shared)-1-len(body) : len(m.shared)-1]
+		m.esc = e
+	}
+}
+
+// record is the message as its queue's store holds it: its 1.2 encoding
+// (what a persistent store writes), expiry, delivery count, and the
+// message itself for the store to hand back.
+func (m *message) record() *store.Message {
+	if m.sm == nil {
+		m.sm = &store.Message{}
+	}
+	if m.sm.Value == nil {
+		m.sm.ID, m.sm.Data, m.sm.Expires, m.sm.Value = m.id, m.shared, m.expires, m
+	}
+	return m.sm
+}
+
+// decode rebuilds a message that a persistent store read back from
+// storage (its Value is nil): the MESSAGE frame encoded in Data, with its
+// id and expiry. Message ids given later stay above it.
+func (r *router) decode(sm *store.Message) (*message, error) {
+	p := frame.Parser{Version: frame.Version12, MaxFrame: len(sm.Data) + 16, MaxHeaders: 1 << 20, MaxHeaderLine: len(sm.Data) + 16}
+	buf := append([]byte("MESSAGE\n"), sm.Data...)
+	f, _, err := p.Parse(buf)
+	if err != nil {
+		return nil, err
+	}
+	if f == nil || f.Command != frame.MESSAGE {
+		return nil, errors.New("not an encoded MESSAGE frame")
+	}
+	dest, ok := f.Get("destination")
+	if !ok {
+		return nil, errors.New("no destination header")
+	}
+	m := &message{id: sm.ID, dest: string(dest), sm: sm}
+	m.fill(f.Headers, f.Body, time.Time{})
+	m.expires = sm.Expires
+	sm.Value = m
+	for {
+		n := r.nextID.Load()
+		if n >= sm.ID || r.nextID.CompareAndSwap(n, sm.ID) {
+			break
+		}
+	}
+	return m, nil
+}
+
+// encode appends the message's shared part for version v. With escape
+// false the caller knows that no header needs escaping.
+func (m *message) encode(b []byte, hdrs []frame.Header, body []byte, v frame.Version, escape bool) []byte {
+	b = append(b, "message-id:"...)
+	b = strconv.AppendUint(b, m.id, 10)
+	b = append(b, '\n')
+	if escape {
+		b = frame.AppendHeader(b, "destination", m.dest, v)
+	} else {
+		b = append(b, "destination:"...)
+		b = append(b, m.dest...)
+		b = append(b, '\n')
+	}
+	for _, h := range hdrs {
+		if brokerHeader(h.Key) {
+			continue
+		}
+		if !escape {
+			b = append(b, h.Key...)
+			b = append(b, ':')
+			b = append(b, h.Value...)
+			b = append(b, '\n')
+			continue
+		}
+		if v == frame.Version10 && (bytes.ContainsAny(h.Key, ":\r\n") || bytes.ContainsAny(h.Value, "\r\n")) {
+			continue // STOMP 1.0 has no escaping: such a header cannot be sent
+		}
+		b = frame.AppendEscaped(b, h.Key, v)
+		b = append(b, ':')
+		b = frame.AppendEscaped(b, h.Value, v)
+		b = append(b, '\n')
+	}
+	b = append(b, "content-length:"...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, '\n', '\n')
+	b = append(b, body...)
+	return append(b, 0)
+}
+
+// sharedFor returns the encoding for a subscriber speaking v.
+func (m *message) sharedFor(v frame.Version) []byte {
+	e := m.esc
+	if e == nil || v == frame.Version12 {
+		return m.shared
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if v == frame.Version10 {
+		if e.shared0 == nil {
+			e.shared0 = m.encode(nil, e.raw, e.body, v, true)
+		}
+		return e.shared0
+	}
+	if e.shared1 == nil {
+		e.shared1 = m.encode(nil, e.raw, e.body, v, true)
+	}
+	return e.shared1
+}
+
+func (m *message) expired(nowMs int64) bool { return m.expires != 0 && m.expires <= nowMs }

@@ -1,0 +1,484 @@
+package server
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"stompica/frame"
+	"stompica/store"
+)
+
+// queue is a work queue: messages wait in its store until one consumer
+// with credit takes each, round-robin.
+type queue struct {
+	r    *router
+	name string
+
+	enqueued  atomic.Uint64 // messages ever put on the queue
+	delivered atomic.Uint64 // messages ever handed to a consumer (redeliveries included)
+	// redelivered counts messages put back for redelivery (NACK, consumer gone).
+	redelivered atomic.Uint64
+
+	mu        sync.Mutex
+	dead      bool        // removed from the router; use r.queue(name) instead
+	st        store.Queue // nil until opened (see open)
+	consumers []*subscription
+	next      int
+	// pending are messages an asynchronous store has not yet confirmed,
+	// with the SEND or COMMIT waiting on them (nil when none waits). They
+	// are not recycled (see release) before the store's answer.
+	pending map[*store.Message]*sendWait
+}
+
+// open returns the queue's store, opening it on first use (and again after
+// a failed attempt). Lock held: q.mu.
+func (q *queue) open() (store.Queue, error) {
+	if q.st == nil {
+		st, err := q.r.store.Open(q.name)
+		if err != nil {
+			q.r.s.log.Warn("store: cannot open queue", "queue", q.name, "err", err)
+			return nil, &storeError{op: "open", queue: q.name, err: err}
+		}
+		q.st = st
+	}
+	return q.st, nil
+}
+
+// enqueue stores m at the tail of the queue and dispatches. With an
+// asynchronous store the outcome may come later: the message then joins
+// the wait of x (when not nil), which holds back the publisher's RECEIPT
+// until the store confirms.
+func (q *queue) enqueue(m *message, b *batch, x *sendCtx) error {
+	q.mu.Lock()
+	if q.dead { // deleted since it was looked up: use its successor
+		q.mu.Unlock()
+		return q.r.queue(q.name).enqueue(m, b, x)
+	}
+	st, err := q.open()
+	if err != nil {
+		q.mu.Unlock()
+		return err
+	}
+	sm := m.record()
+	q.r.s.input.add(m)
+	switch err := st.Append(sm, q); {
+	case err == nil:
+		q.enqueued.Add(1)
+		q.dispatchLocked(b)
+	case errors.Is(err, store.ErrPending):
+		if q.pending == nil {
+			q.pending = make(map[*store.Message]*sendWait)
+		}
+		var w *sendWait
+		if x != nil {
+			w = x.wait()
+		}
+		q.pending[sm] = w
+	default:
+		q.r.s.input.remove(m)
+		q.mu.Unlock()
+		return &storeError{op: "append to", queue: q.name, err: err}
+	}
+	q.mu.Unlock()
+	return nil
+}
+
+// Appended is called by an asynchronous store once it has stored or
+// refused a message that Append left pending.
+func (q *queue) Appended(sm *store.Message, err error) {
+	q.mu.Lock()
+	w := q.pending[sm]
+	delete(q.pending, sm)
+	if err != nil {
+		if m, ok := sm.Value.(*message); ok {
+			q.r.s.input.remove(m)
+		}
+		err = &storeError{op: "append to", queue: q.name, err: err}
+	} else {
+		q.enqueued.Add(1)
+	}
+	var b batch
+	if err == nil {
+		q.dispatchLocked(&b)
+	}
+	q.mu.Unlock()
+	b.flush()
+	if w != nil {
+		w.done(err)
+	} else if err != nil {
+		q.r.s.log.Warn("store refused a message", "err", err)
+	}
+}
+
+// storeError is a failure of a queue's store; the frame that met it is
+// answered with an ERROR (never a RECEIPT).
+type storeError struct {
+	op, queue string
+	err       error
+}
+
+func (e *storeError) Error() string {
+	return "store: cannot " + e.op + " queue " + strconv.Quote(e.queue) + ": " + e.err.Error()
+}
+
+func (e *storeError) Unwrap() error { return e.err }
+
+// sendCtx is the SEND or COMMIT a publish comes from. When an asynchronous
+// store leaves a message pending, it makes the wait that holds back the
+// frame's RECEIPT until every such message is confirmed.
+type sendCtx struct {
+	c       *conn
+	receipt []byte // the frame's receipt header (nil = none)
+	w       *sendWait
+}
+
+// wait adds one pending message to the frame's wait. Lock held: q.mu.
+func (x *sendCtx) wait() *sendWait {
+	if x.w == nil {
+		x.w = &sendWait{c: x.c, receipt: string(x.receipt)}
+		x.w.n.Store(1) // the frame's own hold, released by finish
+	}
+	x.w.n.Add(1)
+	return x.w
+}
+
+// finish ends the frame's handling. It reports whether the RECEIPT waits
+// for the store, in which case the wait sends it.
+func (x *sendCtx) finish() bool {
+	if x.w == nil {
+		return false
+	}
+	x.w.done(nil)
+	return true
+}
+
+// sendWait counts a frame's messages that a store has yet to confirm
+// (plus one while the frame is handled). The RECEIPT goes out when the
+// count reaches zero; the first refusal closes the connection with an
+// ERROR carrying the receipt-id instead.
+type sendWait struct {
+	c       *conn
+	receipt string
+	n       atomic.Int32
+	failed  atomic.Bool
+}
+
+func (w *sendWait) done(err error) {
+	c := w.c
+	if err != nil && w.failed.CompareAndSwap(false, true) {
+		c.s.stats.countError(errorKindOf(err))
+		c.logger().Info("client error", "err", err)
+		c.closeWithError(err.Error(), w.receipt)
+	}
+	if w.n.Add(-1) == 0 && !w.failed.Load() && w.receipt != "" {
+		var b batch
+		c.sendFrame(frame.New(frame.RECEIPT, "receipt-id", w.receipt), &b)
+		b.flush()
+	}
+}
+
+// errReceiptLater tells handle that a frame succeeded and that its RECEIPT
+// goes out once the store confirms (see sendWait).
+var errReceiptLater = errors.New("receipt after the store confirms")
+
+func (q *queue) dispatch(b *batch) {
+	q.mu.Lock()
+	q.dispatchLocked(b)
+	q.mu.Unlock()
+}
+
+// dispatchLocked hands waiting messages, one at a time, to the next
+// consumer (round-robin) that has credit, until the queue or the credit
+// runs out. Expired messages are dropped as they come. Lock held: q.mu.
+func (q *queue) dispatchLocked(b *batch) {
+	st := q.st
+	if st == nil {
+		return
+	}
+	now := int64(0)
+	for st.Len() > 0 && len(q.consumers) > 0 {
+		var sub *subscription
+		next := q.next
+		n := len(q.consumers)
+		for i := 0; i < n; i++ {
+			s := q.consumers[(q.next+i)%n]
+			if s.credit() {
+				sub = s
+				next = (q.next + i + 1) % n
+				break
+			}
+		}
+		if sub == nil {
+			return
+		}
+		m, err := q.take(st)
+		if m == nil {
+			if err != nil {
+				q.r.s.log.Warn("store: cannot take the next message", "queue", q.name, "err", err)
+			}
+			return
+		}
+		if m.expires != 0 {
+			if now == 0 {
+				now = time.Now().UnixMilli()
+			}
+			if m.expired(now) {
+				q.r.s.stats.expired.Add(1)
+				q.end(st, m, "expired")
+				continue
+			}
+		}
+		q.next = next
+		if !sub.deliverQueued(m, q, b) {
+			q.r.s.input.add(m)
+			if err := st.Requeue(m.sm, false); err != nil {
+				q.r.s.input.remove(m)
+				q.r.s.log.Error("store: requeue failed", "queue", q.name, "id", m.id, "err", err)
+			}
+			return
+		}
+		q.delivered.Add(1)
+		if sub.ack == ackAuto {
+			q.end(st, m, "consumed")
+		}
+	}
+}
+
+// end acknowledges in the store a message that needs no ACK from a client
+// (expired, or delivered to an auto-ack subscriber) and recycles it. Lock
+// held: q.mu.
+func (q *queue) end(st store.Queue, m *message, why string) {
+	if err := st.Ack(m.sm); err != nil {
+		q.r.s.log.Warn("store: ack failed", "queue", q.name, "id", m.id, "message", why, "err", err)
+	}
+	q.release(m)
+}
+
+// release recycles a message done with, unless an asynchronous store has
+// yet to confirm it (its answer names it). Lock held: q.mu.
+func (q *queue) release(m *message) {
+	if len(q.pending) > 0 {
+		if _, ok := q.pending[m.sm]; ok {
+			return
+		}
+	}
+	m.release()
+}
+
+// take takes the head message from the store; the memory budget stops
+// counting it. Lock held: q.mu.
+func (q *queue) take(st store.Queue) (*message, error) {
+	for {
+		sm, err := st.Next()
+		if sm == nil {
+			return nil, err
+		}
+		if m, ok := sm.Value.(*message); ok {
+			q.r.s.input.remove(m)
+			return m, nil
+		}
+		// Read back from storage: never counted in the budget.
+		m, err := q.r.decode(sm)
+		if err == nil {
+			return m, nil
+		}
+		q.r.s.log.Error("store: undecodable message dropped", "queue", q.name, "id", sm.ID, "err", err)
+		st.Ack(sm) //nolint:errcheck // dropped either way
+	}
+}
+
+// drainLocked empties a queue being deleted, passing each message to fn. Lock
+// held: q.mu.
+func (q *queue) drainLocked(fn func(*message)) {
+	if q.st == nil {
+		return
+	}
+	for {
+		m, _ := q.take(q.st)
+		if m == nil {
+			break
+		}
+		q.st.Ack(m.sm) //nolint:errcheck // the queue is going
+		fn(m)
+		q.release(m)
+	}
+	q.closeLocked()
+}
+
+// closeLocked releases the queue's store. Lock held: q.mu.
+func (q *queue) closeLocked() {
+	if q.st != nil {
+		if err := q.st.Close(); err != nil {
+			q.r.s.log.Warn("store: close failed", "queue", q.name, "err", err)
+		}
+		q.st = nil
+	}
+}
+
+// depthLocked is the number of waiting messages. Lock held: q.mu.
+func (q *queue) depthLocked() int {
+	if q.st == nil {
+		return 0
+	}
+	return q.st.Len()
+}
+
+func (q *queue) addConsumer(sub *subscription, b *batch) {
+	q.mu.Lock()
+	if q.dead {
+		q.mu.Unlock()
+		q.r.queue(q.name).addConsumer(sub, b)
+		return
+	}
+	q.consumers = append(q.consumers, sub)
+	q.mu.Unlock()
+	sub.addQueue(q)
+	q.dispatch(b)
+}
+
+// removeConsumer detaches sub: the queue dispatches no more to it. The
+// caller gives back what sub holds (dropUnacked) once it is detached from
+// all its queues.
+func (q *queue) removeConsumer(sub *subscription) {
+	q.mu.Lock()
+	if i := slices.Index(q.consumers, sub); i >= 0 {
+		q.consumers = slices.Delete(q.consumers, i, i+1)
+		if q.next >= len(q.consumers) {
+			q.next = 0
+		}
+	}
+	q.mu.Unlock()
+}
+
+// queue returns the named queue, creating it (and attaching matching
+// pattern consumers) on first use.
+func (r *router) queue(name string) *queue {
+	r.mu.RLock()
+	q := r.queues[name]
+	r.mu.RUnlock()
+	if q != nil {
+		return q
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if q = r.queues[name]; q != nil {
+		return q
+	}
+	q = newQueue(r, name, r.queuePatterns.Match(name))
+	r.queues[name] = q
+	return q
+}
+
+// newQueue makes a queue with the given consumers (the pattern
+// subscriptions that match its name).
+func newQueue(r *router, name string, consumers []*subscription) *queue {
+	q := &queue{r: r, name: name, consumers: slices.Clone(consumers)}
+	for _, sub := range consumers {
+		sub.addQueue(q)
+	}
+	return q
+}
+
+// dropIfUnused forgets a queue that has neither messages nor consumers, so
+// that short-lived queue names do not accumulate.
+func (r *router) dropIfUnused(q *queue) {
+	if q.name == dlqName {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.queues[q.name] == q && q.retireIfUnused() {
+		delete(r.queues, q.name)
+	}
+}
+
+// retireIfUnused ends a queue that has neither messages nor consumers: it
+// is dead (users go to its successor) and its store is closed. Lock held:
+// router.mu, so that no one finds the queue meanwhile.
+func (q *queue) retireIfUnused() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.consumers) > 0 || q.depthLocked() > 0 || len(q.pending) > 0 {
+		return false
+	}
+	q.dead = true
+	q.closeLocked()
+	return true
+}
+
+// remove ends a queue the router has forgotten (a closing connection's
+// temporary queue) with its messages, each passed to fn.
+func (q *queue) remove(fn func(*message)) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.dead = true
+	q.drainLocked(fn)
+}
+
+// openStore opens the queue's store now (at start, for what it holds).
+func (q *queue) openStore() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	_, err := q.open()
+	return err
+}
+
+// close releases the queue's store (at shutdown).
+func (q *queue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closeLocked()
+}
+
+// queueList is every queue now.
+func (r *router) queueList() []*queue {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	qs := make([]*queue, 0, len(r.queues))
+	for _, q := range r.queues {
+		qs = append(qs, q)
+	}
+	return qs
+}
+
+// load opens the queues the store already holds (a persistent store after
+// a restart), so that they show in the stats and dispatch as soon as a
+// consumer comes.
+func (r *router) load() error {
+	names, err := r.store.Load()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := r.queue(name).openStore(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// closeQueues releases every queue's store, then the store (at shutdown,
+// once no connection is left).
+func (r *router) closeQueues() {
+	for _, q := range r.queueList() {
+		q.close()
+	}
+	if err := r.store.Close(); err != nil {
+		r.s.log.Warn("store: close failed", "err", err)
+	}
+}
+
+// consumerReady runs after a connection's writer drained: queues that skipped
+// its consumers for lack of room get another dispatch.
+func (r *router) consumerReady(c *conn, b *batch) {
+	for _, sub := range c.queueSubs() {
+		for _, q := range sub.queueList() {
+			q.dispatch(b)
+		}
+	}
+}
+

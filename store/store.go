@@ -1,0 +1,106 @@
+// Package store is where a broker's queue messages live between a SEND and
+// the ACK that ends them.
+//
+// The interface is pull-based: the store remembers, the broker dispatches.
+// The broker appends what producers send, takes the next message whenever a
+// consumer has credit (round-robin, prefetch and flow control stay in the
+// broker), and tells the store how each delivery ended: acknowledged, or put
+// back for redelivery. That shape fits the in-memory store of this package
+// (the default) as well as a store on a log with a durable pull consumer per
+// queue, such as NATS JetStream (Append is a publish whose acknowledgement
+// may arrive later, Next a fetch, Ack an ack, Requeue a nak, Load the
+// streams found at start).
+package store
+
+import "errors"
+
+// Message is one queue message as a store holds it. The broker fills ID,
+// Data, Expires and Value before Append; the store owns Deliveries.
+type Message struct {
+	// ID is the broker's message id (the MESSAGE frame's message-id).
+	ID uint64
+	// Data is the message as the broker encodes it: what a persistent store
+	// writes, and gives back in the Messages it loads.
+	Data []byte
+	// Expires is when the message expires, in Unix milliseconds (0 =
+	// never). The broker drops expired messages when it takes them; a
+	// store may also use it to discard them sooner.
+	Expires int64
+	// Deliveries is how many times Next handed the message out, this one
+	// included. A Requeue that undoes a delivery takes it back.
+	Deliveries int
+	// Value is the broker's in-process form of the message. A store gives
+	// back, from Next, the *Message it was given (Value included) as long
+	// as it holds it in memory; one it had to read back from storage has a
+	// nil Value and the broker decodes Data.
+	Value any
+}
+
+// ErrPending is what Append returns when the store has taken the message
+// but will say later whether it is stored: it then calls the Done given to
+// Append exactly once.
+var ErrPending = errors.New("store: append pending")
+
+// Done learns how an Append that returned ErrPending ended.
+type Done interface {
+	// Appended reports that m is stored (err == nil) or was refused. It is
+	// called from a goroutine of the store's, never from inside a call to
+	// the Queue, and without the store's own locks held (it may call the
+	// Queue).
+	Appended(m *Message, err error)
+}
+
+// Queue holds one queue's messages, oldest first, and the ones handed out
+// and not yet acknowledged.
+//
+// The broker calls a Queue's methods one at a time (under its own lock for
+// that queue), so an implementation needs no lock of its own for them; only
+// Done callbacks run concurrently.
+type Queue interface {
+	// Append adds m at the tail. It returns nil once m is stored (the
+	// memory store always does, at once, without allocating), ErrPending
+	// when the outcome comes later through done, or the reason m was
+	// refused. The broker sends a SEND's RECEIPT only once m is stored,
+	// and answers a refusal with an ERROR. Deliveries is kept as given (a
+	// message moved to a dead-letter queue keeps its count).
+	Append(m *Message, done Done) error
+
+	// Next takes the message at the head for delivery, counting one more
+	// delivery, or returns nil when there is none. The message is in
+	// flight until Ack, or Requeue puts it back.
+	Next() (*Message, error)
+
+	// Ack ends a message taken by Next: acknowledged, expired, or moved to
+	// the dead-letter queue.
+	Ack(m *Message) error
+
+	// Requeue puts a message taken by Next back at the head, ahead of the
+	// waiting ones: put back in the reverse order they were taken, a run of
+	// messages keeps its order. With delivered false the delivery never
+	// reached a consumer and is not counted. A message may come back to a
+	// later Queue of the same name (the broker drops a queue object once it
+	// is empty and unused, and opens it again on next use).
+	Requeue(m *Message, delivered bool) error
+
+	// Len is the number of messages waiting (not in flight).
+	Len() int
+
+	// Close releases the queue; the broker calls it when it drops an empty
+	// queue nobody consumes, and at shutdown. A persistent store keeps what
+	// it holds.
+	Close() error
+}
+
+// Store opens queues. A Server takes one in its Options; nil means NewMemory.
+type Store interface {
+	// Load returns the names of the queues that already hold messages
+	// (a persistent store after a restart), which the broker opens at
+	// start so they dispatch as soon as a consumer arrives.
+	Load() ([]string, error)
+
+	// Open returns the queue called name, created empty when new.
+	Open(name string) (Queue, error)
+
+	// Close releases the store, after the broker closed its queues.
+	Close() error
+}
