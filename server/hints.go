@@ -166,3 +166,22 @@ func (c *conn) lingerClose() {
 		}
 	}
 }
+
+// loginRefusedBody is the body of the ERROR that answers a refused login:
+// the message stays "access refused", which tells nobody whether the login
+// exists; the body says what to check.
+const loginRefusedBody = "Login refused: the CONNECT frame's login and passcode headers do not match a user of this broker " +
+	"(or no verified TLS client certificate names one). Check them; the operator adds a user to the users file " +
+	"(--users) with 'stompica passwd LOGIN'.\n"
+
+// refuseConnect answers a CONNECT that is refused with an ERROR (message,
+// text body, receipt-id when asked) and ends the connection.
+func (c *conn) refuseConnect(f *frame.Frame, msg, body string) {
+	e := frame.New(frame.ERROR, "message", msg, "content-type", "text/plain")
+	if r, ok := f.Get("receipt"); ok {
+		e.Add("receipt-id", string(r))
+	}
+	e.Body = []byte(body)
+	c.sendFrame(e, &c.batch)
+	c.setCloseReason(msg)
+}
