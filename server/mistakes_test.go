@@ -192,7 +192,7 @@ func testWrongPortWithTLS(t *testing.T) {
 	}
 }
 
-// TLS options that cannot work are refused at New, naming the missing
+// TLS options that cannot work are refused at Start, naming the missing
 // flag; a key that cannot be read is reported as the key.
 func TestMistakeTLSOptions(t *testing.T) {
 	ca := authCert(t, "test CA", nil, true)
@@ -206,8 +206,9 @@ func TestMistakeTLSOptions(t *testing.T) {
 		{Options{TLSCert: certFile}, "--tls-cert (Options.TLSCert) is set without --tls-key"},
 		{Options{TLSClientCA: caFile}, "--tls-client-ca (Options.TLSClientCA) needs a TLS port: --tls-cert and --tls-key"},
 	} {
-		if _, err := New(&tt.o); err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("New(%+v): %v, want an error with %q", tt.o, err, tt.want)
+		tt.o.Host, tt.o.Port = "127.0.0.1", -1
+		if err := authNew(t, tt.o).Start(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Start with %+v: %v, want an error with %q", tt.o, err, tt.want)
 		}
 	}
 	missing := filepath.Join(t.TempDir(), "no-such-key.pem")

@@ -81,9 +81,6 @@ func New(opts *Options) (*Server, error) {
 		o = *opts
 	}
 	o = o.withDefaults()
-	if err := o.checkTLS(); err != nil {
-		return nil, err
-	}
 	s := &Server{
 		opts:     o,
 		log:      o.Logger,
@@ -122,6 +119,9 @@ func (s *Server) Options() Options { return s.opts }
 // Start listens on Options.Host:Options.Port (and the TLS port when a
 // certificate is configured) and serves in the background.
 func (s *Server) Start() error {
+	if err := s.opts.checkTLS(); err != nil {
+		return err
+	}
 	var tlsConf *tls.Config
 	if s.opts.TLSCert != "" || s.opts.TLSKey != "" {
 		conf, err := s.tlsConfig()
