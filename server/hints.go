@@ -185,3 +185,23 @@ func (c *conn) refuseConnect(f *frame.Frame, msg, body string) {
 	c.sendFrame(e, &c.batch)
 	c.setCloseReason(msg)
 }
+
+// listenURLs are the URLs a listener serves, for the start log: STOMP over
+// TCP, WebSocket, the console and the metrics (with the TLS schemes on the
+// TLS port). A listener on all interfaces is shown as localhost.
+func listenURLs(a net.Addr, isTLS bool) []any {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return nil
+	}
+	host := "localhost"
+	if !ta.IP.IsUnspecified() && ta.IP != nil {
+		host = ta.IP.String()
+	}
+	hp := net.JoinHostPort(host, strconv.Itoa(ta.Port))
+	stomp, ws, http := "stomp://", "ws://", "http://"
+	if isTLS {
+		stomp, ws, http = "stomp+ssl://", "wss://", "https://"
+	}
+	return []any{"stomp", stomp + hp, "websocket", ws + hp + "/ws", "console", http + hp + "/console", "metrics", http + hp + "/metrics"}
+}

@@ -230,3 +230,21 @@ func TestMistakeTLSOptions(t *testing.T) {
 		t.Fatal("the missing key exists")
 	}
 }
+
+// The start log names the URLs: STOMP, WebSocket, console, metrics, and
+// the TLS port's when it is open.
+func TestStartLogURLs(t *testing.T) {
+	ca := authCert(t, "test CA", nil, true)
+	certFile, keyFile := authPEM(t, authCert(t, "127.0.0.1", &ca, false, net.IPv4(127, 0, 0, 1)))
+	srv, logs := startLogged(t, func(o *Options) { o.TLSCert, o.TLSKey, o.TLSPort = certFile, keyFile, -1 })
+	p, s := srv.Addr().String(), srv.TLSAddr().String()
+	waitLog(t, logs, `msg="stompica listening"`, "tls=false", "stomp=stomp://"+p+" ", "websocket=ws://"+p+"/ws", "console=http://"+p+"/console", "metrics=http://"+p+"/metrics")
+	waitLog(t, logs, `msg="stompica listening"`, "tls=true", "stomp=stomp+ssl://"+s+" ", "websocket=wss://"+s+"/ws", "console=https://"+s+"/console", "metrics=https://"+s+"/metrics")
+	all := listenURLs(&net.TCPAddr{IP: net.IPv6unspecified, Port: 3490}, false)
+	if len(all) != 8 || all[1] != "stomp://localhost:3490" || all[3] != "ws://localhost:3490/ws" {
+		t.Errorf("URLs on all interfaces: %q", all)
+	}
+	if v6 := listenURLs(&net.TCPAddr{IP: net.IPv6loopback, Port: 1}, true); v6[1] != "stomp+ssl://[::1]:1" {
+		t.Errorf("IPv6 URL %q", v6[1])
+	}
+}

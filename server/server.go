@@ -254,7 +254,7 @@ func (s *Server) register(ln net.Listener, isTLS bool) error {
 	if isTLS {
 		s.tlsLn = ln
 	}
-	s.log.Info("stompica listening", "addr", ln.Addr().String(), "tls", isTLS)
+	s.log.Info("stompica listening", append([]any{"addr", ln.Addr().String(), "tls", isTLS}, listenURLs(ln.Addr(), isTLS)...)...)
 	return nil
 }
 
