@@ -276,3 +276,21 @@ func TestHelpStatesZero(t *testing.T) {
 		}
 	})
 }
+
+// TLS flags that cannot work together stop the broker at start, naming the
+// missing flag.
+func TestRunRefusesIncompleteTLSFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--tls-key", "key.pem"}, "--tls-key (Options.TLSKey) is set without --tls-cert"},
+		{[]string{"--tls-cert", "cert.pem"}, "--tls-cert (Options.TLSCert) is set without --tls-key"},
+		{[]string{"--tls-client-ca", "ca.pem"}, "--tls-client-ca (Options.TLSClientCA) needs a TLS port: --tls-cert and --tls-key"},
+	} {
+		var out strings.Builder
+		if code := run(append(tc.args, "--host", "127.0.0.1", "--port", "0"), &out); code != 1 || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("%q: exit %d, log %q; want exit 1 and %q", tc.args, code, out.String(), tc.want)
+		}
+	}
+}
