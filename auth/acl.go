@@ -33,7 +33,9 @@ import (
 //     them.
 //   - pattern is a destination pattern as in SUBSCRIBE (package sublist):
 //     segments split on '/' and '.' (which are interchangeable), "*" one
-//     segment, ">" one or more trailing segments, "#" zero or more.
+//     segment, ">" one or more trailing segments, "#" zero or more. A
+//     wildcard is a whole segment: "/topic/stocks*", or a ">" that is not
+//     last, is refused at load (sublist.Check), with the line number.
 //
 // admin is checked against "DIAG" for DIAG and against the request path for
 // /console and /metrics, so "ops admin #" grants all of it and
@@ -126,6 +128,9 @@ func loadACL(path string) (*acl, error) {
 			if err := CheckLogin(login); err != nil {
 				return bad(err.Error())
 			}
+		}
+		if err := sublist.Check(pattern); err != nil {
+			return bad(err.Error())
 		}
 		for name := range strings.SplitSeq(f[1], ",") {
 			access, ok := parseAccess(name)

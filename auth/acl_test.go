@@ -46,6 +46,10 @@ func TestACLLoadMalformed(t *testing.T) {
 		{"bad access in list", "alice read,,write /a\n", `line 1: access ""`},
 		{"upper case access", "alice READ /a\n", `access "READ"`},
 		{"bad login", "al:ice read /a\n", "line 1: login \"al:ice\" contains ':'"},
+		{"wildcard inside a segment", "# c\nalice read /topic/a\nbob read /topic/stocks*\n",
+			`line 3: pattern "/topic/stocks*": '*' inside the segment "stocks*"; a wildcard is a whole segment, as in "/topic/stocks.*"`},
+		{"'>' inside a segment", "bob write /queue/a>\n", `line 1: pattern "/queue/a>": '>' inside the segment`},
+		{"'>' not last", "\nbob read /topic/>/x\n", `line 2: pattern "/topic/>/x": '>' must be the last segment`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeFile(t, "acl", tc.content)
@@ -139,6 +143,18 @@ func randPattern(r *rand.Rand, wild bool) string {
 	return strings.Join(out, "/")
 }
 
+// ruleOf writes a pattern as an ACL file takes it: a '>' that is not the
+// last segment, which matches one segment, as '*'.
+func ruleOf(p string) string {
+	segs := strings.Split(p, "/")
+	for i := range segs[:len(segs)-1] {
+		if segs[i] == ">" {
+			segs[i] = "*"
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
 // TestACLTrieAgreesWithMatches checks the rule tries used for concrete
 // destinations against sublist.Matches.
 func TestACLTrieAgreesWithMatches(t *testing.T) {
@@ -148,7 +164,7 @@ func TestACLTrieAgreesWithMatches(t *testing.T) {
 		var text strings.Builder
 		var patterns []string
 		for range 1 + r.IntN(3) {
-			p := randPattern(r, true)
+			p := ruleOf(randPattern(r, true))
 			patterns = append(patterns, p)
 			text.WriteString("u write " + p + "\n")
 		}

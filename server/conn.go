@@ -58,6 +58,7 @@ type conn struct {
 	outFull   bool          // a frame the read loop queued took the output over Options.MaxPendingBytes
 	txBytes   int64         // bytes held by open transactions (counted in the memory budget)
 	ownsTemp  bool          // has private /temp-queue/ queues
+	linger    bool          // closing for a frame or message too large: see lingerClose
 	// partialSince is when the pending incomplete frame started arriving;
 	// frameTimedOut says the read deadline is the frame deadline.
 	partialSince  time.Time
@@ -317,6 +318,7 @@ func (c *conn) process() bool {
 	for c.rpos < c.rlen {
 		f, n, err := c.parser.Parse(c.rbuf[c.rpos:c.rlen])
 		if err != nil {
+			err = c.explainParseError(err, c.rbuf[c.rpos:c.rlen])
 			c.s.stats.countError(errorKindOf(err))
 			c.logger().Info("protocol error", "err", err)
 			c.closeWithError(err.Error(), "")
@@ -461,6 +463,9 @@ func (c *conn) finish() {
 	c.writers.Wait()
 	if c.ws != nil {
 		c.ws.close(c.nc)
+	}
+	if c.linger {
+		c.lingerClose()
 	}
 	c.nc.Close()
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -40,6 +41,11 @@ func (s *Server) handleConn(nc net.Conn) {
 		return
 	}
 	if err != nil && n == 0 {
+		if rh := (tls.RecordHeaderError{}); errors.As(err, &rh) && rh.Conn != nil {
+			s.plainOnTLSPort(rh, nc.RemoteAddr().String())
+			nc.Close()
+			return
+		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			s.stats.countError(errKindTimeout)
@@ -63,6 +69,11 @@ func (s *Server) handleConn(nc net.Conn) {
 		if !s.httpLn.push(pc) {
 			s.doneHTTPConn(pc)
 		}
+		return
+	}
+	if isTLSHello(head[:n]) {
+		s.tlsOnPlainPort(nc)
+		nc.Close()
 		return
 	}
 	c := newConn(s, nc, nil)

@@ -28,6 +28,11 @@ type Options struct {
 	// headers ("*" allows any). Requests without Origin (non-browser
 	// clients) are always allowed.
 	WSOrigins []string
+	// HostNames are the names CONNECT's host header may give besides "/",
+	// an IP address, "localhost" and this machine's host name. Empty: any
+	// host name is accepted, and only names that cannot be a host name
+	// (RabbitMQ virtual hosts such as "/prod") are refused. See checkHost.
+	HostNames []string
 
 	// UsersFile, when set, turns authentication on: one "login:bcrypt-hash"
 	// per line. CONNECT then needs a valid login and passcode.
@@ -146,10 +151,32 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// DefaultPort is the original stompica's port; DefaultTLSPort the TLS one.
+// The defaults: an Options field left at 0 takes the value below (the
+// stompica command's flags show and use these, so there is one source of
+// truth). MaxWebSocketMessage defaults to MaxFrameSize, MaxTransactionBytes
+// to DefaultMaxTransactionBytes bounded by the memory budget.
 const (
-	DefaultPort    = 3490
+	DefaultPort    = 3490 // the original stompica's port
 	DefaultTLSPort = 3491
+
+	DefaultMaxConnections       = 16384
+	DefaultMaxFrameSize         = 16 << 20
+	DefaultMaxHeaders           = 64
+	DefaultMaxHeaderLine        = 8 << 10
+	DefaultMaxSubscriptions     = 1024
+	DefaultMaxTransactions      = 64
+	DefaultMaxDestinationLength = 1024
+	DefaultMaxUnacked           = 10000
+	DefaultMaxStaleQueueSize    = 10000
+	DefaultMaxInputQueueSize    = 1_000_000
+	DefaultMemoryBudget         = 1 << 30
+	DefaultMaxPendingBytes      = 8 << 20
+	DefaultPrefetch             = 1000
+
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultFrameTimeout   = 30 * time.Second
+	DefaultHeartBeat      = 10 * time.Second // HeartBeatSend and HeartBeatRecv
+	DefaultHeartBeatGrace = 2
 )
 
 // DefaultHTTPIdleTimeout is the default Options.HTTPIdleTimeout: long enough
@@ -162,7 +189,7 @@ const DefaultHTTPIdleTimeout = 30 * time.Second
 // the memory budget is at least four times as much: twice the default frame
 // size limit, so a maximal SEND fits in a transaction. What all open
 // transactions hold together is bounded by the memory budget.
-const DefaultMaxTransactionBytes = 32 << 20
+const DefaultMaxTransactionBytes = 2 * DefaultMaxFrameSize
 
 func (o Options) withDefaults() Options {
 	def := func(v *int, d int) {
@@ -182,39 +209,39 @@ func (o Options) withDefaults() Options {
 	if o.TLSPort < 0 {
 		o.TLSPort = 0
 	}
-	def(&o.MaxConnections, 16384)
-	def(&o.MaxFrameSize, 16<<20)
-	def(&o.MaxHeaders, 64)
-	def(&o.MaxHeaderLine, 8<<10)
-	def(&o.MaxSubscriptions, 1024)
-	def(&o.MaxTransactions, 64)
-	def(&o.MaxStaleQueueSize, 10000)
-	def(&o.MaxInputQueueSize, 1_000_000)
-	def(&o.MaxPendingBytes, 8<<20)
-	def(&o.Prefetch, 1000)
-	def(&o.MaxDestinationLength, 1024)
-	def(&o.MaxUnacked, 10000)
+	def(&o.MaxConnections, DefaultMaxConnections)
+	def(&o.MaxFrameSize, DefaultMaxFrameSize)
+	def(&o.MaxHeaders, DefaultMaxHeaders)
+	def(&o.MaxHeaderLine, DefaultMaxHeaderLine)
+	def(&o.MaxSubscriptions, DefaultMaxSubscriptions)
+	def(&o.MaxTransactions, DefaultMaxTransactions)
+	def(&o.MaxStaleQueueSize, DefaultMaxStaleQueueSize)
+	def(&o.MaxInputQueueSize, DefaultMaxInputQueueSize)
+	def(&o.MaxPendingBytes, DefaultMaxPendingBytes)
+	def(&o.Prefetch, DefaultPrefetch)
+	def(&o.MaxDestinationLength, DefaultMaxDestinationLength)
+	def(&o.MaxUnacked, DefaultMaxUnacked)
 	def(&o.MaxWebSocketMessage, o.MaxFrameSize)
 	if o.FrameTimeout == 0 {
-		o.FrameTimeout = 30 * time.Second
+		o.FrameTimeout = DefaultFrameTimeout
 	}
 	if o.MemoryBudget == 0 {
-		o.MemoryBudget = 1 << 30
+		o.MemoryBudget = DefaultMemoryBudget
 	}
 	if o.MaxTransactionBytes <= 0 {
 		o.MaxTransactionBytes = min(DefaultMaxTransactionBytes, max(o.MemoryBudget/4, 1))
 	}
 	if o.ConnectTimeout == 0 {
-		o.ConnectTimeout = 10 * time.Second
+		o.ConnectTimeout = DefaultConnectTimeout
 	}
 	if o.HTTPIdleTimeout == 0 {
 		o.HTTPIdleTimeout = DefaultHTTPIdleTimeout
 	}
 	if o.HeartBeatSend == 0 {
-		o.HeartBeatSend = 10 * time.Second
+		o.HeartBeatSend = DefaultHeartBeat
 	}
 	if o.HeartBeatRecv == 0 {
-		o.HeartBeatRecv = 10 * time.Second
+		o.HeartBeatRecv = DefaultHeartBeat
 	}
 	if o.HeartBeatSend < 0 {
 		o.HeartBeatSend = 0
@@ -223,7 +250,7 @@ func (o Options) withDefaults() Options {
 		o.HeartBeatRecv = 0
 	}
 	if o.HeartBeatGrace <= 1 {
-		o.HeartBeatGrace = 2
+		o.HeartBeatGrace = DefaultHeartBeatGrace
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

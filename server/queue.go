@@ -481,4 +481,3 @@ func (r *router) consumerReady(c *conn, b *batch) {
 		}
 	}
 }
-

@@ -129,6 +129,9 @@ func (s *Server) Options() Options { return s.opts }
 // Start listens on Options.Host:Options.Port (and the TLS port when a
 // certificate is configured) and serves in the background.
 func (s *Server) Start() error {
+	if err := s.opts.checkTLS(); err != nil {
+		return err
+	}
 	var tlsConf *tls.Config
 	if s.opts.TLSCert != "" || s.opts.TLSKey != "" {
 		conf, err := s.tlsConfig()
@@ -183,18 +186,41 @@ func (s *Server) TLSAddr() net.Addr {
 	return s.tlsLn.Addr()
 }
 
+// checkTLS refuses TLS options that cannot work together, naming the
+// missing one by its flag and its Options field.
+func (o *Options) checkTLS() error {
+	switch {
+	case o.TLSKey != "" && o.TLSCert == "":
+		return errors.New("stompica: --tls-key (Options.TLSKey) is set without --tls-cert (Options.TLSCert): give the certificate too")
+	case o.TLSCert != "" && o.TLSKey == "":
+		return errors.New("stompica: --tls-cert (Options.TLSCert) is set without --tls-key (Options.TLSKey): give the private key too")
+	case o.TLSClientCA != "" && o.TLSCert == "":
+		return errors.New("stompica: --tls-client-ca (Options.TLSClientCA) needs a TLS port: --tls-cert and --tls-key (Options.TLSCert, TLSKey) are missing")
+	}
+	return nil
+}
+
 // tlsConfig loads the certificate: TLS 1.2 at least, Go's modern defaults,
 // and optional client certificate verification. Start and Reload call it.
+// An error names the file at fault: the certificate, the key or the CA.
 func (s *Server) tlsConfig() (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(s.opts.TLSCert, s.opts.TLSKey)
+	certPEM, err := os.ReadFile(s.opts.TLSCert)
 	if err != nil {
-		return nil, fmt.Errorf("stompica: TLS certificate: %w", err)
+		return nil, fmt.Errorf("stompica: TLS certificate (--tls-cert): %w", err)
+	}
+	keyPEM, err := os.ReadFile(s.opts.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("stompica: TLS private key (--tls-key): %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("stompica: TLS certificate %s and key %s: %w", s.opts.TLSCert, s.opts.TLSKey, err)
 	}
 	conf := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	if s.opts.TLSClientCA != "" {
 		pem, err := os.ReadFile(s.opts.TLSClientCA)
 		if err != nil {
-			return nil, fmt.Errorf("stompica: TLS client CA: %w", err)
+			return nil, fmt.Errorf("stompica: TLS client CA (--tls-client-ca): %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
@@ -238,7 +264,7 @@ func (s *Server) register(ln net.Listener, isTLS bool) error {
 	if isTLS {
 		s.tlsLn = ln
 	}
-	s.log.Info("stompica listening", "addr", ln.Addr().String(), "tls", isTLS)
+	s.log.Info("stompica listening", append([]any{"addr", ln.Addr().String(), "tls", isTLS}, listenURLs(ln.Addr(), isTLS)...)...)
 	return nil
 }
 

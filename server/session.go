@@ -119,10 +119,16 @@ func (c *conn) onConnect(f *frame.Frame) bool {
 		c.closeWithError("malformed heart-beat header", f.GetString("receipt"))
 		return false
 	}
+	if err := c.s.checkHost(f.GetString("host")); err != nil {
+		c.s.stats.countError(errKindProtocol)
+		c.logger().Info("client error", "command", f.Command, "err", err)
+		c.refuseConnect(f, err.Error(), err.Error()+"\n")
+		return false
+	}
 	login, err := c.s.authenticate(c.s.ctx, c.credentials(f))
 	if err != nil {
 		c.s.stats.countError(errKindAuth)
-		c.closeWithError(err.Error(), "")
+		c.refuseConnect(f, err.Error(), loginRefusedBody)
 		return false
 	}
 	c.login = login
@@ -154,23 +160,27 @@ func (c *conn) onConnect(f *frame.Frame) bool {
 }
 
 func (c *conn) onSend(f *frame.Frame) error {
-	dest, ok := f.Get("destination")
-	if !ok || len(dest) == 0 {
+	raw, ok := f.Get("destination")
+	if !ok || len(raw) == 0 {
 		return protoError("SEND frame has no destination header")
 	}
-	if len(dest) > c.s.opts.MaxDestinationLength {
+	if len(raw) > c.s.opts.MaxDestinationLength {
 		return protoError("destination longer than " + strconv.Itoa(c.s.opts.MaxDestinationLength) + " bytes")
 	}
-	if strings.HasPrefix(string(dest), "DIAG") {
+	if strings.HasPrefix(string(raw), "DIAG") {
 		return c.onDiag(f)
 	}
-	target := string(dest) // the one copy of the name, kept by the message
-	if sublist.IsPattern(target) {
-		return protoError("cannot SEND to a wildcard destination " + strconv.Quote(target))
-	}
-	if err := c.s.authorize(c.login, auth.Write, target); err != nil {
+	dest, err := compatDest(string(raw))
+	if err != nil {
 		return err
 	}
+	if sublist.IsPattern(dest) {
+		return protoError("cannot SEND to a wildcard destination " + strconv.Quote(dest))
+	}
+	if err := c.s.authorize(c.login, auth.Write, dest); err != nil {
+		return err
+	}
+	target := dest
 	if strings.HasPrefix(target, tempPrefix) {
 		target = c.tempName(target)
 		c.useTemp()
@@ -213,8 +223,19 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 	if len(dest) > c.s.opts.MaxDestinationLength {
 		return protoError("destination longer than " + strconv.Itoa(c.s.opts.MaxDestinationLength) + " bytes")
 	}
-	if err := c.s.authorize(c.login, auth.Read, string(dest)); err != nil {
+	target, err := compatDest(string(dest))
+	if err != nil {
 		return err
+	}
+	if sel, ok := f.Get("selector"); ok && len(strings.TrimSpace(string(sel))) > 0 {
+		return errSelector
+	}
+	if err := c.s.authorize(c.login, auth.Read, target); err != nil {
+		// DIAG answers need admin: the operator rule (ops admin #) may
+		// subscribe to them without a read rule.
+		if !strings.HasPrefix(target, "DIAG") || c.s.authorize(c.login, auth.Admin, "DIAG") != nil {
+			return err
+		}
 	}
 	if _, dup := c.subs[string(id)]; dup {
 		return protoError("subscription id " + strconv.Quote(string(id)) + " is already in use")
@@ -248,7 +269,6 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 		}
 	}
 	prefetch = min(prefetch, c.s.opts.MaxUnacked)
-	target := string(dest)
 	if strings.HasPrefix(target, tempPrefix) {
 		target = c.tempName(target)
 		c.useTemp()

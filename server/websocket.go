@@ -217,7 +217,9 @@ func (w *wsReader) next() error {
 		}
 		w.msgLen += h.Length
 		if w.msgLen > w.max {
-			return w.fail(ws.StatusMessageTooBig, "websocket message larger than %d bytes", w.max)
+			w.closeCode = ws.StatusMessageTooBig
+			w.c.linger = true // the client is likely still sending it
+			return &parseLimitError{errWSProtocol, w.c.s.wsTooBigMessage()}
 		}
 		w.inMessage = !h.Fin
 		w.remaining, w.mask, w.offset = h.Length, h.Mask, 0

@@ -435,3 +435,23 @@ test('wss: connect, subscribe, publish over TLS with the test certificate; ws an
     assert.equal(bytesDiff(got[2].binaryBody, bin), '');
   });
 });
+
+test('a message over the broker limit: ERROR naming the limit, then close 1009 (not 1006)', async () => {
+  const s = new Session('oversize', WS_URL());
+  try {
+    await s.connect();
+    const errors = new Inbox('oversize ERROR frames');
+    s.client.onStompError = (f) => errors.push(f);
+    // 17 MiB in one WebSocket message: over the default 16 MiB.
+    s.client.publish({ destination: `/queue/${unique('big')}`, body: 'x'.repeat(17 << 20) });
+    const e = await errors.next();
+    assert.equal(e.headers.message, 'WebSocket message too large: the limit is 16777216 bytes (16 MiB) ' +
+      "(the broker's --max-ws-message, which defaults to --max-frame-size)");
+    const evt = await s.closes.next();
+    assert.equal(evt.code, 1009, `close code ${evt.code} ${String(evt.reason)}`);
+  } catch (err) {
+    throw annotate(err, s.report());
+  } finally {
+    await s.close();
+  }
+});
