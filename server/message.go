@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"stompica/cluster"
 	"stompica/frame"
 	"stompica/store"
 )
@@ -181,8 +182,30 @@ func (m *message) record() *store.Message {
 // storage (its Value is nil): the MESSAGE frame encoded in Data, with its
 // id and expiry. Message ids given later stay above it.
 func (r *router) decode(sm *store.Message) (*message, error) {
-	p := frame.Parser{Version: frame.Version12, MaxFrame: len(sm.Data) + 16, MaxHeaders: 1 << 20, MaxHeaderLine: len(sm.Data) + 16}
-	buf := append([]byte("MESSAGE\n"), sm.Data...)
+	m, err := parseEncoded(sm.Data)
+	if err != nil {
+		return nil, err
+	}
+	m.id, m.sm, m.expires = sm.ID, sm, sm.Expires
+	sm.Value = m
+	if cluster.NodeOf(sm.ID) != r.node {
+		return m, nil // another node's id: never given here
+	}
+	for {
+		n := r.nextID.Load()
+		if n >= sm.ID || r.nextID.CompareAndSwap(n, sm.ID) {
+			break
+		}
+	}
+	return m, nil
+}
+
+// parseEncoded rebuilds a message from its STOMP 1.2 encoding (the shared
+// part of a MESSAGE frame, as stored or as carried between nodes), keeping
+// the message-id it carries.
+func parseEncoded(data []byte) (*message, error) {
+	p := frame.Parser{Version: frame.Version12, MaxFrame: len(data) + 16, MaxHeaders: 1 << 20, MaxHeaderLine: len(data) + 16}
+	buf := append([]byte("MESSAGE\n"), data...)
 	f, _, err := p.Parse(buf)
 	if err != nil {
 		return nil, err
@@ -194,16 +217,11 @@ func (r *router) decode(sm *store.Message) (*message, error) {
 	if !ok {
 		return nil, errors.New("no destination header")
 	}
-	m := &message{id: sm.ID, dest: string(dest), sm: sm}
-	m.fill(f.Headers, f.Body, time.Time{})
-	m.expires = sm.Expires
-	sm.Value = m
-	for {
-		n := r.nextID.Load()
-		if n >= sm.ID || r.nextID.CompareAndSwap(n, sm.ID) {
-			break
-		}
+	m := &message{dest: string(dest)}
+	if id, ok := f.Get("message-id"); ok {
+		m.id, _ = strconv.ParseUint(string(id), 10, 64)
 	}
+	m.fill(f.Headers, f.Body, time.Time{})
 	return m, nil
 }
 

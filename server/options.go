@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"stompica/auth"
+	"stompica/cluster"
 	"stompica/store"
 )
 
@@ -142,6 +143,16 @@ type Options struct {
 	// A store error on SEND is answered with an ERROR, never a RECEIPT.
 	// Shutdown closes it.
 	Store store.Store
+
+	// Cluster links this node to others (nil = this node alone, and the
+	// seam costs nothing): the router tells it of every topic message a
+	// client publishes and of local interest in each topic name or pattern,
+	// and delivers what other nodes publish. See package cluster.
+	Cluster cluster.Link
+	// NodeID is this node's id among linked nodes (0 for a single node):
+	// message ids carry it in their top 16 bits, so they stay unique
+	// across nodes.
+	NodeID uint16
 
 	// Pprof serves Go's profiler at /debug/pprof/ on the HTTP port (behind
 	// HTTP auth when that is on). Off by default.

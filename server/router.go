@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"stompica/cluster"
 	"stompica/store"
 	"stompica/sublist"
 )
@@ -33,17 +34,32 @@ type router struct {
 
 	// Topic messages held by client-ack subscriptions for prefetch credit.
 	heldMsgs, heldBytes atomic.Int64
+
+	// link carries topic messages and interest to other nodes (nil: this
+	// node is alone). node is this node's id, in the top bits of its
+	// message ids. patternRefs counts the subscriptions of each topic
+	// pattern, for Interest (only with a link). Guarded by mu.
+	link        cluster.Link
+	node        uint16
+	patternRefs map[string]int
 }
 
 func newRouter(s *Server, st store.Store) *router {
-	return &router{
+	r := &router{
 		s:             s,
 		store:         st,
 		topics:        make(map[string][]*subscription),
 		patterns:      sublist.New[*subscription](0),
 		queues:        make(map[string]*queue),
 		queuePatterns: sublist.New[*subscription](0),
+		link:          s.opts.Cluster,
+		node:          s.opts.NodeID,
 	}
+	r.nextID.Store(cluster.IDBase(r.node))
+	if r.link != nil {
+		r.patternRefs = make(map[string]int)
+	}
+	return r
 }
 
 // isQueue reports whether dest is a work queue: "/queue/...", the original's
@@ -78,6 +94,16 @@ func (r *router) publishFrom(m *message, b *batch, x *sendCtx) error {
 		r.s.stats.expired.Add(1)
 		return nil
 	}
+	if r.link != nil {
+		r.link.Published(m.dest, m.shared)
+	}
+	r.deliverTopic(m, b)
+	return nil
+}
+
+// deliverTopic hands a topic message to this node's subscribers, or
+// retains it (with a TTL) when none matched.
+func (r *router) deliverTopic(m *message, b *batch) {
 	r.mu.RLock()
 	subs := r.topics[m.dest]
 	havePatterns := r.patternCount > 0
@@ -98,7 +124,6 @@ func (r *router) publishFrom(m *message, b *batch, x *sendCtx) error {
 	if n == 0 {
 		r.retain(m)
 	}
-	return nil
 }
 
 // retain keeps a topic message that found no subscriber when it has a TTL
@@ -179,11 +204,20 @@ func (r *router) subscribe(sub *subscription, b *batch) {
 		return
 	}
 	r.mu.Lock()
+	first := false
 	if sub.pattern {
 		r.patterns.Insert(sub.dest, sub)
 		r.patternCount++
+		if r.link != nil {
+			r.patternRefs[sub.dest]++
+			first = r.patternRefs[sub.dest] == 1
+		}
 	} else {
+		first = len(r.topics[sub.dest]) == 0
 		r.topics[sub.dest] = append(slices.Clip(r.topics[sub.dest]), sub)
+	}
+	if first && r.link != nil {
+		r.link.Interest(sub.dest, true) // under mu: on and off come in order
 	}
 	r.mu.Unlock()
 	r.takeRetained(sub, b)
@@ -212,9 +246,16 @@ func (r *router) unsubscribe(sub *subscription, b *batch) {
 		return
 	}
 	r.mu.Lock()
+	last := false
 	if sub.pattern {
 		if r.patterns.Remove(sub.dest, sub) {
 			r.patternCount--
+			if r.link != nil {
+				if r.patternRefs[sub.dest]--; r.patternRefs[sub.dest] <= 0 {
+					delete(r.patternRefs, sub.dest)
+					last = true
+				}
+			}
 		}
 	} else {
 		old := r.topics[sub.dest]
@@ -223,10 +264,14 @@ func (r *router) unsubscribe(sub *subscription, b *batch) {
 			nw = append(append(nw, old[:i]...), old[i+1:]...)
 			if len(nw) == 0 {
 				delete(r.topics, sub.dest)
+				last = true
 			} else {
 				r.topics[sub.dest] = nw
 			}
 		}
+	}
+	if last && r.link != nil {
+		r.link.Interest(sub.dest, false)
 	}
 	r.mu.Unlock()
 	sub.dropUnacked()

@@ -75,6 +75,8 @@ type Server struct {
 
 	wg     sync.WaitGroup // accept loops and connection read loops
 	connID atomic.Uint64
+
+	clusterOnce sync.Once // the cluster link is started once
 }
 
 // New returns a broker configured by opts (nil means defaults).
@@ -130,6 +132,9 @@ func (s *Server) Options() Options { return s.opts }
 // certificate is configured) and serves in the background.
 func (s *Server) Start() error {
 	if err := s.opts.checkTLS(); err != nil {
+		return err
+	}
+	if err := s.startCluster(); err != nil {
 		return err
 	}
 	var tlsConf *tls.Config
@@ -245,6 +250,10 @@ func (s *Server) Addr() net.Addr {
 // Serve accepts connections on ln until Shutdown. STOMP and HTTP/WebSocket
 // are told apart by the first bytes of each connection.
 func (s *Server) Serve(ln net.Listener) error {
+	if err := s.startCluster(); err != nil {
+		ln.Close()
+		return err
+	}
 	if err := s.register(ln, false); err != nil {
 		return err
 	}
@@ -395,6 +404,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.wg.Wait()
 		s.reserve.close() // no accept loop is left to use it
 		s.router.closeQueues()
+		s.stopCluster()
 		close(done)
 	}()
 	select {
