@@ -110,17 +110,26 @@ func (c *conn) onBegin(f *frame.Frame) error {
 	return nil
 }
 
-// onCommit applies the transaction's operations in order.
-func (c *conn) onCommit(f *frame.Frame) error {
+// endTx ends the transaction a COMMIT or ABORT names: it is no longer open.
+func (c *conn) endTx(f *frame.Frame) (string, *transaction, error) {
 	id, err := txHeader(f)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	tx, err := c.tx([]byte(id))
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	delete(c.txs, id)
+	return id, tx, nil
+}
+
+// onCommit applies the transaction's operations in order.
+func (c *conn) onCommit(f *frame.Frame) error {
+	id, tx, err := c.endTx(f)
+	if err != nil {
+		return err
+	}
 	// The published messages are counted by their queues before the
 	// transaction's count is released.
 	defer c.txRelease(tx)
@@ -152,15 +161,10 @@ func (c *conn) onCommit(f *frame.Frame) error {
 }
 
 func (c *conn) onAbort(f *frame.Frame) error {
-	id, err := txHeader(f)
+	_, tx, err := c.endTx(f)
 	if err != nil {
 		return err
 	}
-	tx, err := c.tx([]byte(id))
-	if err != nil {
-		return err
-	}
-	delete(c.txs, id)
 	c.txRelease(tx)
 	return nil
 }
