@@ -31,10 +31,10 @@ apt_install = { echo "deps: installing Debian packages: $(1)"; \
 GO_FILES = $(shell find . -name '*.go' -not -path './.git/*' -not -path '*/node_modules/*' -not -path '*/testdata/*')
 
 .PHONY: test deps deps-python deps-chromium deps-node gofmt vet gotest fuzz-smoke bench-smoke \
-	build run bench fuzz clean
+	build run bench fuzz soak clean npm-test static release npm docker
 
 # gotest runs last, so the run ends with the test results.
-test: deps gofmt vet fuzz-smoke bench-smoke gotest
+test: deps gofmt vet npm-test fuzz-smoke bench-smoke gotest
 
 ## deps: install missing Debian packages and npm modules the tests use.
 ## Each deps-* step checks first and installs only what is missing.
@@ -108,8 +108,75 @@ bench:
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
+## Release build flags: the one place `make release`, `make npm` and docker/Dockerfile (through
+## `make static`) take them from. Static (no cgo), -trimpath, no VCS stamp and an empty build id, so
+## the same source, VERSION, COMMIT and Go toolchain give the same bytes on any machine.
+## VERSION defaults to server.Version; COMMIT to the checked-out commit (with -dirty for local changes).
+ifeq ($(strip $(VERSION)),)
+override VERSION := $(shell sed -n 's/^const Version = "\(.*\)"$$/\1/p' server/server.go)
+endif
+ifeq ($(strip $(COMMIT)),)
+override COMMIT := $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && \
+	{ git diff --quiet HEAD 2>/dev/null && echo "$$c" || echo "$$c-dirty"; } || echo unknown)
+endif
+GO_LDFLAGS = -s -w -buildid= -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+GO_RELEASE_FLAGS = -trimpath -buildvcs=false -ldflags '$(GO_LDFLAGS)'
+# $(call static_build,GOOS,GOARCH,OUTPUT): one static stompica binary.
+static_build = CGO_ENABLED=0 GOOS=$(1) GOARCH=$(2) $(GO) build $(GO_RELEASE_FLAGS) -o $(3) ./cmd/stompica
+
+## static: one release-built binary for GOOS/GOARCH (default: this machine's) at OUT.
+GOOS ?= $(shell $(GO) env GOOS)
+GOARCH ?= $(shell $(GO) env GOARCH)
+OUT ?= $(BIN)/stompica-static
+static:
+	$(call static_build,$(GOOS),$(GOARCH),$(OUT))
+
+## release: the release binaries and their SHA256SUMS in RELEASE_DIR. RELEASE_TARGETS picks a subset
+## (the tests build only linux/amd64).
+RELEASE_DIR ?= build/release
+RELEASE_TARGETS ?= linux/amd64 linux/arm64 darwin/arm64 windows/amd64
+release:
+	rm -rf $(RELEASE_DIR) && mkdir -p $(RELEASE_DIR)
+	@for t in $(RELEASE_TARGETS); do \
+	  os=$${t%/*}; arch=$${t#*/}; ext=; [ "$$os" = windows ] && ext=.exe; \
+	  out=$(RELEASE_DIR)/stompica-$(VERSION)-$$os-$$arch$$ext; \
+	  echo "release: $$out"; \
+	  $(call static_build,$$os,$$arch,$$out); \
+	done
+	cd $(RELEASE_DIR) && sha256sum stompica-* > SHA256SUMS
+	@cat $(RELEASE_DIR)/SHA256SUMS
+
+## npm: the npm package `stompica` (npm/) with static linux x64 and arm64 binaries, packed by
+## `npm pack` into NPM_OUT/stompica-VERSION.tgz.
+NPM_OUT ?= build/npm
+npm:
+	rm -rf $(NPM_OUT)/package && mkdir -p $(NPM_OUT)/package
+	cp -R npm/. $(NPM_OUT)/package/
+	rm -rf $(NPM_OUT)/package/test $(NPM_OUT)/package/node_modules
+	$(call static_build,linux,amd64,$(NPM_OUT)/package/bin/linux-x64/stompica)
+	$(call static_build,linux,arm64,$(NPM_OUT)/package/bin/linux-arm64/stompica)
+	cd $(NPM_OUT)/package && npm pkg set version=$(VERSION)
+	cd $(NPM_OUT) && npm pack --silent --pack-destination . ./package
+
+## docker: the container image (docker/Dockerfile, which builds with `make static`), tagged DOCKER_TAG.
+DOCKER_TAG ?= stompica:$(VERSION)
+docker:
+	docker build -f docker/Dockerfile -t $(DOCKER_TAG) --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) .
+
+## npm-test: the npm package's own unit tests (argument mapping, platform choice), no broker needed.
+npm-test:
+	cd npm && node --test --test-reporter=spec test/
+
+## soak: a bounded mixed soak of the real binary over TCP and WebSocket (not part of `test`):
+## publishers, churning subscribers, consumers, abrupt disconnects and backpressure pauses, every
+## message accounted for. `make soak SOAK_DURATION=5m` for the long one; SOAK_ARGS adds stompbench flags.
+SOAK_DURATION ?= 60s
+SOAK_ARGS ?=
+soak: build
+	SOAK_DURATION='$(SOAK_DURATION)' SOAK_ARGS='$(SOAK_ARGS)' scripts/soak.sh $(BIN)
+
 run: build
 	$(BIN)/stompica $(RUN_ARGS)
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) build

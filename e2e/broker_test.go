@@ -97,7 +97,7 @@ func statSources() {
 		}
 		if d.IsDir() {
 			switch d.Name() {
-			case ".git", "node_modules", "bin":
+			case ".git", "node_modules", "bin", "build":
 				return filepath.SkipDir
 			}
 			return nil

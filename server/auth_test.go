@@ -28,6 +28,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"stompica/auth"
 	"stompica/frame"
 )
 
@@ -113,61 +114,10 @@ func authStart(t testing.TB, o Options) *Server {
 	t.Helper()
 	o.Host, o.Port = "127.0.0.1", -1
 	srv := authNew(t, o)
-	if err := srv.initAuth(); err != nil {
-		t.Fatalf("initAuth: %v", err)
-	}
 	if err := srv.Start(); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
 	return srv
-}
-
-func TestAuthLoadUsers(t *testing.T) {
-	a, b := authHash(t, "a"), authHash(t, "b")
-	y := strings.Replace(authHash(t, "y"), "$2a$", "$2y$", 1) // htpasswd -B
-	path := authWriteFile(t, "users", "# comment\n\n   \nalice:"+a+"\r\n  bob:"+b+"   # trailing comment\n"+
-		"\t# indented comment\ncarol:"+y)
-	users, err := loadUsers(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(users) != 3 || string(users["alice"]) != a || string(users["bob"]) != b || string(users["carol"]) != y {
-		t.Fatalf("users = %q", users)
-	}
-	if bcrypt.CompareHashAndPassword(users["carol"], []byte("y")) != nil {
-		t.Error("$2y$ hash does not verify")
-	}
-
-	empty, err := loadUsers(authWriteFile(t, "empty", "# nobody\n"))
-	if err != nil || len(empty) != 0 {
-		t.Errorf("comment-only file: %v, %v", empty, err)
-	}
-}
-
-func TestAuthLoadUsersMalformed(t *testing.T) {
-	h := authHash(t, "x")
-	for _, tc := range []struct{ name, content, want string }{
-		{"no colon", "# c\nalice " + h + "\n", "line 2"},
-		{"no colon at all", "alice\n", "line 1: want login:bcrypt-hash, found no ':'"},
-		{"empty login", "ok:" + h + "\n:" + h + "\n", "line 2: empty login"},
-		{"not a hash", "\n\nalice:secret\n", `line 3: login "alice": not a bcrypt hash`},
-		{"empty hash", "alice:\n", "line 1"},
-		{"truncated hash", "alice:" + h[:40] + "\n", "line 1"},
-		{"duplicate", "alice:" + h + "\nbob:" + h + "\nalice:" + h + "\n", `line 3: login "alice" appears twice`},
-		{"space inside", "alice: " + h + "\n", "line 1: want login:bcrypt-hash, found white space"},
-		{"star login", "*:" + h + "\n", "line 1: login \"*\" is reserved"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			path := authWriteFile(t, "users", tc.content)
-			_, err := loadUsers(path)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
-				t.Errorf("err = %v, want it to name %s and contain %q", err, path, tc.want)
-			}
-		})
-	}
-	if _, err := loadUsers(filepath.Join(t.TempDir(), "missing")); err == nil {
-		t.Error("missing file: no error")
-	}
 }
 
 func TestAuthInitAuthError(t *testing.T) {
@@ -178,20 +128,32 @@ func TestAuthInitAuthError(t *testing.T) {
 	}
 }
 
+// authLogin calls srv.authenticate as a TCP CONNECT with login and
+// passcode (and a verified certificate named cert, "" for none) would.
+func authLogin(srv *Server, login, passcode, cert string) (string, error) {
+	return srv.authenticate(context.Background(), auth.Credentials{Login: login, Passcode: passcode,
+		CertLogin: cert, Remote: "127.0.0.1:1", Transport: "tcp"})
+}
+
 func TestAuthAnonymous(t *testing.T) {
 	srv := authNew(t, Options{})
-	if err := srv.initAuth(); err != nil {
-		t.Fatal(err)
-	}
 	for _, login := range []string{"", "anyone"} {
-		if err := srv.authenticate(login, "whatever", false); err != nil {
-			t.Errorf("authenticate(%q) without users = %v", login, err)
+		if got, err := authLogin(srv, login, "whatever", ""); err != nil || got != login {
+			t.Errorf("authenticate(%q) without users = %q, %v", login, got, err)
 		}
-		for _, access := range []string{accessRead, accessWrite, accessAdmin} {
+		for _, access := range []auth.Access{auth.Read, auth.Write, auth.Admin} {
 			if err := srv.authorize(login, access, "/queue/x"); err != nil {
 				t.Errorf("authorize(%q, %s) without ACL = %v", login, access, err)
 			}
 		}
+	}
+	// Without authentication a verified certificate still names the client.
+	ca := authNew(t, Options{TLSClientCA: "ca.pem"})
+	if got, err := authLogin(ca, "", "", "device-1"); err != nil || got != "device-1" {
+		t.Errorf("certificate without users = %q, %v", got, err)
+	}
+	if got, err := authLogin(ca, "named", "", "device-1"); err != nil || got != "named" {
+		t.Errorf("login and certificate without users = %q, %v; want the login", got, err)
 	}
 }
 
@@ -199,16 +161,13 @@ func TestAuthAuthenticate(t *testing.T) {
 	const delay = 50 * time.Millisecond
 	authFastFail(t, delay)
 	srv := authNew(t, Options{UsersFile: authUsers(t)})
-	if err := srv.initAuth(); err != nil {
-		t.Fatal(err)
-	}
 	for range 2 { // the second round is answered from the verified cache
-		if err := srv.authenticate("alice", "wonderland", false); err != nil {
-			t.Fatalf("good login: %v", err)
+		if got, err := authLogin(srv, "alice", "wonderland", ""); err != nil || got != "alice" {
+			t.Fatalf("good login: %q, %v", got, err)
 		}
 	}
-	if err := srv.authenticate("bob", "builder", false); err != nil {
-		t.Fatalf("good login: %v", err)
+	if got, err := authLogin(srv, "bob", "builder", ""); err != nil || got != "bob" {
+		t.Fatalf("good login: %q, %v", got, err)
 	}
 	for _, tc := range []struct{ name, login, pass string }{
 		{"wrong passcode", "alice", "wonderlan"},
@@ -220,23 +179,23 @@ func TestAuthAuthenticate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
-			err := srv.authenticate(tc.login, tc.pass, false)
+			got, err := authLogin(srv, tc.login, tc.pass, "")
 			if el := time.Since(start); el < delay {
 				t.Errorf("refused after %v, want at least %v", el, delay)
 			}
 			var pe protoError
-			if !errors.As(err, &pe) || err.Error() != "access refused" {
-				t.Errorf("err = %#v, want protoError \"access refused\"", err)
+			if got != "" || !errors.As(err, &pe) || err.Error() != "access refused" {
+				t.Errorf("= %q, %#v, want protoError \"access refused\"", got, err)
 			}
 		})
 	}
 	// A password of 72 bytes works; one byte more is not silently truncated.
 	long := strings.Repeat("p", 72)
 	srv2 := authNew(t, Options{UsersFile: authWriteFile(t, "users", "long:"+authHash(t, long)+"\n")})
-	if err := srv2.authenticate("long", long, false); err != nil {
+	if _, err := authLogin(srv2, "long", long, ""); err != nil {
 		t.Errorf("72-byte passcode: %v", err)
 	}
-	if err := srv2.authenticate("long", long+"x", false); err == nil {
+	if _, err := authLogin(srv2, "long", long+"x", ""); err == nil {
 		t.Error("73-byte passcode accepted")
 	}
 }
@@ -245,68 +204,22 @@ func TestAuthCertLogin(t *testing.T) {
 	authFastFail(t, 0)
 	users := authUsers(t)
 	srv := authNew(t, Options{UsersFile: users, TLSClientCA: "ca.pem"})
-	if err := srv.authenticate("device-42", "", true); err != nil {
-		t.Errorf("verified certificate login: %v", err)
+	if got, err := authLogin(srv, "", "", "device-42"); err != nil || got != "device-42" {
+		t.Errorf("verified certificate login: %q, %v", got, err)
 	}
-	if err := srv.authenticate("device-42", "", false); err == nil {
+	if _, err := authLogin(srv, "device-42", "", ""); err == nil {
 		t.Error("unverified unknown login accepted")
 	}
-	if err := srv.authenticate("", "", true); err == nil {
+	if _, err := authLogin(srv, "", "", ""); err == nil {
 		t.Error("empty certificate login accepted")
+	}
+	if _, err := authLogin(srv, "alice", "wrong", "device-42"); err == nil {
+		t.Error("a wrong passcode accepted because of a certificate (the login named in CONNECT counts)")
 	}
 	// Without a client CA nothing can have been verified.
 	srv2 := authNew(t, Options{UsersFile: users})
-	if err := srv2.authenticate("device-42", "", true); err == nil {
+	if _, err := authLogin(srv2, "", "", "device-42"); err == nil {
 		t.Error("certificate login accepted without TLSClientCA")
-	}
-}
-
-func TestAuthDummyHash(t *testing.T) {
-	h10, err := bcrypt.GenerateFromPassword([]byte("x"), 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	users := map[string][]byte{"a": []byte(authHash(t, "a")), "b": h10, "c": []byte(authHash(t, "c"))}
-	if c, _ := bcrypt.Cost(pickDummy(users)); c != bcrypt.MinCost {
-		t.Errorf("dummy cost %d, want the most common cost %d", c, bcrypt.MinCost)
-	}
-	if c, err := bcrypt.Cost(pickDummy(nil)); err != nil || c != bcrypt.DefaultCost {
-		t.Errorf("dummy for no users: cost %d, %v", c, err)
-	}
-}
-
-func TestAuthCheckLogin(t *testing.T) {
-	for _, ok := range []string{"alice", "bob@example.com", "CN=x,O=y", "dévice-1", "a*b", "a#b"} {
-		if err := CheckLogin(ok); err != nil {
-			t.Errorf("CheckLogin(%q) = %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"", "*", "#a", "a:b", "a b", "a\tb", "a\nb", "a\x00b", "a\u00a0b", "\xff"} {
-		if CheckLogin(bad) == nil {
-			t.Errorf("CheckLogin(%q) accepted", bad)
-		}
-	}
-}
-
-func TestAuthUsersFileLine(t *testing.T) {
-	line, err := UsersFileLine("alice", []byte("pw"), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	users, err := loadUsers(authWriteFile(t, "users", line+"\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bcrypt.CompareHashAndPassword(users["alice"], []byte("pw")) != nil {
-		t.Error("UsersFileLine hash does not verify")
-	}
-	for _, tc := range []struct {
-		login, pw string
-		cost      int
-	}{{"a:b", "pw", 4}, {"alice", "", 4}, {"alice", strings.Repeat("x", 73), 4}, {"alice", "pw", 3}, {"alice", "pw", 32}} {
-		if _, err := UsersFileLine(tc.login, []byte(tc.pw), tc.cost); err == nil {
-			t.Errorf("UsersFileLine(%q, %q, %d) accepted", tc.login, tc.pw, tc.cost)
-		}
 	}
 }
 

@@ -54,7 +54,9 @@ type conn struct {
 	txs       map[string]*transaction
 	batch     batch
 	hbRecv    time.Duration // client must send something within this (0 = never checked)
-	published bool          // the last read batch had a SEND
+	fills     bool          // the last read batch added to the memory budget (queue or transaction SENDs)
+	outFull   bool          // a frame the read loop queued took the output over Options.MaxPendingBytes
+	txBytes   int64         // bytes held by open transactions (counted in the memory budget)
 	ownsTemp  bool          // has private /temp-queue/ queues
 	// partialSince is when the pending incomplete frame started arriving;
 	// frameTimedOut says the read deadline is the frame deadline.
@@ -76,6 +78,9 @@ type conn struct {
 	hbSend      time.Duration
 	hbTimer     *time.Timer
 	writers     sync.WaitGroup
+	inflight    int           // bytes the writer took from out and is writing now
+	outWait     chan struct{} // the read loop waits for the output to drain; closed to wake it
+	outPeak     int           // most output held (out + inflight) after the read loop queued a frame
 	closeReason string
 	holder      *[]byte         // pool entry the output buffer came in
 	scratch     []byte          // encoding scratch for WebSocket frames
@@ -184,19 +189,6 @@ func (c *conn) setReadDeadline() {
 	c.nc.SetReadDeadline(dl)
 }
 
-// waitReadable blocks until the socket has data (or EOF, or an error, or
-// the read deadline) without a buffer: it peeks one byte and lets the
-// runtime poller wait whenever the socket would block.
-func (c *conn) waitReadable() error {
-	var one [1]byte
-	var serr error
-	err := c.raw.Read(func(fd uintptr) bool {
-		_, _, serr = syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK)
-		return serr != syscall.EAGAIN
-	})
-	return err // on success the following Read reports data, EOF or the socket error
-}
-
 // serve runs the read loop until the connection ends, then cleans up.
 func (c *conn) serve() {
 	if err := c.s.addConn(c); err != nil {
@@ -218,14 +210,20 @@ func (c *conn) serve() {
 				return
 			}
 		}
+		if c.fills {
+			c.fills = false
+			if c.s.input.blocked() && !c.holdsQueueMessages() {
+				// Backpressure: stop reading from a publisher that fills the
+				// memory budget until queues drain. The read deadline is
+				// armed after the pause: the client is not to blame for it.
+				start := time.Now()
+				c.s.input.wait(c.s.done, c.isClosed)
+				c.paused(start)
+			}
+		}
 		if c.connected {
 			c.setReadDeadline()
 		}
-		if c.published && c.s.input.over() && !c.holdsQueueMessages() {
-			// Backpressure: stop reading from a publisher until queues drain.
-			c.s.input.wait(c.s.done)
-		}
-		c.published = false
 		// closeWithError sets closed, then wakes the reader with a past
 		// deadline; a deadline armed above may have replaced that one.
 		if c.isClosed() {
@@ -333,8 +331,84 @@ func (c *conn) process() bool {
 		if f != nil && !c.handle(f) {
 			return false
 		}
+		if c.outFull && !c.waitOutput() {
+			return false
+		}
 	}
 	return true
+}
+
+// waitOutput pauses the read loop while the output held for the client
+// (what is queued plus what the writer is writing) is over
+// Options.MaxPendingBytes: what the client sends makes the broker write
+// (RECEIPTs, DIAG answers, pongs), so a client that does not read must not
+// be read either. TCP then pushes back on it. Reading resumes once the
+// writer has drained the output below half the bound; a client that never
+// reads is dropped by the writer's timeout. It reports false when the
+// connection closed meanwhile. Read goroutine only.
+func (c *conn) waitOutput() bool {
+	c.outFull = false
+	c.batch.flush() // the writer of this connection may not be started yet
+	limit := c.s.opts.MaxPendingBytes
+	c.mu.Lock()
+	if c.closed || c.heldLocked() <= limit {
+		closed := c.closed
+		c.mu.Unlock()
+		return !closed
+	}
+	start := time.Now()
+	c.s.stats.outputPauses.Add(1)
+	c.s.stats.outputPaused.Add(1)
+	defer c.s.stats.outputPaused.Add(-1)
+	c.debug("output over max-pending-bytes: not reading from the client until it drains", "held", c.heldLocked())
+	for !c.closed && c.heldLocked() > limit/2 {
+		ch := make(chan struct{})
+		c.outWait = ch
+		c.startWriterLocked()
+		c.mu.Unlock()
+		<-ch
+		c.mu.Lock()
+	}
+	c.mu.Unlock()
+	c.paused(start)
+	if c.connected {
+		c.setReadDeadline()
+	}
+	// A close after this check wakes the next read with a past deadline.
+	return !c.isClosed()
+}
+
+// paused accounts for a pause of the read loop that began at start and that
+// the broker caused: the time a started frame may take runs from its end.
+// Read goroutine only; the caller re-arms the read deadline.
+func (c *conn) paused(start time.Time) {
+	if !c.partialSince.IsZero() {
+		c.partialSince = c.partialSince.Add(time.Since(start))
+	}
+}
+
+// heldLocked is the output held for the client: queued, and being written.
+func (c *conn) heldLocked() int { return len(c.out) + c.inflight }
+
+// queuedOwnLocked records a frame the read loop itself queued (a RECEIPT,
+// a DIAG answer, a pong) and notes whether the output is now over the
+// bound, which pauses the read loop after the frame.
+func (c *conn) queuedOwnLocked() {
+	h := c.heldLocked()
+	if h > c.outPeak {
+		c.outPeak = h
+	}
+	if h > c.s.opts.MaxPendingBytes {
+		c.outFull = true
+	}
+}
+
+// wakeReaderLocked ends a wait of the read loop in waitOutput.
+func (c *conn) wakeReaderLocked() {
+	if c.outWait != nil {
+		close(c.outWait)
+		c.outWait = nil
+	}
 }
 
 // cleanup runs when the read loop ends: the connection's subscriptions and
@@ -346,7 +420,7 @@ func (c *conn) cleanup() {
 	}
 	c.s.router.dropConn(c, &c.batch)
 	c.s.router.dropTemp(c)
-	c.txs = nil
+	c.dropTxs()
 	c.batch.flush()
 	c.finish()
 	c.s.removeConn(c)
@@ -376,6 +450,7 @@ func (c *conn) setCloseReason(r string) {
 func (c *conn) finish() {
 	c.mu.Lock()
 	c.closed = true
+	c.wakeReaderLocked()
 	if c.hbTimer != nil {
 		c.hbTimer.Stop()
 	}
@@ -404,6 +479,7 @@ func (c *conn) closeWithError(msg, receipt string) {
 	}
 	c.appendFrameLocked(f)
 	c.closed = true
+	c.wakeReaderLocked()
 	c.closeReason = msg
 	c.startWriterLocked()
 	c.mu.Unlock()
@@ -412,11 +488,13 @@ func (c *conn) closeWithError(msg, receipt string) {
 }
 
 // sendFrame queues a server frame (CONNECTED, RECEIPT, ERROR, MESSAGE for
-// DIAG answers) for the client.
+// DIAG answers) for the client. Read goroutine only: it counts against the
+// client's output bound (see waitOutput).
 func (c *conn) sendFrame(f *frame.Frame, b *batch) {
 	c.mu.Lock()
 	if !c.closed {
 		c.appendFrameLocked(f)
+		c.queuedOwnLocked()
 		c.touchLocked(b)
 	}
 	c.mu.Unlock()
@@ -493,6 +571,7 @@ func (c *conn) writeLoop() {
 		if len(c.out) == 0 {
 			c.writing = false
 			c.releaseOutLocked()
+			c.wakeReaderLocked()
 			closed := c.closed
 			wake := c.queueWait
 			c.queueWait = false
@@ -506,6 +585,7 @@ func (c *conn) writeLoop() {
 		buf := c.out
 		c.out = c.spare[:0]
 		c.spare = nil
+		c.inflight = len(buf)
 		closed := c.closed
 		c.mu.Unlock()
 
@@ -516,6 +596,7 @@ func (c *conn) writeLoop() {
 		c.s.stats.bytesOut.Add(uint64(n))
 
 		c.mu.Lock()
+		c.inflight = 0
 		c.lastWrite = time.Now()
 		if cap(buf) <= 256<<10 {
 			c.spare = buf[:0]
@@ -524,6 +605,7 @@ func (c *conn) writeLoop() {
 			c.out = c.out[:0]
 			c.closed = true
 			c.writing = false
+			c.wakeReaderLocked()
 			c.mu.Unlock()
 			c.debug("write failed", "err", err)
 			c.nc.Close()
@@ -532,6 +614,9 @@ func (c *conn) writeLoop() {
 		wake := c.queueWait && len(c.out) < c.s.opts.MaxPendingBytes/2
 		if wake {
 			c.queueWait = false
+		}
+		if c.outWait != nil && c.heldLocked() <= c.s.opts.MaxPendingBytes/2 {
+			c.wakeReaderLocked()
 		}
 		c.mu.Unlock()
 		if wake {

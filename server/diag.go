@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 
+	"stompica/auth"
 	"stompica/frame"
 )
 
@@ -15,7 +16,7 @@ var diagQueries = []string{"session-size", "session-connected-size", "pubsub-siz
 // the query in the frame's body (default "session"). The MESSAGE carries the
 // id of the connection's subscription to that destination, if any.
 func (c *conn) onDiag(f *frame.Frame) error {
-	if err := c.s.authorize(c.login, accessAdmin, "DIAG"); err != nil {
+	if err := c.s.authorize(c.login, auth.Admin, "DIAG"); err != nil {
 		return err
 	}
 	query := strings.TrimSpace(string(f.Body))

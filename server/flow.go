@@ -7,14 +7,17 @@ import (
 )
 
 // inputGate bounds what the broker has accepted but not yet delivered:
-// messages waiting in queues (Options.MaxInputQueueSize) and their bytes
-// (Options.MemoryBudget). Over either bound, connections that publish stop
-// being read until consumers drain the queues, so TCP pushes back on the
-// publishers instead of the broker dropping messages or growing.
+// messages waiting in queues (Options.MaxInputQueueSize), and their bytes
+// plus the bytes held by open transactions (Options.MemoryBudget). Over
+// either bound, connections that add to them (SENDs to queues, SENDs in a
+// transaction) stop being read until consumers drain the queues, so TCP
+// pushes back on those publishers instead of the broker dropping messages or
+// growing. Topic-only publishers add nothing and are not paused.
 type inputGate struct {
 	s        *Server
 	msgs     atomic.Int64
-	bytes    atomic.Int64
+	bytes    atomic.Int64 // bytes of messages waiting in queues
+	txBytes  atomic.Int64 // bytes held by open transactions
 	paused   atomic.Bool
 	pauses   atomic.Uint64 // times publishers were paused
 	mu       sync.Mutex
@@ -29,19 +32,41 @@ func (g *inputGate) add(m *message) {
 func (g *inputGate) remove(m *message) {
 	g.msgs.Add(-1)
 	g.bytes.Add(-int64(len(m.shared)))
-	if g.paused.Load() && !g.over() {
+	if g.paused.Load() && g.drained() {
+		g.release()
+	}
+}
+
+// addTx counts n more bytes held by open transactions (n < 0 releases).
+func (g *inputGate) addTx(n int64) {
+	g.txBytes.Add(n)
+	if n < 0 && g.paused.Load() && g.drained() {
 		g.release()
 	}
 }
 
 func (g *inputGate) over() bool {
-	return g.msgs.Load() >= int64(g.s.opts.MaxInputQueueSize) || g.bytes.Load() >= g.s.opts.MemoryBudget
+	return g.msgs.Load() >= int64(g.s.opts.MaxInputQueueSize) || g.bytes.Load()+g.txBytes.Load() >= g.s.opts.MemoryBudget
+}
+
+// drained reports whether both measures are below the resume mark, 90% of
+// their bounds. A pause lasts until then (hysteresis), so a broker running at
+// its budget does not flap between pausing and resuming on every message.
+func (g *inputGate) drained() bool {
+	maxMsgs, budget := int64(g.s.opts.MaxInputQueueSize), g.s.opts.MemoryBudget
+	return g.msgs.Load() < maxMsgs-maxMsgs/10 && g.bytes.Load()+g.txBytes.Load() < budget-budget/10
+}
+
+// blocked reports whether a publisher must wait now: over a bound, or a
+// pause is on and the queues have not drained to the resume mark yet.
+func (g *inputGate) blocked() bool {
+	return g.over() || g.paused.Load() && !g.drained()
 }
 
 func (g *inputGate) release() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.released != nil && !g.over() {
+	if g.released != nil && g.drained() {
 		close(g.released)
 		g.released = nil
 		g.paused.Store(false)
@@ -50,17 +75,18 @@ func (g *inputGate) release() {
 }
 
 // wait blocks a publishing connection's read loop while the broker is over
-// its bounds. It re-checks periodically so that a missed release or a
-// shutdown never leaves a reader stuck.
-func (g *inputGate) wait(done <-chan struct{}) {
-	for g.over() {
+// its bounds. It re-checks periodically so that a missed release, a
+// shutdown or the connection's close (closed reports it) never leaves a
+// reader stuck.
+func (g *inputGate) wait(done <-chan struct{}, closed func() bool) {
+	for g.blocked() && !closed() {
 		g.mu.Lock()
 		if g.released == nil {
 			g.released = make(chan struct{})
 			g.paused.Store(true)
 			g.pauses.Add(1)
 			g.s.log.Warn("input queue full; pausing publishers",
-				"queued", g.msgs.Load(), "queued_bytes", g.bytes.Load(),
+				"queued", g.msgs.Load(), "queued_bytes", g.bytes.Load(), "transaction_bytes", g.txBytes.Load(),
 				"max_input_queue_size", g.s.opts.MaxInputQueueSize, "memory_budget", g.s.opts.MemoryBudget)
 		}
 		ch := g.released

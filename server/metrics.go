@@ -44,6 +44,7 @@ type brokerCollector struct {
 	queueDepth, queueConsumers, queueEnqueued, queueDelivered  *prometheus.Desc
 	inputPaused, inputPauses, queuedBytes                      *prometheus.Desc
 	httpConns, maxConns                                        *prometheus.Desc
+	txBytes, outputPauses, outputPaused                        *prometheus.Desc
 }
 
 func newBrokerCollector(s *Server) *brokerCollector {
@@ -79,6 +80,9 @@ func newBrokerCollector(s *Server) *brokerCollector {
 		inputPaused:    d("input_paused", "1 while publishers are paused (max_input_queue_size or the memory budget reached), else 0."),
 		inputPauses:    d("input_pauses_total", "Times publishers were paused because queues were full."),
 		queuedBytes:    d("queued_bytes", "Bytes of messages waiting in queues (bounded by the memory budget)."),
+		txBytes:        d("transaction_bytes", "Bytes held by open transactions now (counted in the memory budget)."),
+		outputPauses:   d("output_pauses_total", "Times the broker stopped reading from a client whose pending output was over max-pending-bytes."),
+		outputPaused:   d("output_paused_connections", "Connections not read now because their pending output is over max-pending-bytes."),
 		errorsTotal:    d("errors_total", "ERROR frames sent to clients for their mistakes, by kind.", "kind"),
 		queueDepth:     d("queue_depth", "Messages waiting in the queue now.", "queue"),
 		queueConsumers: d("queue_consumers", "Consumers subscribed to the queue now.", "queue"),
@@ -94,7 +98,7 @@ func (bc *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 		bc.pendingBytes, bc.framesIn, bc.msgsIn, bc.bytesIn, bc.bytesOut, bc.deliveries, bc.acks,
 		bc.nacks, bc.redeliveries, bc.deadLettered, bc.expired, bc.retained, bc.staleDropped,
 		bc.queued, bc.slowConsumers, bc.errorsTotal, bc.queueDepth, bc.queueConsumers,
-		bc.inputPaused, bc.inputPauses, bc.queuedBytes,
+		bc.inputPaused, bc.inputPauses, bc.queuedBytes, bc.txBytes, bc.outputPauses, bc.outputPaused,
 		bc.queueEnqueued, bc.queueDelivered, bc.httpConns, bc.maxConns,
 	} {
 		ch <- d
@@ -147,6 +151,9 @@ func (bc *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(bc.inputPaused, paused)
 	gauge(bc.queuedBytes, float64(s.input.bytes.Load()))
+	gauge(bc.txBytes, float64(s.input.txBytes.Load()))
+	counter(bc.outputPauses, st.outputPauses.Load())
+	gauge(bc.outputPaused, float64(st.outputPaused.Load()))
 	for i, n := range st.errorCounts() {
 		counter(bc.errorsTotal, n, errorKinds[i])
 	}
@@ -183,7 +190,7 @@ func (s *Server) connStats() connCounts {
 	s.mu.Unlock()
 	for _, c := range conns {
 		c.mu.Lock()
-		pending := c.pendingLocked()
+		pending := c.heldLocked()
 		c.mu.Unlock()
 		if c.ws != nil {
 			n.ws++

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"stompica/auth"
 	"stompica/store"
 )
 
@@ -37,6 +38,14 @@ type Options struct {
 	// HTTPAuth protects /console and /metrics with HTTP basic auth against
 	// the same users (admin access when an ACL is set).
 	HTTPAuth bool
+	// Authenticator, when set, checks every login (CONNECT, and HTTP basic
+	// auth with HTTPAuth) instead of a users file; Authorizer, when set,
+	// decides every SEND, SUBSCRIBE, DIAG and console access instead of an
+	// ACL file. Nil means the users file and the ACL file when those are
+	// set (setting both is an error), and otherwise off: anonymous access,
+	// everything allowed. See package auth.
+	Authenticator auth.Authenticator
+	Authorizer    auth.Authorizer
 
 	// MaxConnections bounds concurrent client connections (default 16384):
 	// STOMP, WebSocket and HTTP alike (HTTP may go httpExtraConns past it so
@@ -54,6 +63,13 @@ type Options struct {
 	MaxSubscriptions int
 	// MaxTransactions bounds the open transactions of one connection (default 64).
 	MaxTransactions int
+	// MaxTransactionBytes bounds what one transaction may buffer until
+	// COMMIT: its messages' bytes plus a fixed cost per SEND, ACK or NACK.
+	// Past it the client gets an ERROR and is closed. Default
+	// DefaultMaxTransactionBytes, at most a quarter of MemoryBudget. Open
+	// transactions count in the memory budget, and may hold at most half
+	// of it together.
+	MaxTransactionBytes int64
 	// ConnectTimeout is how long a new connection may take to send CONNECT (default 10s).
 	ConnectTimeout time.Duration
 
@@ -136,6 +152,12 @@ const (
 // slot and descriptor back within half a minute.
 const DefaultHTTPIdleTimeout = 30 * time.Second
 
+// DefaultMaxTransactionBytes is Options.MaxTransactionBytes when unset and
+// the memory budget is at least four times as much: twice the default frame
+// size limit, so a maximal SEND fits in a transaction. What all open
+// transactions hold together is bounded by the memory budget.
+const DefaultMaxTransactionBytes = 32 << 20
+
 func (o Options) withDefaults() Options {
 	def := func(v *int, d int) {
 		if *v == 0 {
@@ -172,6 +194,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MemoryBudget == 0 {
 		o.MemoryBudget = 1 << 30
+	}
+	if o.MaxTransactionBytes <= 0 {
+		o.MaxTransactionBytes = min(DefaultMaxTransactionBytes, max(o.MemoryBudget/4, 1))
 	}
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = 10 * time.Second

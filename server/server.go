@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"stompica/auth"
 	"stompica/store"
 )
 
@@ -60,9 +61,15 @@ type Server struct {
 	httpLn  *connListener
 	httpSrv *http.Server
 
-	input  inputGate
-	authSt authState
-	done   chan struct{} // closed by Shutdown
+	input inputGate
+	done  chan struct{} // closed by Shutdown
+	// ctx is cancelled by Shutdown: work done for a client (an
+	// Authenticator's network call) stops with it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	authn auth.Authenticator // nil: anyone logs in (auth.go)
+	authz auth.Authorizer    // nil: everything allowed (acl.go)
 
 	wg     sync.WaitGroup // accept loops and connection read loops
 	connID atomic.Uint64
@@ -84,6 +91,7 @@ func New(opts *Options) (*Server, error) {
 		done:     make(chan struct{}),
 	}
 	s.input.s = s
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.initAuth(); err != nil {
 		return nil, err
 	}
@@ -334,6 +342,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.closing = true
 	close(s.done)
+	s.cancel()
 	for _, ln := range s.listeners {
 		ln.Close()
 	}

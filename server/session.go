@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"stompica/auth"
 	"stompica/frame"
 	"stompica/sublist"
 )
@@ -118,13 +119,8 @@ func (c *conn) onConnect(f *frame.Frame) bool {
 		c.closeWithError("malformed heart-beat header", f.GetString("receipt"))
 		return false
 	}
-	login := f.GetString("login")
-	certVerified := false
-	if login == "" {
-		login = c.certLogin()
-		certVerified = login != ""
-	}
-	if err := c.s.authenticate(login, f.GetString("passcode"), certVerified); err != nil {
+	login, err := c.s.authenticate(c.s.ctx, c.credentials(f))
+	if err != nil {
 		c.s.stats.countError(errKindAuth)
 		c.closeWithError(err.Error(), "")
 		return false
@@ -170,10 +166,9 @@ func (c *conn) onSend(f *frame.Frame) error {
 	if sublist.IsPattern(string(dest)) {
 		return protoError("cannot SEND to a wildcard destination " + strconv.Quote(string(dest)))
 	}
-	if err := c.s.authorize(c.login, accessWrite, string(dest)); err != nil {
+	if err := c.s.authorize(c.login, auth.Write, string(dest)); err != nil {
 		return err
 	}
-	c.published = true
 	target := string(dest)
 	if strings.HasPrefix(target, tempPrefix) {
 		target = c.tempName(target)
@@ -186,8 +181,10 @@ func (c *conn) onSend(f *frame.Frame) error {
 		if err != nil {
 			return err
 		}
-		tx.ops = append(tx.ops, txOp{msg: msg})
-		return nil
+		return c.txAdd(tx, txID, txOp{msg: msg})
+	}
+	if isQueue(target) {
+		c.fills = true // adds to the memory budget: paused while it is full
 	}
 	x := sendCtx{c: c}
 	x.receipt, _ = f.Get("receipt")
@@ -215,7 +212,7 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 	if len(dest) > c.s.opts.MaxDestinationLength {
 		return protoError("destination longer than " + strconv.Itoa(c.s.opts.MaxDestinationLength) + " bytes")
 	}
-	if err := c.s.authorize(c.login, accessRead, string(dest)); err != nil {
+	if err := c.s.authorize(c.login, auth.Read, string(dest)); err != nil {
 		return err
 	}
 	if _, dup := c.subs[string(id)]; dup {
@@ -340,8 +337,7 @@ func (c *conn) onAck(f *frame.Frame, nack bool) error {
 		if err != nil {
 			return err
 		}
-		tx.ops = append(tx.ops, txOp{sub: sub, mid: mid, nack: nack})
-		return nil
+		return c.txAdd(tx, txID, txOp{sub: sub, mid: mid, nack: nack})
 	}
 	ok, err := c.s.router.ack(sub, mid, nack, &c.batch)
 	if !ok {

@@ -28,6 +28,8 @@ type stats struct {
 	expired       atomic.Uint64
 	staleDropped  atomic.Uint64
 	slowConsumers atomic.Uint64
+	outputPauses  atomic.Uint64 // times a read loop paused because its client's output was over the bound
+	outputPaused  atomic.Int64  // read loops paused for that now
 	errors        atomic.Uint64 // ERROR frames sent for client mistakes not counted by kind (kind "other")
 	subscriptions atomic.Uint64 // current subscriptions
 	connectedNow  atomic.Int64  // connections past CONNECT now
@@ -105,6 +107,10 @@ func errorKindOf(err error) string {
 		return errKindLimit
 	case errors.Is(err, errWSProtocol):
 		return errKindWebSocket
+	}
+	var le limitError
+	if errors.As(err, &le) {
+		return errKindLimit
 	}
 	var pe protoError
 	if errors.As(err, &pe) {

@@ -8,7 +8,8 @@ import (
 
 // transaction buffers SENDs, ACKs and NACKs until COMMIT.
 type transaction struct {
-	ops []txOp
+	ops   []txOp
+	bytes int64 // what ops hold, as counted against the bounds (see txOpCost)
 }
 
 // txOp is a buffered SEND (msg) or ACK/NACK (sub, mid, nack).
@@ -18,6 +19,17 @@ type txOp struct {
 	mid  uint64
 	nack bool
 }
+
+// txOpCost is what one buffered operation costs besides a message's
+// encoding: the op itself, and for a SEND the message's own fields. Charging
+// it bounds the number of operations too (an ACK-only transaction).
+const txOpCost = 256
+
+// limitError is a client going past a broker bound: an ERROR and a close,
+// counted as kind "limit".
+type limitError string
+
+func (e limitError) Error() string { return string(e) }
 
 func (c *conn) tx(id []byte) (*transaction, error) {
 	tx := c.txs[string(id)]
@@ -33,6 +45,51 @@ func txHeader(f *frame.Frame) (string, error) {
 		return "", protoError(f.Command + " frame has no transaction header")
 	}
 	return string(id), nil
+}
+
+// txAdd buffers op in the transaction id after checking the bounds: the
+// transaction may hold at most Options.MaxTransactionBytes, and open
+// transactions broker-wide at most half the memory budget (their bytes
+// count in it). The cap keeps the budget from filling with bytes that only
+// a paused publisher's COMMIT or ABORT could release.
+func (c *conn) txAdd(tx *transaction, id []byte, op txOp) error {
+	n := int64(txOpCost)
+	if op.msg != nil {
+		n += int64(len(op.msg.shared))
+	}
+	if lim := c.s.opts.MaxTransactionBytes; tx.bytes+n > lim {
+		return limitError("transaction " + strconv.Quote(string(id)) + " would hold more than " +
+			strconv.FormatInt(lim, 10) + " bytes (max-transaction-bytes)")
+	}
+	if half := c.s.opts.MemoryBudget / 2; c.s.input.txBytes.Load()+n > half {
+		return limitError("open transactions would hold more than " + strconv.FormatInt(half, 10) +
+			" bytes, half the memory budget (memory-budget): commit or abort first")
+	}
+	tx.ops = append(tx.ops, op)
+	tx.bytes += n
+	c.txBytes += n
+	c.s.input.addTx(n)
+	c.fills = true // may be paused while the budget is full
+	return nil
+}
+
+// txRelease stops counting what a finished transaction held.
+func (c *conn) txRelease(tx *transaction) {
+	if tx.bytes == 0 {
+		return
+	}
+	c.txBytes -= tx.bytes
+	c.s.input.addTx(-tx.bytes)
+	tx.bytes = 0
+}
+
+// dropTxs discards every open transaction (the connection ends).
+func (c *conn) dropTxs() {
+	for id, tx := range c.txs {
+		c.txRelease(tx)
+		delete(c.txs, id)
+	}
+	c.txs = nil
 }
 
 func (c *conn) onBegin(f *frame.Frame) error {
@@ -64,12 +121,19 @@ func (c *conn) onCommit(f *frame.Frame) error {
 		return err
 	}
 	delete(c.txs, id)
+	// The published messages are counted by their queues before the
+	// transaction's count is released.
+	defer c.txRelease(tx)
 	x := sendCtx{c: c}
 	x.receipt, _ = f.Get("receipt")
-	for _, op := range tx.ops {
+	for i, op := range tx.ops {
+		tx.ops[i] = txOp{}
 		if op.msg != nil {
 			if err := c.s.router.publishFrom(op.msg, &c.batch, &x); err != nil {
 				return err
+			}
+			if isQueue(op.msg.dest) {
+				c.fills = true
 			}
 			continue
 		}
@@ -92,9 +156,11 @@ func (c *conn) onAbort(f *frame.Frame) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.tx([]byte(id)); err != nil {
+	tx, err := c.tx([]byte(id))
+	if err != nil {
 		return err
 	}
 	delete(c.txs, id)
+	c.txRelease(tx)
 	return nil
 }

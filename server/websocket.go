@@ -237,12 +237,20 @@ func (w *wsReader) control(h ws.Header) error {
 	ws.Cipher(payload, h.Mask, 0)
 	switch h.OpCode {
 	case ws.OpPing:
-		w.c.mu.Lock()
-		if !w.c.closed {
-			w.c.out = w.appendControl(w.c.out, ws.OpPong, payload)
-			w.c.startWriterLocked()
+		// A pong counts against the output bound like any frame: a client
+		// that pings without reading stops being read (see conn.waitOutput).
+		c := w.c
+		c.mu.Lock()
+		if !c.closed {
+			c.grabOutLocked()
+			c.out = w.appendControl(c.out, ws.OpPong, payload)
+			c.queuedOwnLocked()
+			c.startWriterLocked()
 		}
-		w.c.mu.Unlock()
+		c.mu.Unlock()
+		if c.outFull && !c.waitOutput() {
+			return net.ErrClosed
+		}
 		return nil
 	case ws.OpPong:
 		return nil

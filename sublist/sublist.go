@@ -36,19 +36,24 @@ import (
 const DefaultCacheSize = 4096
 
 // IsPattern reports whether dest contains a wildcard segment ("*", ">" or "#"
-// as a whole segment).
+// as a whole segment). It does not allocate.
 func IsPattern(dest string) bool {
-	for _, s := range split(dest, nil) {
-		if isWild(s) {
-			return true
+	start := 0
+	for i := 0; i <= len(dest); i++ {
+		if i == len(dest) || dest[i] == '/' || dest[i] == '.' {
+			if i-start == 1 && (dest[start] == '*' || dest[start] == '>' || dest[start] == '#') {
+				return true
+			}
+			start = i + 1
 		}
 	}
 	return false
 }
 
 // Matches reports whether pattern matches the concrete destination dest. It
-// does not use a trie and is meant for one-off checks such as ACL rules. It
-// runs in O(len(pattern segments) * len(dest segments)) time.
+// does not use a trie and is meant for one-off checks (Covers is the check
+// for a pattern against a pattern). It runs in
+// O(len(pattern segments) * len(dest segments)) time.
 func Matches(pattern, dest string) bool {
 	p, d := split(pattern, nil), split(dest, nil)
 	// cur[k] reports whether p[:k] can match the dest segments consumed so far.

@@ -72,8 +72,9 @@ func parseTarget(s string) (target, error) {
 type connOpts struct {
 	target
 	login, passcode, vhost string
-	rbuf                   int // initial read buffer size
-	wbuf                   int // write buffer size (flush threshold)
+	rbuf                   int    // initial read buffer size
+	wbuf                   int    // write buffer size (flush threshold)
+	heartBeat              string // CONNECT heart-beat header ("" = "0,0")
 }
 
 // WebSocket opcodes and header bits (RFC 6455).
@@ -176,7 +177,11 @@ func newConn(nc net.Conn, br *bufio.Reader, isWS bool, rbuf, wbuf int) *Conn {
 }
 
 func (c *Conn) handshake(o *connOpts) error {
-	f := frame.New(frame.CONNECT, "accept-version", "1.0,1.1,1.2", "host", o.vhost, "heart-beat", "0,0")
+	hb := o.heartBeat
+	if hb == "" {
+		hb = "0,0"
+	}
+	f := frame.New(frame.CONNECT, "accept-version", "1.0,1.1,1.2", "host", o.vhost, "heart-beat", hb)
 	if o.login != "" {
 		f.Add("login", o.login)
 	}
@@ -475,7 +480,13 @@ func (c *Conn) Subscribe(id, dest, ack string, prefetch int) error {
 // appendAck appends an ACK frame for the message m (subscription sub) for the
 // negotiated version.
 func appendAck(dst []byte, m *frame.Frame, sub string, v frame.Version) []byte {
-	dst = append(dst, "ACK\n"...)
+	return appendAckCmd(dst, "ACK\n", m, sub, v)
+}
+
+// appendAckCmd appends cmd ("ACK\n" or "NACK\n") and the headers that name
+// the message m (subscription sub) for the negotiated version.
+func appendAckCmd(dst []byte, cmd string, m *frame.Frame, sub string, v frame.Version) []byte {
+	dst = append(dst, cmd...)
 	switch v {
 	case frame.Version12:
 		ack, _ := m.Get("ack")

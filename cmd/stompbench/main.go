@@ -32,6 +32,12 @@ Scenarios:
            subscribers: p50/p90/p99/p99.9/max end-to-end latency, loss
   conns    --conns idle connections, each subscribed, held for --hold:
            with --pid, broker RSS per connection
+  soak     a bounded mixed run of --duration over TCP and WebSocket at once
+           (URL is the tcp:// one): topic and queue publishers, stable and
+           churning subscribers, client-individual consumers with NACKs,
+           abrupt disconnects and backpressure pauses; prints sent, received,
+           lost, duplicates and the broker's RSS (--pid) and goroutines
+           (/metrics) before, during and after
 
 Messages carry a sequence number, a run id, the producer and a send time in
 their first 40 bytes; messages of other runs (e.g. left in a queue) are
@@ -67,6 +73,20 @@ type config struct {
 	parallel  int
 	stall     time.Duration
 	cpuprof   string
+
+	// soak
+	churn          int
+	heartBeat      int
+	budget         int64
+	pauseEvery     time.Duration
+	pauseHold      time.Duration
+	sampleEvery    time.Duration
+	wsURL          string
+	metricsURL     string
+	drain          time.Duration
+	settle         time.Duration
+	goroutineSlack int
+	rssSlack       float64
 }
 
 var scenarios = map[string]func(*bench) *report{
@@ -74,6 +94,7 @@ var scenarios = map[string]func(*bench) *report{
 	"queue":   runQueue,
 	"latency": runLatency,
 	"conns":   runConns,
+	"soak":    runSoak,
 }
 
 // usageError is a command-line mistake (exit status 2).
@@ -106,6 +127,18 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&cfg.parallel, "parallel", 200, "connections set up at a time")
 	fs.DurationVar(&cfg.stall, "stall", 5*time.Second, "end the run when sending is over and nothing arrived for this long")
 	fs.StringVar(&cfg.cpuprof, "cpuprofile", "", "write a CPU profile of stompbench to `file`")
+	fs.IntVar(&cfg.churn, "churn", 8, "soak: churning topic subscribers (subscribe, unsubscribe, reconnect)")
+	fs.IntVar(&cfg.heartBeat, "heart-beat", 1000, "soak: client heart-beat in `ms`, offered both ways (0 = off)")
+	fs.Int64Var(&cfg.budget, "memory-budget", 32_000_000, "soak: the broker's --memory-budget in `bytes`; sizes the flood that must pause publishers")
+	fs.DurationVar(&cfg.pauseEvery, "pause-every", 30*time.Second, "soak: time between backpressure pauses (the first at a quarter of --duration)")
+	fs.DurationVar(&cfg.pauseHold, "pause-hold", 5*time.Second, "soak: how long the flood queue's consumers stay away once publishers are paused")
+	fs.DurationVar(&cfg.sampleEvery, "sample-every", 5*time.Second, "soak: interval of the broker RSS and goroutine samples")
+	fs.StringVar(&cfg.wsURL, "ws-url", "", "soak: WebSocket `URL` (default ws://HOST:PORT/ws of the tcp:// URL)")
+	fs.StringVar(&cfg.metricsURL, "metrics-url", "", "soak: Prometheus `URL` of the broker (default http://HOST:PORT/metrics)")
+	fs.DurationVar(&cfg.drain, "drain", 60*time.Second, "soak: bound on draining the queues at the end")
+	fs.DurationVar(&cfg.settle, "settle", 30*time.Second, "soak: bound on the wait for RSS and goroutines to return near their baseline")
+	fs.IntVar(&cfg.goroutineSlack, "goroutine-slack", 5, "soak: goroutines above the baseline still counted as back to baseline")
+	fs.Float64Var(&cfg.rssSlack, "rss-slack", 16, "soak: `MiB` of RSS above the baseline still counted as back to baseline")
 	return fs
 }
 
@@ -188,6 +221,25 @@ func (c *config) applyDefaults(set map[string]bool) error {
 		c.dest = defStr(c.dest, "/topic/bench.latency")
 	case "conns":
 		c.dest = defStr(c.dest, "/topic/bench.conns")
+	case "soak":
+		if !set["duration"] {
+			c.duration = 60 * time.Second
+		}
+		if !set["rate"] {
+			c.rate = 1000
+		}
+		c.subs = defInt(c.subs, 8)
+		if !set["timeout"] {
+			c.timeout = c.duration + c.pauseHold + c.drain + c.settle + 2*time.Minute
+		}
+		switch {
+		case !strings.HasPrefix(c.url, "tcp://") && !strings.HasPrefix(c.url, "stomp://"):
+			return usageError{"soak: the URL must be tcp:// (the WebSocket URL is --ws-url)"}
+		case c.duration < time.Second || c.rate <= 0 || c.churn < 0 || c.heartBeat < 0 || c.budget < 1<<16:
+			return usageError{"soak: needs --duration >= 1s, --rate > 0, --churn >= 0, --heart-beat >= 0, --memory-budget >= 64 KiB"}
+		case c.pauseEvery <= 0 || c.pauseHold <= 0 || c.sampleEvery <= 0 || c.drain <= 0 || c.settle <= 0:
+			return usageError{"soak: --pause-every, --pause-hold, --sample-every, --drain and --settle must be positive"}
+		}
 	}
 	switch {
 	case c.size < minBody:
@@ -198,7 +250,7 @@ func (c *config) applyDefaults(set map[string]bool) error {
 		return usageError{"--timeout must be positive"}
 	case c.msgs < 0 || c.msgs > maxSeq:
 		return usageError{fmt.Sprintf("--msgs must be between 1 and %d", maxSeq)}
-	case c.scenario != "conns" && c.msgs == 0:
+	case c.scenario != "conns" && c.scenario != "soak" && c.msgs == 0:
 		return usageError{"--msgs must be at least 1"}
 	case c.rate < 0:
 		return usageError{"--rate must not be negative"}
@@ -211,7 +263,7 @@ func (c *config) applyDefaults(set map[string]bool) error {
 	case c.scenario == "queue" && c.msgs < c.producers:
 		return usageError{"--msgs must be at least --producers"}
 	}
-	if c.scenario != "conns" && c.scenario != "queue" && c.subs < 1 {
+	if c.scenario != "conns" && c.scenario != "queue" && c.scenario != "soak" && c.subs < 1 {
 		return usageError{"--subs must be at least 1"}
 	}
 	return nil
@@ -272,6 +324,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer b.cancel()
 	b.progress = isTerminal(stderr)
 	b.stderr = stderr
+	b.stdout = stdout
+	if cfg.json {
+		b.stdout = stderr // the soak's timeline; stdout carries the JSON only
+	}
 	r := scenarios[cfg.scenario](b)
 	b.finish(r)
 	if cfg.json {

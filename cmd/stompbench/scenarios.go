@@ -52,6 +52,7 @@ type bench struct {
 
 	progress bool
 	stderr   io.Writer
+	stdout   io.Writer // the soak's timeline
 }
 
 func newBench(parent context.Context, cfg *config, t target) *bench {

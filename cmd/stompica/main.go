@@ -63,6 +63,8 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.MaxHeaderLine, "max-header-line", 8<<10, "maximum bytes of one header line")
 	fs.IntVar(&o.MaxSubscriptions, "max-subscriptions", 1024, "maximum subscriptions per connection")
 	fs.IntVar(&o.MaxTransactions, "max-transactions", 64, "maximum open transactions per connection")
+	fs.Int64Var(&o.MaxTransactionBytes, "max-transaction-bytes", 0, "maximum bytes one transaction may buffer until COMMIT (0 = "+
+		strconv.Itoa(server.DefaultMaxTransactionBytes>>20)+" MiB, at most a quarter of --memory-budget)")
 	fs.DurationVar(&o.ConnectTimeout, "connect-timeout", 10*time.Second, "time a new connection has to send CONNECT")
 	fs.DurationVar(&o.HTTPIdleTimeout, "http-idle-timeout", server.DefaultHTTPIdleTimeout, "close an HTTP keep-alive connection idle this long (request headers must come within --connect-timeout)")
 	fs.DurationVar(&o.FrameTimeout, "frame-timeout", 30*time.Second, "time a client has to finish a frame it started (slowloris protection)")
@@ -178,6 +180,9 @@ func ms(v int) time.Duration {
 }
 
 func run(args []string, stderr io.Writer) int {
+	if code, ok := subcommand(args, os.Stdout, stderr); ok {
+		return code
+	}
 	if len(args) > 0 && args[0] == "passwd" {
 		return runPasswd(args[1:], os.Stdin, os.Stdout, stderr)
 	}

@@ -101,3 +101,18 @@ func TestParseHTTPIdleTimeout(t *testing.T) {
 		t.Errorf("--http-idle-timeout 2m: %v", o.HTTPIdleTimeout)
 	}
 }
+
+// --max-transaction-bytes (and STOMPICA_MAX_TRANSACTION_BYTES) set the bound;
+// left at 0 the server picks its default.
+func TestParseMaxTransactionBytes(t *testing.T) {
+	if o := parseWith(t, nil).opts; o.MaxTransactionBytes != 0 {
+		t.Errorf("default --max-transaction-bytes = %d, want 0 (the server's default)", o.MaxTransactionBytes)
+	}
+	if o := parseWith(t, nil, "--max-transaction-bytes", "1048576").opts; o.MaxTransactionBytes != 1<<20 {
+		t.Errorf("--max-transaction-bytes 1048576: %d", o.MaxTransactionBytes)
+	}
+	env := map[string]string{"STOMPICA_MAX_TRANSACTION_BYTES": "65536"}
+	if o := parseWith(t, env).opts; o.MaxTransactionBytes != 64<<10 {
+		t.Errorf("STOMPICA_MAX_TRANSACTION_BYTES=65536: %d", o.MaxTransactionBytes)
+	}
+}

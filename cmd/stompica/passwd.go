@@ -9,7 +9,7 @@ import (
 	"os"
 	"strings"
 
-	"stompica/server"
+	"stompica/auth"
 )
 
 // runPasswd implements "stompica passwd [--cost N] LOGIN": it reads a
@@ -36,7 +36,7 @@ func runPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	login := fs.Arg(0)
-	if err := server.CheckLogin(login); err != nil {
+	if err := auth.CheckLogin(login); err != nil {
 		fmt.Fprintln(stderr, "stompica passwd:", err)
 		return 2
 	}
@@ -55,7 +55,7 @@ func runPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "stompica passwd: empty password (give it on the first line of standard input)")
 		return 1
 	}
-	line, err := server.UsersFileLine(login, []byte(password), *cost)
+	line, err := auth.UsersFileLine(login, []byte(password), *cost)
 	if err != nil {
 		fmt.Fprintln(stderr, "stompica passwd:", err)
 		return 1

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package server
+
+// waitReadable returns at once where a socket cannot be peeked without a
+// buffer (Windows): an idle connection then waits in Read, holding its read
+// buffer. Only memory per idle connection differs.
+func (c *conn) waitReadable() error { return nil }
