@@ -145,9 +145,9 @@ func (q *queue) requeue(m *message, b *batch) {
 		}()
 		return
 	}
-	q.r.s.input.add(m)
+	q.r.s.input.hold(m)
 	if err := st.Requeue(sm, true); err != nil {
-		q.r.s.input.remove(m)
+		q.r.s.input.free(m)
 		q.r.s.log.Error("store: requeue failed", "queue", q.name, "id", m.id, "err", err)
 	}
 }

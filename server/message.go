@@ -24,6 +24,7 @@ type message struct {
 
 	// Guarded by the owning queue's mu (queue messages only).
 	redelivered bool
+	gated       bool           // counted by the input gate (see inputGate.hold)
 	sm          *store.Message // the store's record (see record)
 
 	// Only when some header needs escaping: the other versions' encodings.
@@ -87,6 +88,14 @@ func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time) {
 		case "ttl":
 			if ms, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil && ms > 0 && m.expires == 0 {
 				m.expires = now.UnixMilli() + ms
+			}
+		case "persistent":
+			if m.sm != nil && string(h.Value) == "false" {
+				m.sm.Transient = true // kept in memory even by a persistent store
+			}
+		case "x-dedup-id":
+			if m.sm != nil {
+				m.sm.DedupID = string(h.Value)
 			}
 		}
 	}

@@ -36,12 +36,15 @@ type queue struct {
 // a failed attempt). Lock held: q.mu.
 func (q *queue) open() (store.Queue, error) {
 	if q.st == nil {
-		st, err := q.r.store.Open(q.name)
+		st, err := q.r.storeFor(q.name).Open(q.name)
 		if err != nil {
 			q.r.s.log.Warn("store: cannot open queue", "queue", q.name, "err", err)
 			return nil, &storeError{op: "open", queue: q.name, err: err}
 		}
 		q.st = st
+		if n, ok := st.(store.Notifier); ok {
+			n.Notify(q.ready)
+		}
 	}
 	return q.st, nil
 }
@@ -61,20 +64,24 @@ func (q *queue) enqueue(m *message, b *batch, w *sendCtx) error {
 		return err
 	}
 	sm := m.record()
-	q.r.s.input.add(m)
+	q.r.s.input.hold(m)
 	switch err := st.Append(sm, q); err {
 	case nil:
 		q.enqueued.Add(1)
 		q.dispatchLocked(b)
 	case store.ErrPending:
-		if w != nil {
-			if q.pending == nil {
-				q.pending = make(map[*store.Message]*sendWait)
-			}
-			q.pending[sm] = w.wait()
+		// Tracked even without a waiter: the queue is not dropped while
+		// the store has yet to confirm.
+		if q.pending == nil {
+			q.pending = make(map[*store.Message]*sendWait)
 		}
+		var sw *sendWait
+		if w != nil {
+			sw = w.wait()
+		}
+		q.pending[sm] = sw
 	default:
-		q.r.s.input.remove(m)
+		q.r.s.input.free(m)
 		q.mu.Unlock()
 		return &storeError{op: "append to", queue: q.name, err: err}
 	}
@@ -90,11 +97,15 @@ func (q *queue) Appended(sm *store.Message, err error) {
 	delete(q.pending, sm)
 	if err != nil {
 		if m, ok := sm.Value.(*message); ok {
-			q.r.s.input.remove(m)
+			q.r.s.input.free(m)
 		}
 		err = &storeError{op: "append to", queue: q.name, err: err}
 	} else {
 		q.enqueued.Add(1)
+		if m, ok := sm.Value.(*message); ok && q.r.persistent {
+			// On disk now: read back when due, not held in memory.
+			q.r.s.input.free(m)
+		}
 	}
 	var b batch
 	if err == nil {
@@ -180,6 +191,14 @@ func (w *sendWait) done(err error) {
 // goes out once the store confirms (see sendWait).
 var errReceiptLater = errors.New("receipt after the store confirms")
 
+// ready is called by a store whose Next came back empty when messages
+// have arrived since (see store.Notifier).
+func (q *queue) ready() {
+	var b batch
+	q.dispatch(&b)
+	b.flush()
+}
+
 func (q *queue) dispatch(b *batch) {
 	q.mu.Lock()
 	q.dispatchLocked(b)
@@ -231,9 +250,9 @@ func (q *queue) dispatchLocked(b *batch) {
 		}
 		q.next = next
 		if !sub.deliverQueued(m, q, b) {
-			q.r.s.input.add(m)
+			q.r.s.input.hold(m)
 			if err := st.Requeue(m.sm, false); err != nil {
-				q.r.s.input.remove(m)
+				q.r.s.input.free(m)
 				q.r.s.log.Error("store: requeue failed", "queue", q.name, "id", m.id, "err", err)
 			}
 			return
@@ -251,12 +270,14 @@ func (q *queue) take(st store.Queue) (*message, error) {
 			return nil, err
 		}
 		if m, ok := sm.Value.(*message); ok {
-			q.r.s.input.remove(m)
+			q.r.s.input.free(m)
 			return m, nil
 		}
-		// Read back from storage: never counted in the budget.
+		// Read back from storage: never counted in the budget. Flagged
+		// redelivered when it may have been delivered before.
 		m, err := q.r.decode(sm)
 		if err == nil {
+			m.redelivered = sm.Deliveries > 1
 			return m, nil
 		}
 		q.r.s.log.Error("store: undecodable message dropped", "queue", q.name, "id", sm.ID, "err", err)

@@ -17,6 +17,10 @@ type router struct {
 	s      *Server
 	nextID atomic.Uint64
 	store  store.Store // where queue messages live
+	// persistent is set when the store keeps messages on disk; temporary
+	// queues then live in mem.
+	persistent bool
+	mem        store.Store
 
 	mu            sync.RWMutex
 	topics        map[string][]*subscription // copy-on-write slices
@@ -36,7 +40,7 @@ type router struct {
 }
 
 func newRouter(s *Server, st store.Store) *router {
-	return &router{
+	r := &router{
 		s:             s,
 		store:         st,
 		topics:        make(map[string][]*subscription),
@@ -44,6 +48,20 @@ func newRouter(s *Server, st store.Store) *router {
 		queues:        make(map[string]*queue),
 		queuePatterns: sublist.New[*subscription](0),
 	}
+	if p, ok := st.(store.Persistent); ok {
+		r.persistent, r.mem = true, store.NewMemory()
+		r.nextID.Store(p.IDFloor())
+	}
+	return r
+}
+
+// storeFor is the store of the named queue: temporary queues stay in
+// memory whatever the store.
+func (r *router) storeFor(name string) store.Store {
+	if r.persistent && (strings.HasPrefix(name, tempPrefix) || strings.HasPrefix(name, replyPrefix)) {
+		return r.mem
+	}
+	return r.store
 }
 
 // isQueue reports whether dest is a work queue: "/queue/...", the original's

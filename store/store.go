@@ -27,8 +27,20 @@ type Message struct {
 	// store may also use it to discard them sooner.
 	Expires int64
 	// Deliveries is how many times Next handed the message out, this one
-	// included. A Requeue that undoes a delivery takes it back.
+	// included. A Requeue that undoes a delivery takes it back. A
+	// persistent store that read the message back after a restart counts
+	// the deliveries before it as at least one when they may have
+	// happened.
 	Deliveries int
+	// Transient asks a persistent store to keep the message in memory
+	// only (a SEND with persistent:false): lost on restart, never written.
+	Transient bool
+	// DedupID, when set, lets a store that de-duplicates keep one message
+	// per id within its window (a SEND's x-dedup-id).
+	DedupID string
+	// Handle is the store's own reference to a message it handed out
+	// (opaque to the broker, kept with the message until Ack).
+	Handle any
 	// Value is the broker's in-process form of the message. A store gives
 	// back, from Next, the *Message it was given (Value included) as long
 	// as it holds it in memory; one it had to read back from storage has a
@@ -103,4 +115,22 @@ type Store interface {
 
 	// Close releases the store, after the broker closed its queues.
 	Close() error
+}
+
+// Notifier is implemented by a Queue whose Next may find nothing at hand
+// while Len is not zero (the messages are stored, and being read back).
+// The broker calls Notify once after Open; the queue then calls fn, from a
+// goroutine of its own and without its locks held, when Next has come back
+// empty and messages have arrived since.
+type Notifier interface {
+	Notify(fn func())
+}
+
+// Persistent is implemented by a Store whose queues keep stored messages
+// out of the broker's memory (on disk, read back when due): the broker
+// stops counting a message against its memory budget once it is stored.
+type Persistent interface {
+	// IDFloor is the lowest message id the broker may give from now on,
+	// above every id the store holds.
+	IDFloor() uint64
 }

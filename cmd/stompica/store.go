@@ -1,0 +1,62 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"log/slog"
+	"time"
+
+	"stompica/store/jetstream"
+)
+
+// durability is what the command line says about the store.
+type durability struct {
+	dataDir      string
+	natsURL      string
+	fsync        string
+	syncInterval time.Duration
+	storeMax     int64
+}
+
+func durabilityFlags(fs *flag.FlagSet, d *durability) {
+	fs.StringVar(&d.dataDir, "data-dir", "", "keep queue messages on disk in this directory (an embedded NATS JetStream); empty = in memory only")
+	fs.StringVar(&d.natsURL, "nats", "", "keep queue messages in this external NATS server's JetStream instead of --data-dir (nats://host:port)")
+	fs.StringVar(&d.fsync, "fsync", "interval", "with --data-dir, when messages are forced to disk: 'always' (before each RECEIPT) or 'interval' (every --fsync-interval)")
+	fs.DurationVar(&d.syncInterval, "fsync-interval", jetstream.DefaultSyncInterval, "with --fsync interval, how often written messages are forced to disk")
+	fs.Int64Var(&d.storeMax, "store-max-bytes", 0, "with --data-dir or --nats, most bytes of stored queue messages; past it SENDs get an ERROR (0 = what the disk holds)")
+}
+
+// openStore opens the persistent store the flags ask for (none: the
+// server's memory store).
+func openStore(cfg *config, log *slog.Logger) error {
+	d := cfg.durability
+	if d.dataDir == "" && d.natsURL == "" {
+		return nil
+	}
+	if d.dataDir != "" && d.natsURL != "" {
+		return errors.New("--data-dir and --nats exclude each other")
+	}
+	fsync, err := jetstream.ParseFsync(d.fsync)
+	if err != nil {
+		return err
+	}
+	st, err := jetstream.Open(jetstream.Options{
+		Dir:          d.dataDir,
+		URL:          d.natsURL,
+		Fsync:        fsync,
+		SyncInterval: d.syncInterval,
+		MaxBytes:     d.storeMax,
+		MaxMessage:   cfg.opts.MaxFrameSize,
+		Logger:       log,
+	})
+	if err != nil {
+		return err
+	}
+	where := d.dataDir
+	if where == "" {
+		where = d.natsURL
+	}
+	log.Info("durable queues on JetStream", "store", where, "fsync", d.fsync)
+	cfg.opts.Store = st
+	return nil
+}
