@@ -222,6 +222,9 @@ func (s *Store) open() error {
 		nats.ReconnectBufSize(-1),
 		nats.RetryOnFailedConnect(false),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err == nil {
+				return // closed by Close
+			}
 			s.log.Warn("store: NATS connection lost; SENDs to durable queues fail until it is back", "err", err)
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) {
