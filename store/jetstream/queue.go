@@ -18,6 +18,10 @@ import (
 const (
 	maxBatch       = 256
 	readAheadBytes = 4 << 20
+	// minAhead is what a queue reads ahead even before a consumer asks,
+	// so that a message is at hand when credit frees (a few, whatever the
+	// backlog).
+	minAhead = 16
 	// requestExpiry is how long a pull request waits at the server for
 	// messages (a long poll: messages stored meanwhile come at once).
 	requestExpiry = 30 * time.Second
@@ -75,6 +79,7 @@ type fetched struct {
 func (q *queue) reopen() {
 	q.mu.Lock()
 	q.closed = false
+	q.requestLocked(false)
 	q.mu.Unlock()
 }
 
@@ -118,6 +123,7 @@ func (q *queue) appended(err error) {
 	q.inflight--
 	if err == nil {
 		q.stored++
+		q.requestLocked(false)
 	} else {
 		q.taken++ // never to be taken: the transient ones behind it need not wait
 	}
@@ -152,11 +158,11 @@ func (q *queue) Next() (*store.Message, error) {
 				q.hinted = to
 			}
 		}
-		q.requestLocked()
+		q.requestLocked(true)
 		return m, nil
 	}
 	q.starved = true
-	q.requestLocked()
+	q.requestLocked(true)
 	return nil, nil
 }
 
@@ -164,8 +170,9 @@ func (q *queue) Next() (*store.Message, error) {
 func (q *queue) unfetched() int64 { return max(q.stored-q.fetchedN, 0) }
 
 // requestLocked asks JetStream for more messages when the read-ahead runs
-// low and there is something to read. Lock held: q.mu.
-func (q *queue) requestLocked() {
+// low and there is something to read: up to a batch when a consumer takes
+// (demand), a few (minAhead) otherwise. Lock held: q.mu.
+func (q *queue) requestLocked(demand bool) {
 	if q.closed {
 		return
 	}
@@ -176,6 +183,9 @@ func (q *queue) requestLocked() {
 	batch := maxBatch
 	if q.sizeAvg > 0 {
 		batch = min(max(readAheadBytes/q.sizeAvg, 1), maxBatch)
+	}
+	if !demand {
+		batch = min(batch, minAhead)
 	}
 	have := q.buf.Len() + q.reqLeft
 	if have > batch/2 || q.unfetched() == 0 && q.inflight == 0 {
@@ -242,7 +252,7 @@ func (q *queue) requestEnded(status string, left int) {
 		q.reqLeft = 0
 	}
 	if q.starved {
-		q.requestLocked()
+		q.requestLocked(true)
 	}
 	q.mu.Unlock()
 }

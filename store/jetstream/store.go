@@ -449,6 +449,9 @@ func (s *Store) Open(name string) (store.Queue, error) {
 	s.queues[name] = q
 	s.byID[q.id] = q
 	s.bySubj[q.subj] = q
+	q.mu.Lock()
+	q.requestLocked(false) // the backlog's head, at hand
+	q.mu.Unlock()
 	return q, nil
 }
 

@@ -1,0 +1,192 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"testing"
+
+	"stompica/frame"
+	"stompica/store"
+	"stompica/store/jetstream"
+)
+
+// testStore, when set, gives every startServer that configures no store
+// one of its own (TestOnJetStream runs queue tests on the JetStream store).
+var testStore func(t *testing.T) store.Store
+
+// openJetStream opens a JetStream store in dir (a fresh one when empty);
+// Shutdown closes it.
+func openJetStream(t *testing.T, dir string, mod ...func(*jetstream.Options)) *jetstream.Store {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	o := jetstream.Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, f := range mod {
+		f(&o)
+	}
+	st, err := jetstream.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// The queue semantics (FIFO, round-robin, acks, NACK, prefetch,
+// redelivery, transactions, dead letters, temporary queues) hold the same
+// on the JetStream store as in memory: the same tests, on it. Left out are
+// the tests that want a message freed by an ACK before the ACK's RECEIPT:
+// a message stored while its consumer had no credit may still be on its
+// way from disk then, and comes just after (TestJetStreamPrefetch).
+func TestOnJetStream(t *testing.T) {
+	testStore = func(t *testing.T) store.Store { return openJetStream(t, "") }
+	defer func() { testStore = nil }()
+	for _, tc := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"QueueRoundRobin", TestQueueRoundRobin},
+		{"QueueKeepsMessagesUntilConsumer", TestQueueKeepsMessagesUntilConsumer},
+		{"QueueAutoAckConsumed", TestQueueAutoAckConsumed},
+		{"QueueAckClientCumulative", TestQueueAckClientCumulative},
+		{"QueueAckClientCumulativeOldID", TestQueueAckClientCumulativeOldID},
+		{"QueueAckClientIndividual", TestQueueAckClientIndividual},
+		{"QueueNackWithTwoConsumers", TestQueueNackWithTwoConsumers},
+		{"QueueRedeliverOnDisconnect", TestQueueRedeliverOnDisconnect},
+		{"QueueUnackedNotLostOnDisconnect", TestQueueUnackedNotLostOnDisconnect},
+		{"QueueRequeueDeep", TestQueueRequeueDeep},
+		{"QueuePattern", TestQueuePattern},
+		{"AckUnknownID", TestAckUnknownID},
+		{"Ack11", TestAck11},
+		{"Ack10", TestAck10},
+		{"NackClientCumulative", TestNackClientCumulative},
+		{"PatternQueueUnsubscribe", TestPatternQueueUnsubscribe},
+		{"TxSendDeliveredAtCommit", TestTxSendDeliveredAtCommit},
+		{"TxAbortDiscards", TestTxAbortDiscards},
+		{"TxDisconnectDiscards", TestTxDisconnectDiscards},
+		{"DeadLetterQueue", TestDeadLetterQueue},
+		{"TempQueueRequestReply", TestTempQueueRequestReply},
+		{"UnusedQueueForgotten", TestUnusedQueueForgotten},
+		{"PrefetchCappedByMaxUnacked", TestPrefetchCappedByMaxUnacked},
+		{"SlowQueueConsumer", TestSlowQueueConsumer},
+	} {
+		t.Run(tc.name, tc.f)
+	}
+}
+
+// framesUntil collects MESSAGE frames until each of want and the RECEIPT
+// id have come, in any order; it returns the last MESSAGE.
+func (c *client) framesUntil(id string, want ...string) *frame.Frame {
+	c.t.Helper()
+	left := map[string]bool{}
+	for _, w := range want {
+		left[w] = true
+	}
+	receipt := false
+	var last *frame.Frame
+	for len(left) > 0 || !receipt {
+		ev := c.nextFrame("RECEIPT " + id + " and " + strings.Join(want, ","))
+		switch {
+		case ev.f.Command == frame.MESSAGE && left[string(ev.f.Body)]:
+			delete(left, string(ev.f.Body))
+			last = ev.f
+		case ev.f.Command == frame.RECEIPT && ev.f.GetString("receipt-id") == id:
+			receipt = true
+		default:
+			c.t.Fatalf("%s client: unexpected %s", c.tr, fmtFrame(ev.f))
+		}
+	}
+	return last
+}
+
+// Prefetch on the JetStream store: the second message waits for the ACK
+// of the first, then comes (with or after the ACK's RECEIPT).
+func TestJetStreamPrefetch(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		srv := startServer(t, func(o *Options) { o.Store = openJetStream(t, "") })
+		a := connected(t, srv, tr)
+		a.subscribe("/queue/pf", "a", "ack", "client-individual", "prefetch-count", "1")
+		pub := connected(t, srv, tr)
+		for i := 1; i <= 3; i++ {
+			pub.publish("/queue/pf", "m"+strconv.Itoa(i))
+		}
+		m := a.expectMessage("m1")
+		a.sync() // m2 waits: one unacknowledged message is the limit
+		for i := 2; i <= 3; i++ {
+			a.sendFrame(frame.ACK, "", "id", ackID(t, m), "receipt", "ack")
+			m = a.framesUntil("ack", "m"+strconv.Itoa(i))
+		}
+	})
+}
+
+// Dead letters are durable: a message moved to /queue/DLQ after
+// MaxRedeliveries is there after a restart, and the original queue is
+// empty.
+func TestJetStreamDeadLetterSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, func(o *Options) { o.MaxRedeliveries = 1; o.Store = openJetStream(t, dir) })
+	pub := connected(t, srv, "tcp")
+	pub.publish("/queue/poison", "bad")
+	pub.publish("/queue/poison", "good")
+	c := connected(t, srv, "tcp")
+	c.subscribeNoWait("/queue/poison", "s", "ack", "client-individual", "prefetch-count", "1")
+	m := c.expectMessage("bad")
+	c.sendFrame(frame.NACK, "", "id", ackID(t, m))
+	m = c.expectMessage("bad") // the one redelivery allowed
+	c.sendFrame(frame.NACK, "", "id", ackID(t, m))
+	c.expectMessage("good") // not acknowledged: it must come again after the restart
+	dlq := connected(t, srv, "tcp")
+	dlq.subscribeNoWait(dlqName, "d", "ack", "client-individual")
+	dlq.expectMessage("bad") // not acknowledged either
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	srv = startServer(t, func(o *Options) { o.Store = openJetStream(t, dir) })
+	c = connected(t, srv, "tcp")
+	c.subscribeNoWait(dlqName, "d")
+	if m := c.expectMessage("bad"); m.GetString("destination") != "/queue/poison" || m.GetString("redelivered") != "true" {
+		t.Errorf("dead letter after the restart: %s", fmtFrame(m))
+	}
+	c.subscribeNoWait("/queue/poison", "s")
+	if m := c.expectMessage("good"); m.GetString("redelivered") != "true" {
+		t.Errorf("after the restart: %s", fmtFrame(m))
+	}
+	c.sync() // nothing else: "bad" left /queue/poison
+}
+
+// A message the JetStream store refuses (over its byte bound) gets an
+// ERROR with the SEND's receipt-id, never a RECEIPT.
+func TestJetStreamStoreRefusal(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		srv := startServer(t, func(o *Options) {
+			o.Store = openJetStream(t, "", func(jo *jetstream.Options) { jo.MaxBytes = 8 << 10 })
+		})
+		c := connected(t, srv, tr)
+		body := strings.Repeat("x", 1000)
+		for i := 0; ; i++ {
+			if i == 20 {
+				t.Fatal("20 KB stored under an 8 KiB bound")
+			}
+			id := "r" + strconv.Itoa(i)
+			c.sendFrame(frame.SEND, body, "destination", "/queue/full", "receipt", id)
+			ev := c.nextFrame("RECEIPT " + id)
+			if ev.f.Command == frame.RECEIPT && ev.f.GetString("receipt-id") == id {
+				continue
+			}
+			if ev.f.Command != frame.ERROR || ev.f.GetString("receipt-id") != id || !strings.Contains(ev.f.GetString("message"), "store") {
+				t.Fatalf("SEND %d over the bound: %s", i, fmtFrame(ev.f))
+			}
+			if i < 3 {
+				t.Fatalf("refused after %d messages", i)
+			}
+			break
+		}
+		c.expectClosed()
+	})
+}
