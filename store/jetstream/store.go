@@ -147,6 +147,8 @@ type Store struct {
 	pmu     sync.Mutex
 	pending map[uint64]*pub
 	nextPub uint64
+	// sweepFrom is the oldest publish that may be pending.
+	sweepFrom uint64
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -547,7 +549,7 @@ func (s *Store) Close() error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	s.failPending(func(*pub) bool { return true }, ErrClosed)
+	s.failPending(ErrClosed)
 	s.shutdown()
 	return nil
 }
@@ -650,8 +652,9 @@ func pubAckError(msg *nats.Msg) error {
 // errTimeout fails publishes that got no acknowledgement in time.
 var errTimeout = errors.New("no acknowledgement from JetStream in time")
 
-// sweep fails publishes whose acknowledgement is overdue, and requests
-// lost with a broken connection.
+// sweep fails publishes whose acknowledgement is overdue. They time out
+// in the order they were sent, so it looks only from the oldest one still
+// pending (sweepFrom) to the first one not overdue.
 func (s *Store) sweep() {
 	defer s.wg.Done()
 	t := time.NewTicker(250 * time.Millisecond)
@@ -661,20 +664,35 @@ func (s *Store) sweep() {
 		case <-s.stop:
 			return
 		case now := <-t.C:
-			s.failPending(func(p *pub) bool { return now.Sub(p.at) > s.o.PublishTimeout }, errTimeout)
+			var failed []*pub
+			s.pmu.Lock()
+			for ; s.sweepFrom <= s.nextPub; s.sweepFrom++ {
+				p := s.pending[s.sweepFrom]
+				if p == nil {
+					continue
+				}
+				if now.Sub(p.at) <= s.o.PublishTimeout {
+					break
+				}
+				failed = append(failed, p)
+				delete(s.pending, s.sweepFrom)
+			}
+			s.pmu.Unlock()
+			for _, p := range failed {
+				p.q.appended(errTimeout)
+				p.done.Appended(p.m, errTimeout)
+			}
 		}
 	}
 }
 
-// failPending fails the pending publishes that match.
-func (s *Store) failPending(match func(*pub) bool, err error) {
-	var failed []*pub
+// failPending fails every pending publish (at Close).
+func (s *Store) failPending(err error) {
 	s.pmu.Lock()
+	failed := make([]*pub, 0, len(s.pending))
 	for n, p := range s.pending {
-		if match(p) {
-			failed = append(failed, p)
-			delete(s.pending, n)
-		}
+		failed = append(failed, p)
+		delete(s.pending, n)
 	}
 	s.pmu.Unlock()
 	for _, p := range failed {

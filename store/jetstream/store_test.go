@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"stompica/store"
 )
@@ -244,5 +247,88 @@ func TestStoreDataDirChecks(t *testing.T) {
 	}
 	if _, err := Open(Options{Dir: dir, Logger: testLogger(t)}); err == nil || !strings.Contains(err.Error(), "damaged") {
 		t.Fatalf("damaged dir: %v", err)
+	}
+}
+
+// runNATS runs a NATS server with JetStream on a loopback port (the given
+// one, or a random one when 0), storing in dir.
+func runNATS(t *testing.T, dir string, port int) *natsserver.Server {
+	t.Helper()
+	if port == 0 {
+		port = -1
+	}
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	return ns
+}
+
+// An external NATS that goes away: appends fail (at once, or when their
+// acknowledgement is overdue) instead of hanging; once it is back, the
+// store reconnects and serves the messages it held and new ones.
+func TestStoreExternalNATSGoesAway(t *testing.T) {
+	natsDir := t.TempDir()
+	ns := runNATS(t, natsDir, 0)
+	port := ns.Addr().(*net.TCPAddr).Port
+	s, err := Open(Options{URL: ns.ClientURL(), Logger: testLogger(t), PublishTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	q, _ := s.Open("/queue/away")
+	d := newDone()
+	appendN(t, q, 0, 10, d)
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	d = newDone()
+	refused := 0
+	for i := 0; i < 5; i++ {
+		err := q.Append(&store.Message{ID: uint64(100 + i), Data: []byte("while away")}, d)
+		switch err {
+		case store.ErrPending:
+			d.wait(t, 1)
+			if len(d.errs) == 0 {
+				t.Fatalf("append %d stored with NATS gone", i)
+			}
+			refused++
+		case nil:
+			t.Fatalf("append %d stored with NATS gone", i)
+		default:
+			refused++
+		}
+	}
+	if refused != 5 {
+		t.Fatalf("%d of 5 appends refused", refused)
+	}
+
+	runNATS(t, natsDir, port)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		d = newDone()
+		err := q.Append(&store.Message{ID: 200, Data: []byte("msg-10")}, d)
+		if err == store.ErrPending {
+			d.wait(t, 1)
+			if len(d.errs) == 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no reconnection: %v %v", err, d.errs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ms := take(t, q, 11)
+	for i, m := range ms {
+		if want := fmt.Sprintf("msg-%d", i); string(m.Data) != want {
+			t.Fatalf("after reconnecting, message %d = %q, want %q", i, m.Data, want)
+		}
+		q.Ack(m)
 	}
 }
