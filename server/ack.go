@@ -13,11 +13,15 @@ const (
 )
 
 // unacked is a delivery awaiting ACK or NACK; q is nil for topic messages.
+// at is when a queue message went out (Unix ns), with Options.AckTimeout.
 type unacked struct {
-	m *message
-	q *queue
+	m  *message
+	q  *queue
+	at int64
 }
 
+// has reports whether mid awaits acknowledgement, or did until the ack
+// timeout took it back (its late ACK or NACK is then ignored).
 func (s *subscription) has(mid uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -26,7 +30,7 @@ func (s *subscription) has(mid uint64) bool {
 			return true
 		}
 	}
-	return false
+	return len(s.expired) > 0 && slices.Contains(s.expired, mid)
 }
 
 // take removes and returns the delivery mid (and, in ack mode client, all
@@ -182,7 +186,8 @@ const dlqName = "/queue/DLQ"
 func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) (bool, error) {
 	taken := sub.take(mid)
 	if taken == nil {
-		return false, nil
+		// Taken back by the ack timeout: too late, but not an error.
+		return sub.timedOut(mid), nil
 	}
 	if nack {
 		r.s.stats.nacks.Add(uint64(len(taken)))

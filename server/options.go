@@ -126,6 +126,11 @@ type Options struct {
 	// MaxRedeliveries moves a queue message to the dead-letter queue
 	// "/queue/DLQ" after that many redeliveries (0 = never).
 	MaxRedeliveries int
+	// AckTimeout, when positive, takes back a queue message a client-ack
+	// consumer has held that long without ACK or NACK and redelivers it,
+	// flagged redelivered, preferably to another consumer (0 = off). A
+	// late ACK or NACK of it is ignored.
+	AckTimeout time.Duration
 
 	// Store holds queue messages (nil = store.NewMemory(), in memory).
 	// A store error on SEND is answered with an ERROR, never a RECEIPT.

@@ -248,6 +248,12 @@ func (q *queue) dispatchLocked(b *batch) {
 				continue
 			}
 		}
+		if m.avoid != nil {
+			if m.avoid == sub {
+				sub, next = q.otherConsumer(sub, next)
+			}
+			m.avoid = nil
+		}
 		q.next = next
 		if !sub.deliverQueued(m, q, b) {
 			q.r.s.input.hold(m)
@@ -259,6 +265,19 @@ func (q *queue) dispatchLocked(b *batch) {
 		}
 		q.delivered.Add(1)
 	}
+}
+
+// otherConsumer is the next consumer after sub (at next) that has
+// credit, or sub itself when there is none. Lock held: q.mu.
+func (q *queue) otherConsumer(sub *subscription, next int) (*subscription, int) {
+	n := len(q.consumers)
+	for i := 0; i < n-1; i++ {
+		j := (next + i) % n
+		if s := q.consumers[j]; s != sub && s.credit() {
+			return s, (j + 1) % n
+		}
+	}
+	return sub, next
 }
 
 // take takes the head message from the store; the memory budget stops

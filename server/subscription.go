@@ -36,6 +36,9 @@ type subscription struct {
 	// pending-bytes cap.
 	held      deque.Deque[*message]
 	heldBytes int
+	// expired are ids of deliveries the ack timeout took back (the
+	// latest ackTimeoutMemory), so a late ACK of one is not an error.
+	expired []uint64
 }
 
 func newSubscription(c *conn, id, dest string, mode ackMode, prefetch int, idx uint64) *subscription {
@@ -207,8 +210,12 @@ func (s *subscription) deliverQueued(m *message, q *queue, b *batch) bool {
 		return false
 	}
 	if s.ack != ackAuto {
+		var at int64
+		if c.s.opts.AckTimeout > 0 {
+			at = time.Now().UnixNano()
+		}
 		s.mu.Lock()
-		s.unacked = append(s.unacked, unacked{m: m, q: q})
+		s.unacked = append(s.unacked, unacked{m: m, q: q, at: at})
 		s.mu.Unlock()
 	}
 	c.appendDeliveryLocked(b, m)

@@ -82,7 +82,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.MaxPendingBytes, "max-pending-bytes", 8<<20, "maximum bytes queued for one client; a topic subscriber over it is a slow consumer")
 	fs.IntVar(&o.Prefetch, "prefetch", 1000, "default unacknowledged messages per client-ack subscription (queue or topic)")
 	fs.IntVar(&o.MaxRedeliveries, "max-redeliveries", 0, "move a queue message to /queue/DLQ after this many redeliveries (0 = never)")
-	durabilityFlags(fs, &cfg.durability)
+	durabilityFlags(fs, cfg)
 	fs.BoolVar(&o.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on the HTTP port")
 	fs.IntVar(&cfg.processors, "processors", 0, "CPUs the broker uses (0 = all)")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn, error")

@@ -18,7 +18,9 @@ type durability struct {
 	storeMax     int64
 }
 
-func durabilityFlags(fs *flag.FlagSet, d *durability) {
+func durabilityFlags(fs *flag.FlagSet, cfg *config) {
+	d := &cfg.durability
+	fs.DurationVar(&cfg.opts.AckTimeout, "ack-timeout", 0, "redeliver a queue message a client-ack consumer has not acknowledged in this time, to another consumer (0 = off)")
 	fs.StringVar(&d.dataDir, "data-dir", "", "keep queue messages on disk in this directory (an embedded NATS JetStream); empty = in memory only")
 	fs.StringVar(&d.natsURL, "nats", "", "keep queue messages in this external NATS server's JetStream instead of --data-dir (nats://host:port)")
 	fs.StringVar(&d.fsync, "fsync", "interval", "with --data-dir, when messages are forced to disk: 'always' (before each RECEIPT) or 'interval' (every --fsync-interval)")
