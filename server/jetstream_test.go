@@ -190,3 +190,22 @@ func TestJetStreamStoreRefusal(t *testing.T) {
 		c.expectClosed()
 	})
 }
+
+// x-dedup-id: a publisher that resends (say, after losing the connection
+// before the RECEIPT) gets a RECEIPT each time, and the consumer gets the
+// message once.
+func TestJetStreamDedup(t *testing.T) {
+	srv := startServer(t, func(o *Options) { o.Store = openJetStream(t, "") })
+	pub := connected(t, srv, "tcp")
+	for _, body := range []string{"a", "a-again", "b"} {
+		id := body[:1]
+		pub.publish("/queue/orders", body, "x-dedup-id", "order-"+id) // waits for its RECEIPT
+	}
+	c := connected(t, srv, "tcp")
+	c.subscribeNoWait("/queue/orders", "s")
+	if m := c.expectMessage("a"); m.GetString("x-dedup-id") != "order-a" {
+		t.Errorf("header kept: %s", fmtFrame(m))
+	}
+	c.expectMessage("b")
+	c.sync()
+}

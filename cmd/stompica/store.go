@@ -16,6 +16,7 @@ type durability struct {
 	fsync        string
 	syncInterval time.Duration
 	storeMax     int64
+	dedupWindow  time.Duration
 }
 
 func durabilityFlags(fs *flag.FlagSet, cfg *config) {
@@ -25,6 +26,7 @@ func durabilityFlags(fs *flag.FlagSet, cfg *config) {
 	fs.StringVar(&d.natsURL, "nats", "", "keep queue messages in this external NATS server's JetStream instead of --data-dir (nats://host:port)")
 	fs.StringVar(&d.fsync, "fsync", "interval", "with --data-dir, when messages are forced to disk: 'always' (before each RECEIPT) or 'interval' (every --fsync-interval)")
 	fs.DurationVar(&d.syncInterval, "fsync-interval", jetstream.DefaultSyncInterval, "with --fsync interval, how often written messages are forced to disk")
+	fs.DurationVar(&d.dedupWindow, "dedup-window", jetstream.DefaultDedupWindow, "with --data-dir or --nats, a SEND whose x-dedup-id repeats one seen this recently (on the same queue) is receipted but stored once")
 	fs.Int64Var(&d.storeMax, "store-max-bytes", 0, "with --data-dir or --nats, most bytes of stored queue messages; past it SENDs get an ERROR (0 = what the disk holds)")
 }
 
@@ -48,6 +50,7 @@ func openStore(cfg *config, log *slog.Logger) error {
 		Fsync:        fsync,
 		SyncInterval: d.syncInterval,
 		MaxBytes:     d.storeMax,
+		DedupWindow:  d.dedupWindow,
 		MaxMessage:   cfg.opts.MaxFrameSize,
 		Logger:       log,
 	})

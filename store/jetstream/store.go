@@ -154,6 +154,7 @@ type Store struct {
 	wg   sync.WaitGroup
 
 	storeLatency atomic.Int64 // last publish round trip, ns
+	duplicates   atomic.Uint64
 }
 
 // pub is a publish waiting for its acknowledgement.
@@ -587,7 +588,8 @@ func (s *Store) publish(q *queue, m *store.Message, done store.Done, data []byte
 	if m.DedupID != "" {
 		msg := nats.NewMsg(q.subj)
 		msg.Reply, msg.Data = reply, data
-		msg.Header.Set(jetstream.MsgIDHeader, m.DedupID)
+		// Per queue: the same id sent to two queues is two messages.
+		msg.Header.Set(jetstream.MsgIDHeader, q.durable+":"+m.DedupID)
 		err = s.nc.PublishMsg(msg)
 	} else {
 		err = s.nc.PublishRequest(q.subj, reply, data)
@@ -613,8 +615,23 @@ func (s *Store) onPubAck(msg *nats.Msg) {
 	}
 	s.storeLatency.Store(int64(time.Since(p.at)))
 	err := pubAckError(msg)
-	p.q.appended(err)
+	if err == nil && isDuplicate(msg.Data) {
+		s.duplicates.Add(1)
+		p.q.appended(errDuplicate)
+	} else {
+		p.q.appended(err)
+	}
 	p.done.Appended(p.m, err)
+}
+
+// errDuplicate tells a queue that a message was not stored again: its
+// de-duplication id was seen within the window. The publisher is told it
+// is stored (it is, once).
+var errDuplicate = errors.New("duplicate")
+
+func isDuplicate(ack []byte) bool {
+	_, after, ok := strings.Cut(string(ack), `"duplicate":`)
+	return ok && strings.HasPrefix(strings.TrimLeft(after, " "), "true")
 }
 
 // pubAckError reads a JetStream publish acknowledgement.
@@ -743,6 +760,9 @@ type Stats struct {
 	Queues   int           `json:"queues"`
 	Pending  int           `json:"pending_publishes"`
 	Latency  time.Duration `json:"last_publish_latency_ns"`
+	// Duplicates are messages not stored again: their x-dedup-id was
+	// seen within the de-duplication window.
+	Duplicates uint64 `json:"duplicates"`
 }
 
 // Stats reads the stream's state.
@@ -760,7 +780,7 @@ func (s *Store) Stats() (Stats, error) {
 	np := len(s.pending)
 	s.pmu.Unlock()
 	return Stats{Messages: info.State.Msgs, Bytes: info.State.Bytes, Queues: nq, Pending: np,
-		Latency: time.Duration(s.storeLatency.Load())}, nil
+		Latency: time.Duration(s.storeLatency.Load()), Duplicates: s.duplicates.Load()}, nil
 }
 
 // encodeName makes a destination one valid subject token.

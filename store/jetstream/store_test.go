@@ -332,3 +332,37 @@ func TestStoreExternalNATSGoesAway(t *testing.T) {
 		q.Ack(m)
 	}
 }
+
+// A message whose DedupID was seen on the same queue within the window is
+// confirmed but stored once; the same id on another queue is another
+// message.
+func TestStoreDedup(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	q, _ := s.Open("/queue/dedup")
+	other, _ := s.Open("/queue/other")
+	d := newDone()
+	for i, dq := range []store.Queue{q, q, q, other} {
+		id := "order-17"
+		if i == 2 {
+			id = "order-18"
+		}
+		if err := dq.Append(&store.Message{ID: uint64(i + 1), Data: []byte(id), DedupID: id}, d); err != store.ErrPending {
+			t.Fatal(err)
+		}
+	}
+	d.wait(t, 4)
+	if d.ok != 4 {
+		t.Fatalf("%d of 4 confirmed: %v", d.ok, d.errs)
+	}
+	if q.Len() != 2 || other.Len() != 1 {
+		t.Fatalf("Len %d and %d, want 2 and 1", q.Len(), other.Len())
+	}
+	ms := take(t, q, 2)
+	if string(ms[0].Data) != "order-17" || string(ms[1].Data) != "order-18" {
+		t.Fatalf("got %q, %q", ms[0].Data, ms[1].Data)
+	}
+	if st, err := s.Stats(); err != nil || st.Duplicates != 1 || st.Messages != 3 {
+		t.Fatalf("stats %+v %v: want 1 duplicate, 3 stored", st, err)
+	}
+}
