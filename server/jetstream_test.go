@@ -209,3 +209,29 @@ func TestJetStreamDedup(t *testing.T) {
 	c.expectMessage("b")
 	c.sync()
 }
+
+// An ack:auto delivery is acknowledged in the store: nothing comes back
+// after a restart.
+func TestJetStreamAutoAckRemoves(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, func(o *Options) { o.Store = openJetStream(t, dir) })
+	pub := connected(t, srv, "tcp")
+	for _, body := range []string{"auto-1", "auto-2", "auto-3"} {
+		pub.publish("/queue/auto", body)
+	}
+	c := connected(t, srv, "tcp")
+	c.subscribeNoWait("/queue/auto", "a", "prefetch-count", "2")
+	c.expectMessage("auto-1")
+	c.expectMessage("auto-2")
+	c.expectMessage("auto-3")
+	c.sync()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv = startServer(t, func(o *Options) { o.Store = openJetStream(t, dir) })
+	if qs := srv.router.queueStats(); len(qs) != 0 {
+		t.Fatalf("queues after a restart: %+v, want none", qs)
+	}
+}

@@ -263,6 +263,11 @@ func (q *queue) dispatchLocked(b *batch) {
 			}
 			return
 		}
+		if sub.ack == ackAuto { // done with once written out
+			if err := st.Ack(m.sm); err != nil {
+				q.r.s.log.Warn("store: ack of an auto-ack delivery failed; it may come again after a restart", "queue", q.name, "id", m.id, "err", err)
+			}
+		}
 		q.delivered.Add(1)
 	}
 }
