@@ -90,14 +90,6 @@ func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time) {
 			if ms, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil && ms > 0 && m.expires == 0 {
 				m.expires = now.UnixMilli() + ms
 			}
-		case "persistent":
-			if m.sm != nil && string(h.Value) == "false" {
-				m.sm.Transient = true // kept in memory even by a persistent store
-			}
-		case "x-dedup-id":
-			if m.sm != nil {
-				m.sm.DedupID = string(h.Value)
-			}
 		}
 	}
 	m.shared = m.encode(make([]byte, 0, size), hdrs, body, frame.Version12)

@@ -20,7 +20,9 @@ type Message struct {
 	// ID is the broker's message id (the MESSAGE frame's message-id).
 	ID uint64
 	// Data is the message as the broker encodes it: what a persistent store
-	// writes, and gives back in the Messages it loads.
+	// writes, and gives back in the Messages it loads. It is the MESSAGE
+	// frame after its command line (headers escaped as in STOMP 1.2), so a
+	// store may read headers meant for it (persistent:false, x-dedup-id).
 	Data []byte
 	// Expires is when the message expires, in Unix milliseconds (0 =
 	// never). The broker drops expired messages when it takes them; a
@@ -32,12 +34,6 @@ type Message struct {
 	// the deliveries before it as at least one when they may have
 	// happened.
 	Deliveries int
-	// Transient asks a persistent store to keep the message in memory
-	// only (a SEND with persistent:false): lost on restart, never written.
-	Transient bool
-	// DedupID, when set, lets a store that de-duplicates keep one message
-	// per id within its window (a SEND's x-dedup-id).
-	DedupID string
 	// Handle is the store's own reference to a message it handed out
 	// (opaque to the broker, kept with the message until Ack).
 	Handle any

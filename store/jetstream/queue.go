@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"bytes"
 	"encoding/binary"
 	"strconv"
 	"strings"
@@ -94,9 +95,10 @@ func (q *queue) Notify(fn func()) {
 // in memory when it is transient.
 func (q *queue) Append(m *store.Message, done store.Done) error {
 	m.Handle = nil
+	inMemory, dedup := readHeaders(m.Data)
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if m.Transient {
+	if inMemory {
 		q.trans.PushBack(transient{mark: q.pubs, m: m})
 		return nil
 	}
@@ -107,7 +109,7 @@ func (q *queue) Append(m *store.Message, done store.Done) error {
 	if cap(b) <= 64<<10 {
 		q.scratch = b
 	}
-	if err := q.s.publish(q, m, done, b); err != nil {
+	if err := q.s.publish(q, m, done, b, dedup); err != nil {
 		return err
 	}
 	q.pubs++
@@ -115,6 +117,28 @@ func (q *queue) Append(m *store.Message, done store.Done) error {
 	n := len(m.Data)
 	q.sizeAvg = (q.sizeAvg*7 + n) / 8
 	return store.ErrPending
+}
+
+var (
+	persistentFalse = []byte("\npersistent:false\n")
+	dedupHeader     = []byte("\nx-dedup-id:")
+)
+
+// readHeaders reads the headers meant for the store in a message's Data
+// (see store.Message): persistent:false (keep it in memory only) and
+// x-dedup-id (store it once within the window).
+func readHeaders(data []byte) (transient bool, dedup []byte) {
+	end := bytes.Index(data, []byte("\n\n"))
+	if end < 0 {
+		return false, nil
+	}
+	h := data[:end+1]
+	transient = bytes.Contains(h, persistentFalse)
+	if i := bytes.Index(h, dedupHeader); i >= 0 {
+		v := h[i+len(dedupHeader):]
+		dedup = v[:bytes.IndexByte(v, '\n')]
+	}
+	return transient, dedup
 }
 
 // appended learns how a publish ended.

@@ -92,8 +92,8 @@ type Options struct {
 	// PublishTimeout bounds the wait for the store's acknowledgement of a
 	// message (default DefaultPublishTimeout); past it the SEND fails.
 	PublishTimeout time.Duration
-	// DedupWindow is how long a message id (store.Message.DedupID) is
-	// remembered (default DefaultDedupWindow).
+	// DedupWindow is how long a message's x-dedup-id is remembered
+	// (default DefaultDedupWindow).
 	DedupWindow time.Duration
 	// Logger receives the store's logs and, at debug level, the embedded
 	// server's (default slog.Default()).
@@ -577,7 +577,7 @@ func (s *Store) shutdown() {
 }
 
 // publish sends m to q's subject; the acknowledgement comes to onPubAck.
-func (s *Store) publish(q *queue, m *store.Message, done store.Done, data []byte) error {
+func (s *Store) publish(q *queue, m *store.Message, done store.Done, data []byte, dedup []byte) error {
 	s.pmu.Lock()
 	s.nextPub++
 	n := s.nextPub
@@ -585,11 +585,11 @@ func (s *Store) publish(q *queue, m *store.Message, done store.Done, data []byte
 	s.pmu.Unlock()
 	var err error
 	reply := s.ackPrefix + strconv.FormatUint(n, 10)
-	if m.DedupID != "" {
+	if dedup != nil {
 		msg := nats.NewMsg(q.subj)
 		msg.Reply, msg.Data = reply, data
 		// Per queue: the same id sent to two queues is two messages.
-		msg.Header.Set(jetstream.MsgIDHeader, q.durable+":"+m.DedupID)
+		msg.Header.Set(jetstream.MsgIDHeader, q.durable+":"+string(dedup))
 		err = s.nc.PublishMsg(msg)
 	} else {
 		err = s.nc.PublishRequest(q.subj, reply, data)

@@ -191,17 +191,22 @@ func TestStoreTransientKeepsOrder(t *testing.T) {
 	d := newDone()
 	var want []string
 	for i := 0; i < 20; i++ {
-		m := &store.Message{ID: uint64(i + 1), Data: []byte(fmt.Sprint(i)), Transient: i%3 == 0}
+		transient := i%3 == 0
+		hdr := ""
+		if transient {
+			hdr = "persistent:false\n"
+		}
+		m := &store.Message{ID: uint64(i + 1), Data: frameData(fmt.Sprint(i), hdr)}
 		want = append(want, fmt.Sprint(i))
 		err := q.Append(m, d)
-		if m.Transient && err != nil || !m.Transient && err != store.ErrPending {
+		if transient && err != nil || !transient && err != store.ErrPending {
 			t.Fatalf("append %d: %v", i, err)
 		}
 	}
 	d.wait(t, 13)
 	var got []string
 	for _, m := range take(t, q, 20) {
-		got = append(got, string(m.Data))
+		got = append(got, bodyOf(m.Data))
 	}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("order %v, want %v", got, want)
@@ -347,7 +352,7 @@ func TestStoreDedup(t *testing.T) {
 		if i == 2 {
 			id = "order-18"
 		}
-		if err := dq.Append(&store.Message{ID: uint64(i + 1), Data: []byte(id), DedupID: id}, d); err != store.ErrPending {
+		if err := dq.Append(&store.Message{ID: uint64(i + 1), Data: frameData(id, "x-dedup-id:"+id+"\n")}, d); err != store.ErrPending {
 			t.Fatal(err)
 		}
 	}
@@ -359,10 +364,21 @@ func TestStoreDedup(t *testing.T) {
 		t.Fatalf("Len %d and %d, want 2 and 1", q.Len(), other.Len())
 	}
 	ms := take(t, q, 2)
-	if string(ms[0].Data) != "order-17" || string(ms[1].Data) != "order-18" {
+	if bodyOf(ms[0].Data) != "order-17" || bodyOf(ms[1].Data) != "order-18" {
 		t.Fatalf("got %q, %q", ms[0].Data, ms[1].Data)
 	}
 	if st, err := s.Stats(); err != nil || st.Duplicates != 1 || st.Messages != 3 {
 		t.Fatalf("stats %+v %v: want 1 duplicate, 3 stored", st, err)
 	}
+}
+
+// frameData is a message's Data as the broker encodes it, with extra
+// header lines hdr ("k:v\n"...).
+func frameData(body, hdr string) []byte {
+	return []byte("message-id:1\ndestination:/queue/x\n" + hdr + "content-length:" + fmt.Sprint(len(body)) + "\n\n" + body + "\x00")
+}
+
+func bodyOf(data []byte) string {
+	_, body, _ := strings.Cut(string(data), "\n\n")
+	return strings.TrimSuffix(body, "\x00")
 }
