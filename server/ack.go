@@ -136,6 +136,7 @@ func (q *queue) requeue(m *message, b *batch) {
 	q.r.s.stats.redeliveries.Add(1)
 	if max := q.r.s.opts.MaxRedeliveries; max > 0 && sm.Deliveries > max && q.name != dlqName {
 		q.r.s.stats.deadLettered.Add(1)
+		delete(q.avoid, m)
 		if err := st.Ack(sm); err != nil {
 			q.r.s.log.Warn("store: ack on dead-lettering failed", "queue", q.name, "id", m.id, "err", err)
 		}

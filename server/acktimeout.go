@@ -48,7 +48,7 @@ func (s *Server) expireAcks(now time.Time) {
 			var b batch
 			for i := len(expired) - 1; i >= 0; i-- {
 				u := expired[i]
-				u.m.avoid = sub
+				u.q.avoidFor(u.m, sub)
 				u.q.requeue(u.m, &b)
 			}
 			var qs []*queue
@@ -61,6 +61,16 @@ func (s *Server) expireAcks(now time.Time) {
 			b.flush()
 		}
 	}
+}
+
+// avoidFor notes that m should go to another consumer than sub.
+func (q *queue) avoidFor(m *message, sub *subscription) {
+	q.mu.Lock()
+	if q.avoid == nil {
+		q.avoid = make(map[*message]*subscription)
+	}
+	q.avoid[m] = sub
+	q.mu.Unlock()
 }
 
 // takeExpired removes the queue deliveries made before deadline (Unix ns)

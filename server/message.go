@@ -25,7 +25,6 @@ type message struct {
 	// Guarded by the owning queue's mu (queue messages only).
 	redelivered bool
 	gated       bool           // counted by the input gate (see inputGate.hold)
-	avoid       *subscription  // the consumer the ack timeout took it from
 	sm          *store.Message // the store's record (see record)
 
 	// Only when some header needs escaping: the other versions' encodings.

@@ -30,6 +30,9 @@ type queue struct {
 	// pending are messages an asynchronous store has not yet confirmed,
 	// with the SEND or COMMIT waiting on them (nil when none waits).
 	pending map[*store.Message]*sendWait
+	// avoid are messages the ack timeout took back, with the consumer
+	// that held them (they go to another one if it can).
+	avoid map[*message]*subscription
 }
 
 // open returns the queue's store, opening it on first use (and again after
@@ -248,11 +251,13 @@ func (q *queue) dispatchLocked(b *batch) {
 				continue
 			}
 		}
-		if m.avoid != nil {
-			if m.avoid == sub {
-				sub, next = q.otherConsumer(sub, next)
+		if q.avoid != nil {
+			if s, ok := q.avoid[m]; ok {
+				if s == sub {
+					sub, next = q.otherConsumer(sub, next)
+				}
+				delete(q.avoid, m)
 			}
-			m.avoid = nil
 		}
 		q.next = next
 		if !sub.deliverQueued(m, q, b) {

@@ -34,9 +34,6 @@ type Message struct {
 	// the deliveries before it as at least one when they may have
 	// happened.
 	Deliveries int
-	// Handle is the store's own reference to a message it handed out
-	// (opaque to the broker, kept with the message until Ack).
-	Handle any
 	// Value is the broker's in-process form of the message. A store gives
 	// back, from Next, the *Message it was given (Value included) as long
 	// as it holds it in memory; one it had to read back from storage has a

@@ -63,6 +63,9 @@ type queue struct {
 	hinted   uint64 // the watermark written (see Store.writeHint)
 	scratch  []byte
 	reqBuf   []byte
+	// refs are the messages read from JetStream and not yet acknowledged,
+	// with what acknowledges them.
+	refs map[*store.Message]*fetched
 }
 
 type transient struct {
@@ -94,7 +97,6 @@ func (q *queue) Notify(fn func()) {
 // Append publishes m (asynchronously: ErrPending, then done), or keeps it
 // in memory when it is transient.
 func (q *queue) Append(m *store.Message, done store.Done) error {
-	m.Handle = nil
 	inMemory, dedup := readHeaders(m.Data)
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -172,7 +174,7 @@ func (q *queue) Next() (*store.Message, error) {
 		m := q.buf.PopFront()
 		q.taken++
 		m.Deliveries++
-		if f := m.Handle.(*fetched); f.seq > q.hinted {
+		if f := q.refs[m]; f != nil && f.seq > q.hinted {
 			// Written ahead of the deliveries, so that after a crash the
 			// ones that may have gone out are flagged redelivered.
 			to := f.seq + hintStep
@@ -242,7 +244,6 @@ func (q *queue) fetched(msg *nats.Msg) {
 		ID:      binary.BigEndian.Uint64(msg.Data[0:8]),
 		Expires: int64(binary.BigEndian.Uint64(msg.Data[8:16])),
 		Data:    msg.Data[headerLen:],
-		Handle:  f,
 	}
 	if seq <= q.mark {
 		f.sm.Deliveries = 1
@@ -254,6 +255,10 @@ func (q *queue) fetched(msg *nats.Msg) {
 	}
 	q.fetchedN++
 	q.buf.PushBack(&f.sm)
+	if q.refs == nil {
+		q.refs = make(map[*store.Message]*fetched)
+	}
+	q.refs[&f.sm] = f
 	if q.starved && !q.closed {
 		q.starved = false
 		fn = q.notify
@@ -321,11 +326,13 @@ var ackBody = []byte("+ACK")
 
 // Ack acknowledges a message; JetStream removes it.
 func (q *queue) Ack(m *store.Message) error {
-	f, ok := m.Handle.(*fetched)
-	if !ok {
+	q.mu.Lock()
+	f := q.refs[m]
+	delete(q.refs, m)
+	q.mu.Unlock()
+	if f == nil {
 		return nil // transient
 	}
-	m.Handle = nil
 	return q.s.nc.Publish(f.reply, ackBody)
 }
 
