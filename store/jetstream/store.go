@@ -155,6 +155,7 @@ type Store struct {
 
 	storeLatency atomic.Int64 // last publish round trip, ns
 	duplicates   atomic.Uint64
+	lastAck      atomic.Int64 // when the last acknowledgement came, Unix ns
 }
 
 // pub is a publish waiting for its acknowledgement.
@@ -613,7 +614,9 @@ func (s *Store) onPubAck(msg *nats.Msg) {
 	if p == nil {
 		return // timed out already
 	}
-	s.storeLatency.Store(int64(time.Since(p.at)))
+	now := time.Now()
+	s.lastAck.Store(now.UnixNano())
+	s.storeLatency.Store(int64(now.Sub(p.at)))
 	err := pubAckError(msg)
 	if err == nil && isDuplicate(msg.Data) {
 		s.duplicates.Add(1)
@@ -669,9 +672,12 @@ func pubAckError(msg *nats.Msg) error {
 // errTimeout fails publishes that got no acknowledgement in time.
 var errTimeout = errors.New("no acknowledgement from JetStream in time")
 
-// sweep fails publishes whose acknowledgement is overdue. They time out
-// in the order they were sent, so it looks only from the oldest one still
-// pending (sweepFrom) to the first one not overdue.
+// sweep fails publishes whose acknowledgement is overdue while no
+// acknowledgement at all came for PublishTimeout: a store that is slow but
+// progressing (a deep pipeline, --fsync always) is waited for, a stuck or
+// unreachable one is not. They time out in the order they were sent, so it
+// looks only from the oldest one still pending (sweepFrom) to the first one
+// not overdue.
 func (s *Store) sweep() {
 	defer s.wg.Done()
 	t := time.NewTicker(250 * time.Millisecond)
@@ -681,6 +687,9 @@ func (s *Store) sweep() {
 		case <-s.stop:
 			return
 		case now := <-t.C:
+			if now.Sub(time.Unix(0, s.lastAck.Load())) <= s.o.PublishTimeout {
+				continue
+			}
 			var failed []*pub
 			s.pmu.Lock()
 			for ; s.sweepFrom <= s.nextPub; s.sweepFrom++ {
