@@ -61,8 +61,10 @@ type queue struct {
 	sizeAvg  int
 	mark     uint64 // stream sequences up to mark may have been delivered by an earlier run
 	hinted   uint64 // the watermark written (see Store.writeHint)
-	scratch  []byte
-	reqBuf   []byte
+	// hinting is closed when the watermark being written is (nil: none).
+	hinting chan struct{}
+	scratch []byte
+	reqBuf  []byte
 	// refs are the messages read from JetStream and not yet acknowledged,
 	// with what acknowledges them.
 	refs map[*store.Message]*fetched
@@ -174,15 +176,8 @@ func (q *queue) Next() (*store.Message, error) {
 		m := q.buf.PopFront()
 		q.taken++
 		m.Deliveries++
-		if f := q.refs[m]; f != nil && f.seq > q.hinted {
-			// Written ahead of the deliveries, so that after a crash the
-			// ones that may have gone out are flagged redelivered.
-			to := f.seq + hintStep
-			if err := q.s.writeHint(q.durable, to); err != nil {
-				q.s.log.Warn("store: cannot write the redelivery mark; after a crash, messages delivered now may come again without redelivered:true", "queue", q.name, "err", err)
-			} else {
-				q.hinted = to
-			}
+		if f := q.refs[m]; f != nil {
+			q.markLocked(f.seq)
 		}
 		q.requestLocked(true)
 		return m, nil
@@ -190,6 +185,42 @@ func (q *queue) Next() (*store.Message, error) {
 	q.starved = true
 	q.requestLocked(true)
 	return nil, nil
+}
+
+// markLocked keeps the redelivery watermark ahead of seq, the message
+// about to be delivered: written in the background once the deliveries
+// pass half of the margin, and waited for only when they reach it, so
+// that after a crash the ones that may have gone out are flagged
+// redelivered. Lock held: q.mu.
+func (q *queue) markLocked(seq uint64) {
+	if seq+hintStep/2 <= q.hinted {
+		return
+	}
+	if q.hinting == nil {
+		to := max(seq, q.hinted) + hintStep
+		done := make(chan struct{})
+		q.hinting = done
+		go func() {
+			err := q.s.writeHint(q.durable, to)
+			q.mu.Lock()
+			if err == nil {
+				q.hinted = max(q.hinted, to)
+			} else {
+				q.s.log.Warn("store: cannot write the redelivery mark; after a crash, messages delivered now may come again without redelivered:true", "queue", q.name, "err", err)
+			}
+			q.hinting = nil
+			q.mu.Unlock()
+			close(done)
+		}()
+	}
+	if seq <= q.hinted {
+		return
+	}
+	done := q.hinting
+	q.mu.Unlock()
+	<-done // bounded by the publish timeout; if the write failed (said in
+	// the log), the message goes out anyway and the next one tries again
+	q.mu.Lock()
 }
 
 // unfetched is the backlog left on disk. Lock held: q.mu.

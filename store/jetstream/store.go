@@ -126,12 +126,15 @@ var ErrLocked = errors.New("data dir in use by another stompica")
 
 // Store is a store.Store on JetStream.
 type Store struct {
-	o    Options
-	log  *slog.Logger
-	ns   *natsserver.Server // nil with an external server
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	lock *os.File
+	o   Options
+	log *slog.Logger
+	ns  *natsserver.Server // nil with an external server
+	nc  *nats.Conn
+	// metaNC writes the redelivery watermarks: its own connection, so a
+	// write does not queue behind the messages being published.
+	metaNC *nats.Conn
+	js     jetstream.JetStream
+	lock   *os.File
 
 	ackPrefix   string // reply subjects of publishes: ackPrefix + n
 	fetchPrefix string // reply subjects of pull requests: fetchPrefix + queue id
@@ -241,6 +244,9 @@ func (s *Store) open() error {
 		return fmt.Errorf("jetstream store: cannot connect to NATS: %w", err)
 	}
 	s.nc = nc
+	if s.metaNC, err = nats.Connect(url, copts...); err != nil {
+		return fmt.Errorf("jetstream store: cannot connect to NATS: %w", err)
+	}
 	inbox := nats.NewInbox()
 	s.ackPrefix, s.fetchPrefix = inbox+".a.", inbox+".f."
 	ackSub, err := nc.Subscribe(s.ackPrefix+"*", s.onPubAck)
@@ -524,7 +530,7 @@ func (s *Store) hint(ctx context.Context, durable string) (uint64, error) {
 // waits for the store's acknowledgement: a delivery must not go out
 // before the mark that flags it after a crash.
 func (s *Store) writeHint(durable string, seq uint64) error {
-	msg, err := s.nc.Request(hintSubj+durable, binary.BigEndian.AppendUint64(nil, seq), s.o.PublishTimeout)
+	msg, err := s.metaNC.Request(hintSubj+durable, binary.BigEndian.AppendUint64(nil, seq), s.o.PublishTimeout)
 	if err != nil {
 		return err
 	}
@@ -565,6 +571,9 @@ func (s *Store) shutdown() {
 	s.wg.Wait()
 	if s.nc != nil {
 		s.nc.Close()
+	}
+	if s.metaNC != nil {
+		s.metaNC.Close()
 	}
 	if s.ns != nil {
 		s.ns.Shutdown()
