@@ -145,6 +145,11 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// PersistentMaxInputQueueSize caps Options.MaxInputQueueSize when the
+// store is persistent (store.Persistent): publishers to queues are paused
+// while that many messages await the store's confirmation.
+const PersistentMaxInputQueueSize = 65536
+
 // DefaultPort is the original stompica's port; DefaultTLSPort the TLS one.
 const (
 	DefaultPort    = 3490

@@ -51,6 +51,10 @@ func newRouter(s *Server, st store.Store) *router {
 	if p, ok := st.(store.Persistent); ok {
 		r.persistent, r.mem = true, store.NewMemory()
 		r.nextID.Store(p.IDFloor())
+		// The input gate then counts messages the store has yet to
+		// confirm (and the few it keeps in memory): buffering more than
+		// a moment of the store's rate only costs memory.
+		s.opts.MaxInputQueueSize = min(s.opts.MaxInputQueueSize, PersistentMaxInputQueueSize)
 	}
 	return r
 }

@@ -14,6 +14,7 @@
 package jetstream
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -35,6 +36,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"stompica/internal/deque"
 	"stompica/store"
 )
 
@@ -152,6 +154,11 @@ type Store struct {
 	nextPub uint64
 	// sweepFrom is the oldest publish that may be pending.
 	sweepFrom uint64
+	// inflight publishes were sent and await their acknowledgement;
+	// waiting ones wait for room (see maxInflight).
+	inflight      int
+	inflightBytes int
+	waiting       deque.Deque[*pub]
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -161,12 +168,18 @@ type Store struct {
 	lastAck      atomic.Int64 // when the last acknowledgement came, Unix ns
 }
 
-// pub is a publish waiting for its acknowledgement.
+// pub is a publish waiting for its acknowledgement (sent), or for room
+// to be sent (data).
 type pub struct {
-	q    *queue
-	m    *store.Message
-	done store.Done
-	at   time.Time
+	q     *queue
+	m     *store.Message
+	done  store.Done
+	at    time.Time
+	n     uint64
+	size  int
+	sent  bool
+	data  []byte
+	dedup string
 }
 
 // Open starts (or connects to) NATS and opens the store's streams.
@@ -586,30 +599,108 @@ func (s *Store) shutdown() {
 	}
 }
 
-// publish sends m to q's subject; the acknowledgement comes to onPubAck.
+// Bounds on the publishes awaiting their acknowledgement: JetStream refuses
+// publishes past its own inbound queue bound (100,000 messages or 128 MiB
+// per stream), so the store keeps the rest waiting, in order, and sends
+// them as acknowledgements come back.
+const (
+	maxInflight      = 8192
+	maxInflightBytes = 32 << 20
+)
+
+// publish sends m to q's subject (or queues it behind the publishes in
+// flight); the acknowledgement comes to onPubAck.
 func (s *Store) publish(q *queue, m *store.Message, done store.Done, data []byte, dedup []byte) error {
-	s.pmu.Lock()
-	s.nextPub++
-	n := s.nextPub
-	s.pending[n] = &pub{q: q, m: m, done: done, at: time.Now()}
-	s.pmu.Unlock()
-	var err error
-	reply := s.ackPrefix + strconv.FormatUint(n, 10)
+	p := &pub{q: q, m: m, done: done, at: time.Now(), size: len(data)}
 	if dedup != nil {
-		msg := nats.NewMsg(q.subj)
-		msg.Reply, msg.Data = reply, data
 		// Per queue: the same id sent to two queues is two messages.
-		msg.Header.Set(jetstream.MsgIDHeader, q.durable+":"+string(dedup))
+		p.dedup = q.durable + ":" + string(dedup)
+	}
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	s.nextPub++
+	p.n = s.nextPub
+	s.pending[p.n] = p
+	if s.waiting.Len() == 0 && s.roomLocked(p.size) {
+		if err := s.sendLocked(p, data); err != nil {
+			delete(s.pending, p.n)
+			return err
+		}
+		return nil
+	}
+	p.data = bytes.Clone(data)
+	s.waiting.PushBack(p)
+	return nil
+}
+
+// roomLocked reports whether a publish of size bytes may go now. Lock
+// held: s.pmu.
+func (s *Store) roomLocked(size int) bool {
+	return s.inflight == 0 || s.inflight < maxInflight && s.inflightBytes+size <= maxInflightBytes
+}
+
+// sendLocked publishes p. Lock held: s.pmu.
+func (s *Store) sendLocked(p *pub, data []byte) error {
+	reply := s.ackPrefix + strconv.FormatUint(p.n, 10)
+	var err error
+	if p.dedup != "" {
+		msg := nats.NewMsg(p.q.subj)
+		msg.Reply, msg.Data = reply, data
+		msg.Header.Set(jetstream.MsgIDHeader, p.dedup)
 		err = s.nc.PublishMsg(msg)
 	} else {
-		err = s.nc.PublishRequest(q.subj, reply, data)
+		err = s.nc.PublishRequest(p.q.subj, reply, data)
 	}
 	if err != nil {
-		s.pmu.Lock()
-		delete(s.pending, n)
-		s.pmu.Unlock()
+		return err
 	}
-	return err
+	p.sent = true
+	p.data = nil
+	s.inflight++
+	s.inflightBytes += p.size
+	return nil
+}
+
+// doneLocked ends p's time in flight. Lock held: s.pmu.
+func (s *Store) doneLocked(p *pub) {
+	if p.sent {
+		p.sent = false
+		s.inflight--
+		s.inflightBytes -= p.size
+	}
+}
+
+// drainLocked sends waiting publishes while there is room; it returns the
+// ones that failed. Lock held: s.pmu.
+func (s *Store) drainLocked(failed []failedPub) []failedPub {
+	for s.waiting.Len() > 0 {
+		p := s.waiting.Front()
+		if s.pending[p.n] != p { // failed meanwhile
+			s.waiting.PopFront()
+			continue
+		}
+		if !s.roomLocked(p.size) {
+			break
+		}
+		s.waiting.PopFront()
+		if err := s.sendLocked(p, p.data); err != nil {
+			delete(s.pending, p.n)
+			failed = append(failed, failedPub{p, err})
+		}
+	}
+	return failed
+}
+
+type failedPub struct {
+	p   *pub
+	err error
+}
+
+func (s *Store) fail(failed []failedPub) {
+	for _, f := range failed {
+		f.p.q.appended(f.err)
+		f.p.done.Appended(f.p.m, f.err)
+	}
 }
 
 // onPubAck completes a publish.
@@ -619,7 +710,13 @@ func (s *Store) onPubAck(msg *nats.Msg) {
 	s.pmu.Lock()
 	p := s.pending[n]
 	delete(s.pending, n)
+	var failed []failedPub
+	if p != nil {
+		s.doneLocked(p)
+		failed = s.drainLocked(nil)
+	}
 	s.pmu.Unlock()
+	s.fail(failed)
 	if p == nil {
 		return // timed out already
 	}
@@ -699,7 +796,7 @@ func (s *Store) sweep() {
 			if now.Sub(time.Unix(0, s.lastAck.Load())) <= s.o.PublishTimeout {
 				continue
 			}
-			var failed []*pub
+			var failed []failedPub
 			s.pmu.Lock()
 			for ; s.sweepFrom <= s.nextPub; s.sweepFrom++ {
 				p := s.pending[s.sweepFrom]
@@ -709,14 +806,13 @@ func (s *Store) sweep() {
 				if now.Sub(p.at) <= s.o.PublishTimeout {
 					break
 				}
-				failed = append(failed, p)
+				failed = append(failed, failedPub{p, errTimeout})
 				delete(s.pending, s.sweepFrom)
+				s.doneLocked(p)
 			}
+			failed = s.drainLocked(failed)
 			s.pmu.Unlock()
-			for _, p := range failed {
-				p.q.appended(errTimeout)
-				p.done.Appended(p.m, errTimeout)
-			}
+			s.fail(failed)
 		}
 	}
 }
@@ -724,16 +820,15 @@ func (s *Store) sweep() {
 // failPending fails every pending publish (at Close).
 func (s *Store) failPending(err error) {
 	s.pmu.Lock()
-	failed := make([]*pub, 0, len(s.pending))
+	failed := make([]failedPub, 0, len(s.pending))
 	for n, p := range s.pending {
-		failed = append(failed, p)
+		failed = append(failed, failedPub{p, err})
 		delete(s.pending, n)
+		s.doneLocked(p)
 	}
+	s.waiting.Reset()
 	s.pmu.Unlock()
-	for _, p := range failed {
-		p.q.appended(err)
-		p.done.Appended(p.m, err)
-	}
+	s.fail(failed)
 }
 
 // reconnected resets the pull requests lost with the connection and wakes
