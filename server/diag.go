@@ -6,10 +6,11 @@ import (
 
 	"stompica/auth"
 	"stompica/frame"
+	"stompica/store"
 )
 
 // diagQueries are the original stompica's DIAG queries.
-var diagQueries = []string{"session-size", "session-connected-size", "pubsub-size", "session", "subs", "ws_buffer", "stale"}
+var diagQueries = []string{"session-size", "session-connected-size", "pubsub-size", "session", "subs", "ws_buffer", "stale", "store"}
 
 // onDiag answers the original stompica's DIAG frame, or a SEND to a
 // destination starting with "DIAG", with a MESSAGE whose JSON body answers
@@ -85,6 +86,8 @@ func (s *Server) diag(query string) map[string]any {
 			"ttl_ms":               s.opts.TTL.Milliseconds(),
 			"undeliverable":        s.router.undeliverable.Load(),
 		}
+	case "store":
+		return s.storeDiag(snap)
 	}
 	return map[string]any{"error": "unknown DIAG query " + query, "queries": diagQueries}
 }
@@ -125,4 +128,23 @@ func (s *Server) snapshot() snapshot {
 		snap.Queued += q.Depth
 	}
 	return snap
+}
+
+// storeDiag answers the DIAG query "store": where queue messages live.
+func (s *Server) storeDiag(snap snapshot) map[string]any {
+	out := map[string]any{"kind": "memory", "durable": false, "queued": snap.Queued}
+	rep, ok := s.router.store.(store.Reporter)
+	if !ok {
+		return out
+	}
+	r, err := rep.Report()
+	out = map[string]any{
+		"kind": r.Kind, "durable": s.router.persistent, "location": r.Location, "queued": snap.Queued,
+		"stored_messages": r.Messages, "stored_bytes": r.Bytes, "queues": r.Queues,
+		"pending_publishes": r.Pending, "duplicates": r.Duplicates, "store_latency_us": r.Latency.Microseconds(),
+	}
+	if err != nil {
+		out["error"] = err.Error()
+	}
+	return out
 }

@@ -235,3 +235,28 @@ func TestJetStreamAutoAckRemoves(t *testing.T) {
 		t.Fatalf("queues after a restart: %+v, want none", qs)
 	}
 }
+
+// DIAG "store": where queue messages live, and how many are stored.
+func TestDiagStore(t *testing.T) {
+	mem := startServer(t, nil)
+	d := dial(t, mem, "tcp")
+	d.sendFrame(frame.DIAG, "store")
+	if v := diagAnswer(t, d); v["kind"] != "memory" || v["durable"] != false {
+		t.Errorf("memory store: %v", v)
+	}
+}
+
+func TestDiagStoreJetStream(t *testing.T) {
+	srv := startServer(t, func(o *Options) { o.Store = openJetStream(t, "") })
+	pub := connected(t, srv, "tcp")
+	for i := 0; i < 3; i++ {
+		pub.publish("/queue/diag", "m"+strconv.Itoa(i), "x-dedup-id", strconv.Itoa(i%2))
+	}
+	d := dial(t, srv, "tcp")
+	d.sendFrame(frame.DIAG, "store")
+	v := diagAnswer(t, d)
+	if v["kind"] != "jetstream" || v["durable"] != true || v["stored_messages"] != float64(2) ||
+		v["duplicates"] != float64(1) || v["queued"] != float64(2) || v["stored_bytes"].(float64) <= 0 {
+		t.Errorf("jetstream store: %v", v)
+	}
+}

@@ -12,7 +12,10 @@
 // streams found at start).
 package store
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // Message is one queue message as a store holds it. The broker fills ID,
 // Data, Expires and Value before Append; the store owns Deliveries.
@@ -126,4 +129,22 @@ type Persistent interface {
 	// IDFloor is the lowest message id the broker may give from now on,
 	// above every id the store holds.
 	IDFloor() uint64
+}
+
+// Reporter is implemented by a Store that reports its state (the DIAG
+// query "store").
+type Reporter interface {
+	Report() (Report, error)
+}
+
+// Report is a store's state at one moment.
+type Report struct {
+	Kind       string        `json:"kind"`     // e.g. "jetstream"
+	Location   string        `json:"location"` // data dir or NATS URL
+	Messages   uint64        `json:"stored_messages"`
+	Bytes      uint64        `json:"stored_bytes"`
+	Queues     int           `json:"queues"`
+	Pending    int           `json:"pending_publishes"` // awaiting the store's confirmation
+	Duplicates uint64        `json:"duplicates"`        // not stored again (de-duplication)
+	Latency    time.Duration `json:"store_latency_ns"`  // the last confirmation's round trip
 }

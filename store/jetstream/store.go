@@ -896,6 +896,17 @@ func (s *Store) Stats() (Stats, error) {
 		Latency: time.Duration(s.storeLatency.Load()), Duplicates: s.duplicates.Load()}, nil
 }
 
+// Report implements store.Reporter.
+func (s *Store) Report() (store.Report, error) {
+	st, err := s.Stats()
+	where := s.o.Dir
+	if where == "" {
+		where = s.o.URL
+	}
+	return store.Report{Kind: "jetstream", Location: where, Messages: st.Messages, Bytes: st.Bytes, Queues: st.Queues,
+		Pending: st.Pending, Duplicates: st.Duplicates, Latency: st.Latency}, err
+}
+
 // encodeName makes a destination one valid subject token.
 func encodeName(name string) string { return base64.RawURLEncoding.EncodeToString([]byte(name)) }
 
