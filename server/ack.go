@@ -137,14 +137,15 @@ func (q *queue) requeue(m *message, b *batch) {
 	if max := q.r.s.opts.MaxRedeliveries; max > 0 && sm.Deliveries > max && q.name != dlqName {
 		q.r.s.stats.deadLettered.Add(1)
 		delete(q.avoid, m)
-		if err := st.Ack(sm); err != nil {
-			q.r.s.log.Warn("store: ack on dead-lettering failed", "queue", q.name, "id", m.id, "err", err)
-		}
 		// queue() takes router.mu, which must not be taken under q.mu.
+		// The message leaves this queue's store once it is in the dead-
+		// letter queue's: a crash in between repeats it, never loses it.
 		go func() {
 			var b batch
 			if err := q.r.queue(dlqName).enqueue(m, &b, nil); err != nil {
-				q.r.s.log.Error("store: message lost on dead-lettering", "id", m.id, "err", err)
+				q.r.s.log.Error("store: cannot dead-letter; the message stays in its queue's store", "queue", q.name, "id", m.id, "err", err)
+			} else if err := q.ack(m); err != nil {
+				q.r.s.log.Warn("store: ack on dead-lettering failed", "queue", q.name, "id", m.id, "err", err)
 			}
 			b.flush()
 		}()
