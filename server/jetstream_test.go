@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -258,5 +259,24 @@ func TestDiagStoreJetStream(t *testing.T) {
 	if v["kind"] != "jetstream" || v["durable"] != true || v["stored_messages"] != float64(2) ||
 		v["duplicates"] != float64(1) || v["queued"] != float64(2) || v["stored_bytes"].(float64) <= 0 {
 		t.Errorf("jetstream store: %v", v)
+	}
+}
+
+// /metrics has the store's figures with a persistent store.
+func TestStoreMetrics(t *testing.T) {
+	srv := startServer(t, func(o *Options) { o.Store = openJetStream(t, "") })
+	pub := connected(t, srv, "tcp")
+	pub.publish("/queue/m", "one")
+	pub.publish("/queue/m", "two")
+	rec := httptest.NewRecorder()
+	srv.metricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{"stompica_store_messages 2\n", "stompica_store_pending_publishes 0\n", "stompica_store_duplicates_total 0\n"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if !strings.Contains(body, "stompica_store_latency_seconds ") || !strings.Contains(body, "stompica_store_bytes ") {
+		t.Errorf("/metrics lacks the store's latency or bytes")
 	}
 }
