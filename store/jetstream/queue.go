@@ -205,7 +205,7 @@ func (q *queue) markLocked(seq uint64) {
 			q.mu.Lock()
 			if err == nil {
 				q.hinted = max(q.hinted, to)
-			} else {
+			} else if !q.s.isClosed() {
 				q.s.log.Warn("store: cannot write the redelivery mark; after a crash, messages delivered now may come again without redelivered:true", "queue", q.name, "err", err)
 			}
 			q.hinting = nil

@@ -550,6 +550,12 @@ func (s *Store) writeHint(durable string, seq uint64) error {
 	return pubAckError(msg)
 }
 
+func (s *Store) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
 // Close waits (a bounded time) for the acknowledgements of the messages
 // published, then closes the connection and the embedded server.
 func (s *Store) Close() error {
