@@ -4,10 +4,14 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"stompica/frame"
 	"stompica/store"
@@ -279,4 +283,65 @@ func TestStoreMetrics(t *testing.T) {
 	if !strings.Contains(body, "stompica_store_latency_seconds ") || !strings.Contains(body, "stompica_store_bytes ") {
 		t.Errorf("/metrics lacks the store's latency or bytes")
 	}
+}
+
+// An external NATS (--nats) that goes away: a SEND to a durable queue gets
+// an ERROR with its receipt-id, topics keep flowing, and once NATS is back
+// the broker reconnects: SENDs are receipted and the stored messages are
+// delivered.
+func TestJetStreamExternalNATSGoesAway(t *testing.T) {
+	natsDir := t.TempDir()
+	runNATS := func(port int) *natsserver.Server {
+		ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: natsDir, NoSigs: true, NoLog: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Start()
+		if !ns.ReadyForConnections(waitTimeout) {
+			t.Fatal("NATS not ready")
+		}
+		return ns
+	}
+	ns := runNATS(-1)
+	port := ns.Addr().(*net.TCPAddr).Port
+	st, err := jetstream.Open(jetstream.Options{URL: ns.ClientURL(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PublishTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, func(o *Options) { o.Store = st })
+	pub := connected(t, srv, "tcp")
+	pub.publish("/queue/ext", "before")
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	sub := connected(t, srv, "tcp")
+	sub.subscribe("/topic/live", "t")
+	pub.publish("/topic/live", "topics flow")
+	sub.expectMessage("topics flow")
+	pub.sendFrame(frame.SEND, "lost", "destination", "/queue/ext", "receipt", "r-away")
+	if e := pub.expect(frame.ERROR); e.GetString("receipt-id") != "r-away" || !strings.Contains(e.GetString("message"), "store") {
+		t.Fatalf("SEND with NATS away: %s", fmtFrame(e))
+	}
+
+	ns = runNATS(port)
+	defer ns.Shutdown()
+	pub = connected(t, srv, "tcp")
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		id := pub.newReceipt()
+		pub.sendFrame(frame.SEND, "after", "destination", "/queue/ext", "receipt", id)
+		ev := pub.nextFrame("RECEIPT " + id)
+		if ev.f.Command == frame.RECEIPT {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no RECEIPT after NATS came back: %s", fmtFrame(ev.f))
+		}
+		pub = connected(t, srv, "tcp") // the ERROR closed it; try again
+		time.Sleep(50 * time.Millisecond)
+	}
+	c := connected(t, srv, "tcp")
+	c.subscribeNoWait("/queue/ext", "q")
+	c.expectMessage("before")
+	c.expectMessage("after")
 }
