@@ -484,6 +484,9 @@ func (r *router) load() error {
 	if err != nil {
 		return err
 	}
+	if err := r.loadDurables(); err != nil {
+		return err
+	}
 	for _, name := range names {
 		if err := r.queue(name).openStore(); err != nil {
 			return err

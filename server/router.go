@@ -35,6 +35,8 @@ type router struct {
 	retMu    sync.Mutex
 	retained []*message
 
+	dur durables // durable topic subscriptions
+
 	// Topic messages held by client-ack subscriptions for prefetch credit.
 	heldMsgs, heldBytes atomic.Int64
 }
@@ -99,6 +101,11 @@ func (r *router) publishFrom(m *message, b *batch, x *sendCtx) error {
 	if m.expires != 0 && m.expired(time.Now().UnixMilli()) {
 		r.s.stats.expired.Add(1)
 		return nil
+	}
+	if r.dur.count.Load() > 0 {
+		if err := r.copyToDurables(m, b, x); err != nil {
+			return err
+		}
 	}
 	r.mu.RLock()
 	subs := r.topics[m.dest]

@@ -148,3 +148,15 @@ type Report struct {
 	Duplicates uint64        `json:"duplicates"`        // not stored again (de-duplication)
 	Latency    time.Duration `json:"store_latency_ns"`  // the last confirmation's round trip
 }
+
+// Registry is implemented by a Store that keeps durable topic
+// subscriptions (name -> topic) across restarts.
+type Registry interface {
+	// SaveDurable records the durable subscription key on topic; an
+	// empty topic removes it.
+	SaveDurable(key, topic string) error
+	// LoadDurables returns every durable subscription recorded.
+	LoadDurables() (map[string]string, error)
+	// Purge drops every message of the named queue.
+	Purge(name string) error
+}

@@ -61,6 +61,7 @@ type queue struct {
 	sizeAvg  int
 	mark     uint64 // stream sequences up to mark may have been delivered by an earlier run
 	hinted   uint64 // the watermark written (see Store.writeHint)
+	handed   uint64 // the highest stream sequence Next handed out
 	// hinting is closed when the watermark being written is (nil: none).
 	hinting chan struct{}
 	scratch []byte
@@ -178,6 +179,7 @@ func (q *queue) Next() (*store.Message, error) {
 		m.Deliveries++
 		if f := q.refs[m]; f != nil {
 			q.markLocked(f.seq)
+			q.handed = max(q.handed, f.seq)
 		}
 		q.requestLocked(true)
 		return m, nil

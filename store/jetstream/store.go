@@ -488,8 +488,10 @@ func (s *Store) newQueue(name string) (*queue, error) {
 	durable := durableName(name)
 	q := &queue{s: s, name: name, subj: subjPrefix + encodeName(name), durable: durable}
 	q.next = "$JS.API.CONSUMER.MSG.NEXT." + streamName + "." + durable
-	if c, err := s.stream.Consumer(ctx, durable); err == nil {
-		q.mark = c.CachedInfo().Delivered.Stream
+	if _, err := s.stream.Consumer(ctx, durable); err == nil {
+		// The consumer's delivered mark counts the read-ahead too; the
+		// watermark (exact after a graceful stop, ahead after a crash)
+		// says what may have reached a client.
 		if err := s.stream.DeleteConsumer(ctx, durable); err != nil {
 			return nil, fmt.Errorf("jetstream store: queue %q: %w", name, err)
 		}
@@ -501,7 +503,7 @@ func (s *Store) newQueue(name string) (*queue, error) {
 	} else if hint > q.mark {
 		q.mark = hint
 	}
-	q.hinted = q.mark
+	q.hinted, q.handed = q.mark, q.mark
 	c, err := s.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       durable,
 		Description:   name,
@@ -577,6 +579,24 @@ func (s *Store) Close() error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	s.failPending(ErrClosed)
+	// A graceful stop: the watermarks become exact, so that after the
+	// restart only what reached a client is flagged redelivered.
+	s.mu.Lock()
+	qs := make([]*queue, 0, len(s.queues))
+	for _, q := range s.queues {
+		qs = append(qs, q)
+	}
+	s.mu.Unlock()
+	for _, q := range qs {
+		q.mu.Lock()
+		handed, hinted := q.handed, q.hinted
+		q.mu.Unlock()
+		if hinted > handed {
+			if err := s.writeHint(q.durable, handed); err != nil {
+				s.log.Warn("store: cannot write the exact redelivery mark; after the restart some messages not delivered may be flagged redelivered", "queue", q.name, "err", err)
+			}
+		}
+	}
 	s.shutdown()
 	return nil
 }
@@ -926,4 +946,70 @@ func decodeName(tok string) (string, error) {
 func durableName(name string) string {
 	h := sha256.Sum256([]byte(name))
 	return "q" + hex.EncodeToString(h[:16])
+}
+
+const durableSubj = metaSubj + "durable."
+
+// SaveDurable implements store.Registry: one meta subject per key.
+func (s *Store) SaveDurable(key, topic string) error {
+	var data []byte
+	if topic != "" {
+		data, _ = json.Marshal(map[string]string{"key": key, "topic": topic})
+	}
+	h := sha256.Sum256([]byte(key))
+	msg, err := s.metaNC.Request(durableSubj+hex.EncodeToString(h[:16]), data, s.o.PublishTimeout)
+	if err != nil {
+		return err
+	}
+	return pubAckError(msg)
+}
+
+// LoadDurables implements store.Registry.
+func (s *Store) LoadDurables() (map[string]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	meta, err := s.js.Stream(ctx, metaStream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := meta.Info(ctx, jetstream.WithSubjectFilter(durableSubj+"*"))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string)
+	for subj := range info.State.Subjects {
+		m, err := meta.GetLastMsgForSubject(ctx, subj)
+		if err != nil {
+			return nil, err
+		}
+		var rec map[string]string
+		if len(m.Data) == 0 || json.Unmarshal(m.Data, &rec) != nil || rec["key"] == "" {
+			continue
+		}
+		out[rec["key"]] = rec["topic"]
+	}
+	return out, nil
+}
+
+// Purge implements store.Registry: the queue's messages are dropped from
+// the stream and from what the queue holds.
+func (s *Store) Purge(name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(subjPrefix+encodeName(name))); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	q := s.queues[name]
+	s.mu.Unlock()
+	if q != nil {
+		q.mu.Lock()
+		q.head.Reset()
+		q.buf.Reset()
+		q.trans.Reset()
+		clear(q.refs)
+		q.stored, q.fetchedN = 0, 0
+		q.mu.Unlock()
+	}
+	return nil
 }
