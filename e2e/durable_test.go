@@ -411,3 +411,42 @@ func TestDurableDataDirForeign(t *testing.T) {
 		t.Fatalf("the foreign file was touched: %q %v", b, err)
 	}
 }
+
+// Durable topic subscriptions with python3-stomp, each header style: the
+// subscriber leaves, three messages are published, the broker restarts,
+// and the subscriber gets exactly those three in order; after its
+// UNSUBSCRIBE with the headers, nothing is kept.
+func TestDurablePythonSubscriptions(t *testing.T) {
+	requirePythonStomp(t)
+	for _, style := range []string{"activemq", "artemis", "rabbitmq"} {
+		t.Run(style, func(t *testing.T) {
+			dir := t.TempDir()
+			b := startBrokerProc(t, "--data-dir", dir)
+			py := func(addr, step string, want int) string {
+				host, port, _ := net.SplitHostPort(addr)
+				ctx, cancel := context.WithTimeout(context.Background(), pythonTimeout)
+				defer cancel()
+				cmd := exec.CommandContext(ctx, debianPython, "python/durable_e2e.py", style, step, "--host", host, "--port", port, "--want", strconv.Itoa(want))
+				cmd.Env = pythonEnv()
+				out, err := cmd.CombinedOutput()
+				if err != nil || !strings.Contains(string(out), "PASS "+step) {
+					t.Fatalf("python %s %s: %v\n%s", style, step, err, out)
+				}
+				return string(out)
+			}
+			py(b.addr, "away", 0)
+			for i := 1; i <= 3; i++ {
+				publishReceipted(t, b.addr, "/topic/py.news", fmt.Sprintf("n%d", i), 1, "")
+			}
+			b.stop(t)
+			b = startBrokerProc(t, "--data-dir", dir)
+			if out := py(b.addr, "resume", 3); !strings.Contains(out, "GOT n1-0,n2-0,n3-0\n") {
+				t.Fatalf("after the restart:\n%s", out)
+			}
+			publishReceipted(t, b.addr, "/topic/py.news", "after", 1, "")
+			if out := py(b.addr, "resume", 0); !strings.Contains(out, "GOT \n") {
+				t.Fatalf("after UNSUBSCRIBE with the headers, still kept:\n%s", out)
+			}
+		})
+	}
+}
