@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"stompica/internal/deque"
+	"stompica/store"
 )
 
 type ackMode uint8
@@ -18,11 +19,13 @@ const (
 
 // unacked is a delivery awaiting ACK or NACK; q is nil for topic messages.
 // In an ackList, m is nil for a delivery acknowledged out of order (a
-// hole, whose id stays for the binary search).
+// hole, whose id stays for the binary search). at is when a queue message
+// went out (Unix ns), with Options.AckTimeout.
 type unacked struct {
 	id uint64
 	m  *message
 	q  *queue
+	at int64
 }
 
 // ackList is a subscription's unacknowledged deliveries in wire order. It
@@ -49,12 +52,12 @@ func (l *ackList) reset() {
 }
 
 // push appends a delivery (the newest on the wire).
-func (l *ackList) push(m *message, q *queue) {
+func (l *ackList) push(m *message, q *queue, at int64) {
 	if l.d.Len() > 0 && m.id <= l.last {
 		l.unsorted = true
 	}
 	l.last = m.id
-	l.d.PushBack(unacked{id: m.id, m: m, q: q})
+	l.d.PushBack(unacked{id: m.id, m: m, q: q, at: at})
 	l.live.Add(1)
 }
 
@@ -161,10 +164,12 @@ func (l *ackList) all() iter.Seq[unacked] {
 	}
 }
 
+// has reports whether mid awaits acknowledgement, or did until the ack
+// timeout took it back (its late ACK or NACK is then ignored).
 func (s *subscription) has(mid uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.unacked.find(mid) >= 0
+	return s.unacked.find(mid) >= 0 || len(s.expired) > 0 && slices.Contains(s.expired, mid)
 }
 
 // take removes the delivery mid (and, in ack mode client, all earlier
@@ -268,24 +273,46 @@ func (q *queue) requeue(m *message, b *batch) {
 	q.redelivered.Add(1)
 	if max := q.r.s.opts.MaxRedeliveries; max > 0 && sm.Deliveries > max && q.name != dlqName {
 		q.r.s.stats.deadLettered.Add(1)
-		if err := st.Ack(sm); err != nil {
-			q.r.s.log.Warn("store: ack on dead-lettering failed", "queue", q.name, "id", m.id, "err", err)
-		}
+		delete(q.avoid, m)
 		// queue() takes router.mu, which must not be taken under q.mu.
+		// The message leaves this queue's store once it is in the dead-
+		// letter queue's: a crash in between repeats it, never loses it.
+		// The dead-letter queue gets a copy: the original is recycled once
+		// acknowledged here, and the copy may be consumed meanwhile.
+		dead, err := deadLetterCopy(m)
+		if err != nil {
+			q.r.s.log.Error("store: cannot dead-letter; the message stays in its queue's store", "queue", q.name, "id", m.id, "err", err)
+			return
+		}
 		go func() {
 			var b batch
-			if err := q.r.queue(dlqName).enqueue(m, &b, nil); err != nil {
-				q.r.s.log.Error("store: message lost on dead-lettering", "id", m.id, "err", err)
+			if err := q.r.queue(dlqName).enqueue(dead, &b, nil); err != nil {
+				q.r.s.log.Error("store: cannot dead-letter; the message stays in its queue's store", "queue", q.name, "id", m.id, "err", err)
+			} else if err := q.ack(m); err != nil {
+				q.r.s.log.Warn("store: ack on dead-lettering failed", "queue", q.name, "id", m.id, "err", err)
 			}
 			b.flush()
 		}()
 		return
 	}
-	q.r.s.input.add(m)
+	q.r.s.input.hold(m)
 	if err := st.Requeue(sm, true); err != nil {
-		q.r.s.input.remove(m)
+		q.r.s.input.free(m)
 		q.r.s.log.Error("store: requeue failed", "queue", q.name, "id", m.id, "err", err)
 	}
+}
+
+// deadLetterCopy is the message as the dead-letter queue takes it: a copy
+// of its own (same id, headers, body and expiry), flagged redelivered, that
+// keeps its delivery count.
+func deadLetterCopy(m *message) (*message, error) {
+	d, err := parseEncoded(m.shared)
+	if err != nil {
+		return nil, err
+	}
+	d.expires, d.redelivered = m.expires, true
+	d.sm = &store.Message{Deliveries: m.sm.Deliveries}
+	return d, nil
 }
 
 // ack tells the store that a delivered message is done with. A message of
@@ -319,7 +346,8 @@ func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) (bool, 
 	var one [1]unacked
 	taken := sub.take(mid, one[:0])
 	if len(taken) == 0 {
-		return false, nil
+		// Taken back by the ack timeout: too late, but not an error.
+		return sub.timedOut(mid), nil
 	}
 	if nack {
 		r.s.stats.nacks.Add(uint64(len(taken)))

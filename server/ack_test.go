@@ -43,7 +43,7 @@ func TestAckListMatchesSlice(t *testing.T) {
 					continue
 				}
 			}
-			l.push(msg(id), nil)
+			l.push(msg(id), nil, 0)
 			ref = append(ref, id)
 		case r < 17:
 			id := pick()
@@ -107,11 +107,11 @@ func TestAckListMatchesSlice(t *testing.T) {
 func TestAckListOutOfOrderBounded(t *testing.T) {
 	var l ackList
 	first := &message{id: 1}
-	l.push(first, nil)
+	l.push(first, nil, 0)
 	m := &message{}
 	for id := uint64(2); id < 200_000; id++ {
 		m.id = id
-		l.push(m, nil)
+		l.push(m, nil, 0)
 		if i := l.find(id); i < 0 {
 			t.Fatalf("delivery %d not found", id)
 		} else {
@@ -134,7 +134,7 @@ func BenchmarkAckListIndividual(b *testing.B) {
 	msgs := make([]message, 1000)
 	for i := range msgs {
 		msgs[i].id = uint64(i + 1)
-		l.push(&msgs[i], nil)
+		l.push(&msgs[i], nil, 0)
 	}
 	b.ReportAllocs()
 	next := uint64(len(msgs))
@@ -143,7 +143,7 @@ func BenchmarkAckListIndividual(b *testing.B) {
 		l.takeAt(l.find(m.id))
 		next++
 		m.id = next
-		l.push(m, nil)
+		l.push(m, nil, 0)
 	}
 }
 

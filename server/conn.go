@@ -49,6 +49,7 @@ type conn struct {
 	pooled    *[]byte
 	connected bool
 	login     string
+	clientID  string // CONNECT client-id (durable topic subscriptions)
 	subs      map[string]*subscription
 	subSeq    uint64
 	txs       map[string]*transaction

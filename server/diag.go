@@ -6,10 +6,11 @@ import (
 
 	"stompica/auth"
 	"stompica/frame"
+	"stompica/store"
 )
 
 // diagQueries are the original stompica's DIAG queries.
-var diagQueries = []string{"session-size", "session-connected-size", "pubsub-size", "session", "subs", "ws_buffer", "stale"}
+var diagQueries = []string{"session-size", "session-connected-size", "pubsub-size", "session", "subs", "ws_buffer", "stale", "store"}
 
 // onDiag answers the original stompica's DIAG frame, or a SEND to a
 // destination starting with "DIAG", with a MESSAGE whose JSON body answers
@@ -46,7 +47,7 @@ func (c *conn) onDiag(f *frame.Frame) error {
 
 // diagParts is what each DIAG query needs of the snapshot beyond the
 // counters and the connection counts.
-var diagParts = map[string]snapParts{"subs": snapQueues | snapTopics, "stale": snapQueues}
+var diagParts = map[string]snapParts{"subs": snapQueues | snapTopics, "stale": snapQueues, "store": snapQueues}
 
 // diag computes the answer to one DIAG query.
 func (s *Server) diag(query string) map[string]any {
@@ -97,5 +98,26 @@ func (s *Server) diag(query string) map[string]any {
 			"ttl_ms":               s.opts.TTL.Milliseconds(),
 			"undeliverable":        snap.Undeliverable,
 		}
+	case "store":
+		return s.storeDiag(snap)
 	}
+}
+
+// storeDiag answers the DIAG query "store": where queue messages live.
+func (s *Server) storeDiag(snap *snapshot) map[string]any {
+	out := map[string]any{"kind": "memory", "durable": false, "queued": snap.Queued}
+	rep, ok := s.router.store.(store.Reporter)
+	if !ok {
+		return out
+	}
+	r, err := rep.Report()
+	out = map[string]any{
+		"kind": r.Kind, "durable": s.router.persistent, "location": r.Location, "queued": snap.Queued,
+		"stored_messages": r.Messages, "stored_bytes": r.Bytes, "queues": r.Queues,
+		"pending_publishes": r.Pending, "duplicates": r.Duplicates, "store_latency_us": r.Latency.Microseconds(),
+	}
+	if err != nil {
+		out["error"] = err.Error()
+	}
+	return out
 }

@@ -24,6 +24,24 @@ type inputGate struct {
 	released chan struct{} // closed when the pause ends
 }
 
+// hold counts m once, as long as it waits in a queue's memory: hold and
+// free are idempotent per message (lock held: the mu of the queue that
+// holds m), so a message a persistent store has taken to disk can be freed
+// early and is not freed twice.
+func (g *inputGate) hold(m *message) {
+	if !m.gated {
+		m.gated = true
+		g.add(m)
+	}
+}
+
+func (g *inputGate) free(m *message) {
+	if m.gated {
+		m.gated = false
+		g.remove(m)
+	}
+}
+
 func (g *inputGate) add(m *message) {
 	g.msgs.Add(1)
 	g.bytes.Add(int64(len(m.shared)))

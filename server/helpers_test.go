@@ -69,6 +69,9 @@ func startServer(t *testing.T, configure func(*Options)) *Server {
 	if configure != nil {
 		configure(&opts)
 	}
+	if opts.Store == nil && testStore != nil {
+		opts.Store = testStore(t)
+	}
 	srv, err := New(&opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)

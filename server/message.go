@@ -26,6 +26,7 @@ type message struct {
 
 	// Guarded by the owning queue's mu (queue messages only).
 	redelivered bool
+	gated       bool           // counted by the input gate (see inputGate.hold)
 	sm          *store.Message // the store's record (see record)
 
 	// esc is set only when some header needs escaping: what the other

@@ -138,6 +138,11 @@ type Options struct {
 	// MaxRedeliveries moves a queue message to the dead-letter queue
 	// "/queue/DLQ" after that many redeliveries (0 = never).
 	MaxRedeliveries int
+	// AckTimeout, when positive, takes back a queue message a client-ack
+	// consumer has held that long without ACK or NACK and redelivers it,
+	// flagged redelivered, preferably to another consumer (0 = off). A
+	// late ACK or NACK of it is ignored.
+	AckTimeout time.Duration
 
 	// Store holds queue messages (nil = store.NewMemory(), in memory).
 	// A store error on SEND is answered with an ERROR, never a RECEIPT.
@@ -161,6 +166,11 @@ type Options struct {
 	// Logger receives the broker's logs (default slog.Default()).
 	Logger *slog.Logger
 }
+
+// PersistentMaxInputQueueSize caps Options.MaxInputQueueSize when the
+// store is persistent (store.Persistent): publishers to queues are paused
+// while that many messages await the store's confirmation.
+const PersistentMaxInputQueueSize = 65536
 
 // The defaults: an Options field left at 0 takes the value below (the
 // stompica command's flags show and use these, so there is one source of

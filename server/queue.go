@@ -32,18 +32,24 @@ type queue struct {
 	// with the SEND or COMMIT waiting on them (nil when none waits). They
 	// are not recycled (see release) before the store's answer.
 	pending map[*store.Message]*sendWait
+	// avoid are messages the ack timeout took back, with the consumer
+	// that held them (they go to another one if it can).
+	avoid map[*message]*subscription
 }
 
 // open returns the queue's store, opening it on first use (and again after
 // a failed attempt). Lock held: q.mu.
 func (q *queue) open() (store.Queue, error) {
 	if q.st == nil {
-		st, err := q.r.store.Open(q.name)
+		st, err := q.r.storeFor(q.name).Open(q.name)
 		if err != nil {
 			q.r.s.log.Warn("store: cannot open queue", "queue", q.name, "err", err)
 			return nil, &storeError{op: "open", queue: q.name, err: err}
 		}
 		q.st = st
+		if n, ok := st.(store.Notifier); ok {
+			n.Notify(q.ready)
+		}
 	}
 	return q.st, nil
 }
@@ -64,22 +70,24 @@ func (q *queue) enqueue(m *message, b *batch, x *sendCtx) error {
 		return err
 	}
 	sm := m.record()
-	q.r.s.input.add(m)
+	q.r.s.input.hold(m)
 	switch err := st.Append(sm, q); {
 	case err == nil:
 		q.enqueued.Add(1)
 		q.dispatchLocked(b)
 	case errors.Is(err, store.ErrPending):
+		// Tracked even without a waiter: the queue is not dropped while
+		// the store has yet to confirm.
 		if q.pending == nil {
 			q.pending = make(map[*store.Message]*sendWait)
 		}
-		var w *sendWait
+		var sw *sendWait
 		if x != nil {
-			w = x.wait()
+			sw = x.wait()
 		}
-		q.pending[sm] = w
+		q.pending[sm] = sw
 	default:
-		q.r.s.input.remove(m)
+		q.r.s.input.free(m)
 		q.mu.Unlock()
 		return &storeError{op: "append to", queue: q.name, err: err}
 	}
@@ -95,11 +103,15 @@ func (q *queue) Appended(sm *store.Message, err error) {
 	delete(q.pending, sm)
 	if err != nil {
 		if m, ok := sm.Value.(*message); ok {
-			q.r.s.input.remove(m)
+			q.r.s.input.free(m)
 		}
 		err = &storeError{op: "append to", queue: q.name, err: err}
 	} else {
 		q.enqueued.Add(1)
+		if m, ok := sm.Value.(*message); ok && q.r.persistent {
+			// On disk now: read back when due, not held in memory.
+			q.r.s.input.free(m)
+		}
 	}
 	var b batch
 	if err == nil {
@@ -185,6 +197,14 @@ func (w *sendWait) done(err error) {
 // goes out once the store confirms (see sendWait).
 var errReceiptLater = errors.New("receipt after the store confirms")
 
+// ready is called by a store whose Next came back empty when messages
+// have arrived since (see store.Notifier).
+func (q *queue) ready() {
+	var b batch
+	q.dispatch(&b)
+	b.flush()
+}
+
 func (q *queue) dispatch(b *batch) {
 	q.mu.Lock()
 	q.dispatchLocked(b)
@@ -232,17 +252,25 @@ func (q *queue) dispatchLocked(b *batch) {
 				continue
 			}
 		}
+		if q.avoid != nil {
+			if s, ok := q.avoid[m]; ok {
+				if s == sub {
+					sub, next = q.otherConsumer(sub, next)
+				}
+				delete(q.avoid, m)
+			}
+		}
 		q.next = next
 		if !sub.deliverQueued(m, q, b) {
-			q.r.s.input.add(m)
+			q.r.s.input.hold(m)
 			if err := st.Requeue(m.sm, false); err != nil {
-				q.r.s.input.remove(m)
+				q.r.s.input.free(m)
 				q.r.s.log.Error("store: requeue failed", "queue", q.name, "id", m.id, "err", err)
 			}
 			return
 		}
 		q.delivered.Add(1)
-		if sub.ack == ackAuto {
+		if sub.ack == ackAuto { // done with once written out
 			q.end(st, m, "consumed")
 		}
 	}
@@ -269,6 +297,19 @@ func (q *queue) release(m *message) {
 	m.release()
 }
 
+// otherConsumer is the next consumer after sub (at next) that has
+// credit, or sub itself when there is none. Lock held: q.mu.
+func (q *queue) otherConsumer(sub *subscription, next int) (*subscription, int) {
+	n := len(q.consumers)
+	for i := 0; i < n-1; i++ {
+		j := (next + i) % n
+		if s := q.consumers[j]; s != sub && s.credit() {
+			return s, (j + 1) % n
+		}
+	}
+	return sub, next
+}
+
 // take takes the head message from the store; the memory budget stops
 // counting it. Lock held: q.mu.
 func (q *queue) take(st store.Queue) (*message, error) {
@@ -278,12 +319,14 @@ func (q *queue) take(st store.Queue) (*message, error) {
 			return nil, err
 		}
 		if m, ok := sm.Value.(*message); ok {
-			q.r.s.input.remove(m)
+			q.r.s.input.free(m)
 			return m, nil
 		}
-		// Read back from storage: never counted in the budget.
+		// Read back from storage: never counted in the budget. Flagged
+		// redelivered when it may have been delivered before.
 		m, err := q.r.decode(sm)
 		if err == nil {
+			m.redelivered = sm.Deliveries > 1
 			return m, nil
 		}
 		q.r.s.log.Error("store: undecodable message dropped", "queue", q.name, "id", sm.ID, "err", err)
@@ -451,6 +494,9 @@ func (r *router) queueList() []*queue {
 func (r *router) load() error {
 	names, err := r.store.Load()
 	if err != nil {
+		return err
+	}
+	if err := r.loadDurables(); err != nil {
 		return err
 	}
 	for _, name := range names {

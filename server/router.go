@@ -18,6 +18,10 @@ type router struct {
 	s      *Server
 	nextID atomic.Uint64
 	store  store.Store // where queue messages live
+	// persistent is set when the store keeps messages on disk; temporary
+	// queues then live in mem.
+	persistent bool
+	mem        store.Store
 
 	mu            sync.RWMutex
 	topics        map[string][]*subscription // copy-on-write slices
@@ -31,6 +35,8 @@ type router struct {
 
 	retMu    sync.Mutex
 	retained []*message
+
+	dur durables // durable topic subscriptions
 
 	// Topic messages held by client-ack subscriptions for prefetch credit.
 	heldMsgs, heldBytes atomic.Int64
@@ -59,7 +65,24 @@ func newRouter(s *Server, st store.Store) *router {
 	if r.link != nil {
 		r.patternRefs = make(map[string]int)
 	}
+	if p, ok := st.(store.Persistent); ok {
+		r.persistent, r.mem = true, store.NewMemory()
+		r.nextID.Store(max(p.IDFloor(), cluster.IDBase(r.node)))
+		// The input gate then counts messages the store has yet to
+		// confirm (and the few it keeps in memory): buffering more than
+		// a moment of the store's rate only costs memory.
+		s.opts.MaxInputQueueSize = min(s.opts.MaxInputQueueSize, PersistentMaxInputQueueSize)
+	}
 	return r
+}
+
+// storeFor is the store of the named queue: temporary queues stay in
+// memory whatever the store.
+func (r *router) storeFor(name string) store.Store {
+	if r.persistent && (strings.HasPrefix(name, tempPrefix) || strings.HasPrefix(name, replyPrefix)) {
+		return r.mem
+	}
+	return r.store
 }
 
 // isQueue reports whether dest is a work queue: "/queue/...", the original's
@@ -93,6 +116,11 @@ func (r *router) publishFrom(m *message, b *batch, x *sendCtx) error {
 	if m.expires != 0 && m.expired(time.Now().UnixMilli()) {
 		r.s.stats.expired.Add(1)
 		return nil
+	}
+	if r.dur.count.Load() > 0 {
+		if err := r.copyToDurables(m, b, x); err != nil {
+			return err
+		}
 	}
 	if r.link != nil {
 		r.link.Published(m.dest, m.shared)

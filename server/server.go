@@ -176,6 +176,13 @@ func (s *Server) Start() error {
 			s.acceptLoop(ln)
 		}()
 	}
+	if s.opts.AckTimeout > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.ackTimeoutLoop()
+		}()
+	}
 	s.authWarnings()
 	s.logConnLimit()
 	return nil

@@ -132,6 +132,7 @@ func (c *conn) onConnect(f *frame.Frame) bool {
 		return false
 	}
 	c.login = login
+	c.clientID = f.GetString("client-id")
 	c.version = v
 	c.parser.Version = v
 	c.connected = true
@@ -273,6 +274,17 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 		target = c.tempName(target)
 		c.useTemp()
 	}
+	if !isQueue(target) { // a durable topic subscription reads its own queue
+		key, err := c.durableKey(f)
+		if err != nil {
+			return err
+		}
+		if key != "" {
+			if target, err = c.s.router.durableSubscribe(key, target); err != nil {
+				return err
+			}
+		}
+	}
 	c.subSeq++
 	sub := newSubscription(c, string(id), target, mode, prefetch, c.subSeq)
 	if c.subs == nil {
@@ -291,12 +303,21 @@ func (c *conn) onUnsubscribe(f *frame.Frame) error {
 	if !ok {
 		return protoError("UNSUBSCRIBE frame has no id header")
 	}
+	key, err := c.durableKey(f) // UNSUBSCRIBE with these headers ends a durable subscription
+	if err != nil {
+		return err
+	}
 	sub := c.subs[string(id)]
-	if sub == nil {
+	if sub == nil && key == "" {
 		return protoError("no subscription with id " + strconv.Quote(string(id)))
 	}
-	delete(c.subs, sub.id)
-	c.s.router.unsubscribe(sub, &c.batch)
+	if sub != nil {
+		delete(c.subs, sub.id)
+		c.s.router.unsubscribe(sub, &c.batch)
+	}
+	if key != "" {
+		return c.s.router.durableRemove(key)
+	}
 	return nil
 }
 

@@ -36,6 +36,9 @@ type subscription struct {
 	// pending-bytes cap.
 	held      deque.Deque[*message]
 	heldBytes int
+	// expired are ids of deliveries the ack timeout took back (the
+	// latest ackTimeoutMemory), so a late ACK of one is not an error.
+	expired []uint64
 }
 
 func newSubscription(c *conn, id, dest string, mode ackMode, prefetch int, idx uint64) *subscription {
@@ -125,7 +128,7 @@ func (s *subscription) deliverTopic(m *message, b *batch) bool {
 			c.mu.Unlock()
 			return true
 		}
-		s.unacked.push(m, nil)
+		s.unacked.push(m, nil, 0)
 		s.mu.Unlock()
 	}
 	c.appendDeliveryLocked(b, m)
@@ -162,7 +165,7 @@ func (s *subscription) fillTopic(b *batch) {
 				continue
 			}
 		}
-		s.unacked.push(m, nil)
+		s.unacked.push(m, nil, 0)
 		b.scratch = s.appendPrefix(b.scratch[:0], m, false)
 		c.appendDeliveryLocked(b, m)
 	}
@@ -202,8 +205,12 @@ func (s *subscription) deliverQueued(m *message, q *queue, b *batch) bool {
 		return false
 	}
 	if s.ack != ackAuto {
+		var at int64
+		if c.s.opts.AckTimeout > 0 {
+			at = time.Now().UnixNano()
+		}
 		s.mu.Lock()
-		s.unacked.push(m, q)
+		s.unacked.push(m, q, at)
 		s.mu.Unlock()
 	}
 	c.appendDeliveryLocked(b, m)

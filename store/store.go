@@ -12,7 +12,10 @@
 // streams found at start).
 package store
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // Message is one queue message as a store holds it. The broker fills ID,
 // Data, Expires and Value before Append; the store owns Deliveries.
@@ -20,14 +23,19 @@ type Message struct {
 	// ID is the broker's message id (the MESSAGE frame's message-id).
 	ID uint64
 	// Data is the message as the broker encodes it: what a persistent store
-	// writes, and gives back in the Messages it loads.
+	// writes, and gives back in the Messages it loads. It is the MESSAGE
+	// frame after its command line (headers escaped as in STOMP 1.2), so a
+	// store may read headers meant for it (persistent:false, x-dedup-id).
 	Data []byte
 	// Expires is when the message expires, in Unix milliseconds (0 =
 	// never). The broker drops expired messages when it takes them; a
 	// store may also use it to discard them sooner.
 	Expires int64
 	// Deliveries is how many times Next handed the message out, this one
-	// included. A Requeue that undoes a delivery takes it back.
+	// included. A Requeue that undoes a delivery takes it back. A
+	// persistent store that read the message back after a restart counts
+	// the deliveries before it as at least one when they may have
+	// happened.
 	Deliveries int
 	// Value is the broker's in-process form of the message. A store gives
 	// back, from Next, the *Message it was given (Value included) as long
@@ -103,4 +111,52 @@ type Store interface {
 
 	// Close releases the store, after the broker closed its queues.
 	Close() error
+}
+
+// Notifier is implemented by a Queue whose Next may find nothing at hand
+// while Len is not zero (the messages are stored, and being read back).
+// The broker calls Notify once after Open; the queue then calls fn, from a
+// goroutine of its own and without its locks held, when Next has come back
+// empty and messages have arrived since.
+type Notifier interface {
+	Notify(fn func())
+}
+
+// Persistent is implemented by a Store whose queues keep stored messages
+// out of the broker's memory (on disk, read back when due): the broker
+// stops counting a message against its memory budget once it is stored.
+type Persistent interface {
+	// IDFloor is the lowest message id the broker may give from now on,
+	// above every id the store holds.
+	IDFloor() uint64
+}
+
+// Reporter is implemented by a Store that reports its state (the DIAG
+// query "store").
+type Reporter interface {
+	Report() (Report, error)
+}
+
+// Report is a store's state at one moment.
+type Report struct {
+	Kind       string        `json:"kind"`     // e.g. "jetstream"
+	Location   string        `json:"location"` // data dir or NATS URL
+	Messages   uint64        `json:"stored_messages"`
+	Bytes      uint64        `json:"stored_bytes"`
+	Queues     int           `json:"queues"`
+	Pending    int           `json:"pending_publishes"` // awaiting the store's confirmation
+	Duplicates uint64        `json:"duplicates"`        // not stored again (de-duplication)
+	Latency    time.Duration `json:"store_latency_ns"`  // the last confirmation's round trip
+}
+
+// Registry is implemented by a Store that keeps durable topic
+// subscriptions (name -> topic) across restarts.
+type Registry interface {
+	// SaveDurable records the durable subscription key on topic; an
+	// empty topic removes it.
+	SaveDurable(key, topic string) error
+	// LoadDurables returns every durable subscription recorded.
+	LoadDurables() (map[string]string, error)
+	// Purge drops every message of the named queue.
+	Purge(name string) error
 }

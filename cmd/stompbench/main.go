@@ -110,6 +110,13 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.vhost, "vhost", "/", "CONNECT host header (virtual host)")
 	fs.StringVar(&cfg.dest, "dest", "", "destination (default /topic/bench.fanout, /queue/bench.queue,\n/topic/bench.latency, /topic/bench.conns[.N])")
 	fs.IntVar(&cfg.size, "size", 117, "message body size in `bytes` (at least 40)")
+	fs.Func("header", "fanout/queue/latency: add this `key:value` header to every SEND (repeatable; e.g. persistent:true)", func(v string) error {
+		if k, _, ok := strings.Cut(v, ":"); !ok || k == "" {
+			return fmt.Errorf("want key:value, got %q", v)
+		}
+		sendHeaders = append(sendHeaders, v)
+		return nil
+	})
 	fs.DurationVar(&cfg.timeout, "timeout", 60*time.Second, "deadline for the whole run; it then ends and reports what it got")
 	fs.BoolVar(&cfg.json, "json", false, "print one JSON object instead of the table")
 	fs.IntVar(&cfg.pid, "pid", 0, "broker `PID`: report its CPU time and RSS from /proc")

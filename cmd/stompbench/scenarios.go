@@ -299,6 +299,9 @@ func (b *bench) publish(name, dest string, prod, n int, rate float64, stamp bool
 	}()
 }
 
+// sendHeaders are extra SEND headers (--header), "key:value" each.
+var sendHeaders []string
+
 // sendTemplate is a pre-encoded SEND frame whose body fields are patched in place.
 type sendTemplate struct {
 	buf  []byte
@@ -318,6 +321,10 @@ func newSendTemplate(dest string, size int, runID string, prod int, v frame.Vers
 	putDigits(body[offTS:offTS+lenTS], 0)
 	body[size-1] = '\n'
 	f := frame.New(frame.SEND, "destination", dest, "content-type", "text/plain")
+	for _, h := range sendHeaders {
+		k, val, _ := strings.Cut(h, ":")
+		f.Add(k, val)
+	}
 	f.Body = body
 	buf := frame.Append(nil, f, v)
 	return &sendTemplate{buf: buf, body: len(buf) - 1 - size}

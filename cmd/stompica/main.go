@@ -40,6 +40,7 @@ type config struct {
 	logFormat  string
 	wsOrigins  string
 	hostNames  string
+	durability
 }
 
 // Defaults come from package server (one source of truth); "0 = ..." in a
@@ -95,6 +96,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	size(&o.MaxPendingBytes, "max-pending-bytes", server.DefaultMaxPendingBytes, "maximum `size` of output queued for one client; a topic subscriber over it is a slow consumer (0 = default)")
 	fs.IntVar(&o.Prefetch, "prefetch", server.DefaultPrefetch, "default unacknowledged messages per client-ack subscription, queue or topic (0 = default)")
 	fs.IntVar(&o.MaxRedeliveries, "max-redeliveries", 0, "move a queue message to /queue/DLQ after this many redeliveries (0 = never)")
+	durabilityFlags(fs, cfg)
 	fs.BoolVar(&o.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on the HTTP port")
 	fs.IntVar(&cfg.processors, "processors", 0, "CPUs the broker uses (0 = all)")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -109,6 +111,7 @@ var seedArgs = map[string]string{
 	"max_input_queue_size": "max-input-queue-size",
 	"max_stale_queue_size": "max-stale-queue-size",
 	"ttl":                  "ttl",
+	"data_dir":             "data-dir",
 }
 
 const usageHead = `Usage: stompica [flags] [key=value ...]   (in any order)
@@ -162,7 +165,11 @@ func parse(args []string, env func(string) string, out io.Writer) (*config, erro
 		k, v, ok := strings.Cut(a, "=")
 		name, known := seedArgs[strings.ToLower(k)]
 		if !ok || !known {
-			return nil, fmt.Errorf("unknown argument %q (original-style arguments: processors= port= max_input_queue_size= max_stale_queue_size= TTL=)", a)
+			return nil, fmt.Errorf("unknown argument %q (original-style arguments: processors= port= max_input_queue_size= max_stale_queue_size= TTL= data_dir=)", a)
+		}
+		if name == "data-dir" { // the one that is not a number
+			fs.Set(name, v) //nolint:errcheck // a string flag
+			continue
 		}
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
@@ -307,6 +314,10 @@ func run(args []string, stderr io.Writer) int {
 		runtime.GOMAXPROCS(cfg.processors)
 	}
 	cfg.opts.Logger = log
+	if err := openStore(cfg, log); err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
 
 	// Catch signals before the listening line: a supervisor may signal as
 	// soon as it sees it. SIGHUP reloads the users, ACL and TLS files.

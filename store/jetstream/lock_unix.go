@@ -1,0 +1,17 @@
+//go:build unix
+
+package jetstream
+
+import (
+	"os"
+	"syscall"
+)
+
+// lockFile takes an exclusive lock on f without waiting.
+func lockFile(f *os.File) error {
+	return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+}
+
+func unlockFile(f *os.File) {
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN) //nolint:errcheck // closing anyway
+}

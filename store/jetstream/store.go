@@ -1,0 +1,1015 @@
+// Package jetstream is a persistent store.Store on NATS JetStream: an
+// embedded nats-server in the process (no network listener of its own,
+// JetStream file storage in a data directory), or an external NATS server
+// or cluster with JetStream, through the same code.
+//
+// Every queue is a subject of one work-queue stream, with one durable pull
+// consumer that the broker drives: Append is an asynchronous publish whose
+// acknowledgement releases the SEND's RECEIPT, Next takes from a small
+// read-ahead that is fetched as consumers take (the backlog stays on disk),
+// Ack acknowledges (and so removes) the message. Messages put back stay
+// with the queue in memory until taken again; after a restart, every
+// message not acknowledged is delivered again, flagged redelivered when it
+// may have been delivered before.
+package jetstream
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"stompica/internal/deque"
+	"stompica/store"
+)
+
+// Fsync says when JetStream forces written messages to the disk.
+type Fsync int
+
+const (
+	// FsyncInterval (the default) writes each message to the operating
+	// system before it is acknowledged, and forces the files to the disk
+	// every SyncInterval: a crash of the process loses nothing; a power
+	// loss or kernel crash may lose the last interval.
+	FsyncInterval Fsync = iota
+	// FsyncAlways forces every message to the disk before it is
+	// acknowledged: nothing acknowledged is lost even on power loss, at a
+	// large cost in throughput.
+	FsyncAlways
+)
+
+// ParseFsync reads "always" or "interval".
+func ParseFsync(s string) (Fsync, error) {
+	switch s {
+	case "always":
+		return FsyncAlways, nil
+	case "interval", "":
+		return FsyncInterval, nil
+	}
+	return 0, fmt.Errorf("fsync %q: want always or interval", s)
+}
+
+// Defaults of Options.
+const (
+	DefaultSyncInterval   = time.Second
+	DefaultPublishTimeout = 10 * time.Second
+	DefaultDedupWindow    = 2 * time.Minute
+)
+
+// Options configures a Store. Exactly one of Dir and URL is set.
+type Options struct {
+	// Dir is the data directory of an embedded NATS server (created when
+	// missing). It is locked while the store is open.
+	Dir string
+	// URL is an external NATS server or cluster with JetStream.
+	URL string
+	// Fsync and SyncInterval (default DefaultSyncInterval) choose when
+	// the embedded server forces data to the disk. An external server
+	// keeps its own settings.
+	Fsync        Fsync
+	SyncInterval time.Duration
+	// MaxBytes bounds the bytes of stored queue messages (0 = as much as
+	// the disk holds). Past it a SEND is refused (an ERROR, no RECEIPT).
+	MaxBytes int64
+	// MaxMessage is the largest message the store must take (default 16
+	// MiB; the embedded server's max_payload is set from it).
+	MaxMessage int
+	// PublishTimeout bounds the wait for the store's acknowledgement of a
+	// message (default DefaultPublishTimeout); past it the SEND fails.
+	PublishTimeout time.Duration
+	// DedupWindow is how long a message's x-dedup-id is remembered
+	// (default DefaultDedupWindow).
+	DedupWindow time.Duration
+	// Logger receives the store's logs and, at debug level, the embedded
+	// server's (default slog.Default()).
+	Logger *slog.Logger
+}
+
+const (
+	streamName = "STOMPICA_QUEUES"
+	subjPrefix = "stompica.q."
+	metaStream = "STOMPICA_META"
+	metaSubj   = "stompica.meta."
+	epochSubj  = metaSubj + "epoch"
+	hintSubj   = metaSubj + "hint."
+	lockName   = "stompica.lock"
+
+	// hintStep is how far ahead of the delivered messages the redelivery
+	// watermark is written (one write per hintStep deliveries).
+	hintStep = 4096
+	// headerLen is the store's header before the message's Data: its id
+	// and expiry.
+	headerLen = 16
+)
+
+// ErrClosed is the error of operations on a closed store.
+var ErrClosed = errors.New("jetstream store: closed")
+
+// ErrLocked is the error of Open when another process holds the data
+// directory.
+var ErrLocked = errors.New("data dir in use by another stompica")
+
+// Store is a store.Store on JetStream.
+type Store struct {
+	o   Options
+	log *slog.Logger
+	ns  *natsserver.Server // nil with an external server
+	nc  *nats.Conn
+	// metaNC writes the redelivery watermarks: its own connection, so a
+	// write does not queue behind the messages being published.
+	metaNC *nats.Conn
+	js     jetstream.JetStream
+	lock   *os.File
+
+	ackPrefix   string // reply subjects of publishes: ackPrefix + n
+	fetchPrefix string // reply subjects of pull requests: fetchPrefix + queue id
+
+	stream jetstream.Stream
+	epoch  uint64
+
+	mu      sync.Mutex
+	queues  map[string]*queue
+	byID    map[uint64]*queue
+	bySubj  map[string]*queue
+	closed  bool
+	pmu     sync.Mutex
+	pending map[uint64]*pub
+	nextPub uint64
+	// sweepFrom is the oldest publish that may be pending.
+	sweepFrom uint64
+	// inflight publishes were sent and await their acknowledgement;
+	// waiting ones wait for room (see maxInflight).
+	inflight      int
+	inflightBytes int
+	waiting       deque.Deque[*pub]
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	storeLatency atomic.Int64 // last publish round trip, ns
+	duplicates   atomic.Uint64
+	lastAck      atomic.Int64 // when the last acknowledgement came, Unix ns
+}
+
+// pub is a publish waiting for its acknowledgement (sent), or for room
+// to be sent (data).
+type pub struct {
+	q     *queue
+	m     *store.Message
+	done  store.Done
+	at    time.Time
+	n     uint64
+	size  int
+	sent  bool
+	data  []byte
+	dedup string
+}
+
+// Open starts (or connects to) NATS and opens the store's streams.
+func Open(o Options) (*Store, error) {
+	if (o.Dir == "") == (o.URL == "") {
+		return nil, errors.New("jetstream store: set exactly one of Dir and URL")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.SyncInterval <= 0 {
+		o.SyncInterval = DefaultSyncInterval
+	}
+	if o.PublishTimeout <= 0 {
+		o.PublishTimeout = DefaultPublishTimeout
+	}
+	if o.DedupWindow <= 0 {
+		o.DedupWindow = DefaultDedupWindow
+	}
+	if o.MaxMessage <= 0 {
+		o.MaxMessage = 16 << 20
+	}
+	s := &Store{
+		o:       o,
+		log:     o.Logger,
+		queues:  make(map[string]*queue),
+		byID:    make(map[uint64]*queue),
+		bySubj:  make(map[string]*queue),
+		pending: make(map[uint64]*pub),
+		stop:    make(chan struct{}),
+	}
+	if err := s.open(); err != nil {
+		s.shutdown()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) open() error {
+	var copts []nats.Option
+	url := s.o.URL
+	known := false // the data dir held a stompica store before
+	if s.o.Dir != "" {
+		var err error
+		if known, err = s.lockDir(); err != nil {
+			return err
+		}
+		if err := s.startServer(); err != nil {
+			return err
+		}
+		copts = append(copts, nats.InProcessServer(s.ns))
+		url = ""
+	}
+	copts = append(copts,
+		nats.Name("stompica"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		// While disconnected, a publish fails at once (the SEND gets an
+		// ERROR) rather than waiting in a buffer.
+		nats.ReconnectBufSize(-1),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err == nil {
+				return // closed by Close
+			}
+			s.log.Warn("store: NATS connection lost; SENDs to durable queues fail until it is back", "err", err)
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) {
+			s.log.Info("store: NATS connection back")
+			s.reconnected()
+		}),
+	)
+	nc, err := nats.Connect(url, copts...)
+	if err != nil {
+		return fmt.Errorf("jetstream store: cannot connect to NATS: %w", err)
+	}
+	s.nc = nc
+	if s.metaNC, err = nats.Connect(url, copts...); err != nil {
+		return fmt.Errorf("jetstream store: cannot connect to NATS: %w", err)
+	}
+	inbox := nats.NewInbox()
+	s.ackPrefix, s.fetchPrefix = inbox+".a.", inbox+".f."
+	ackSub, err := nc.Subscribe(s.ackPrefix+"*", s.onPubAck)
+	if err == nil {
+		err = ackSub.SetPendingLimits(-1, -1)
+	}
+	if err != nil {
+		return err
+	}
+	fetchSub, err := nc.Subscribe(s.fetchPrefix+"*", s.onFetch)
+	if err == nil {
+		err = fetchSub.SetPendingLimits(-1, -1)
+	}
+	if err != nil {
+		return err
+	}
+	s.js, err = jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if known && s.ns != nil {
+		// Streams the directory held must load: JetStream skips what it
+		// cannot read, and creating them afresh would hide the loss.
+		for _, name := range []string{streamName, metaStream} {
+			if _, err := os.Stat(filepath.Join(s.o.Dir, "jetstream", "$G", "streams", name)); err != nil {
+				continue
+			}
+			if _, err := s.js.Stream(ctx, name); err != nil {
+				return fmt.Errorf("data dir %s is damaged: stream %s is on disk but JetStream cannot load it (%v); see the log at debug level, and move the directory away to start afresh", s.o.Dir, name, err)
+			}
+		}
+	}
+	maxBytes := s.o.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = -1
+	}
+	s.stream, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        streamName,
+		Description: "stompica durable queues",
+		Subjects:    []string{subjPrefix + "*"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardNew,
+		MaxBytes:    maxBytes,
+		MaxMsgSize:  -1,
+		Replicas:    1,
+		Duplicates:  s.o.DedupWindow,
+	})
+	if err != nil {
+		return fmt.Errorf("jetstream store: stream %s: %w", streamName, err)
+	}
+	meta, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              metaStream,
+		Description:       "stompica store metadata",
+		Subjects:          []string{metaSubj + ">"},
+		Storage:           jetstream.FileStorage,
+		MaxMsgsPerSubject: 1,
+		Replicas:          1,
+	})
+	if err != nil {
+		return fmt.Errorf("jetstream store: stream %s: %w", metaStream, err)
+	}
+	// The epoch counts the starts: message ids of this run are above
+	// every id an earlier run gave.
+	if m, err := meta.GetLastMsgForSubject(ctx, epochSubj); err == nil && len(m.Data) == 8 {
+		s.epoch = binary.BigEndian.Uint64(m.Data)
+	} else if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("jetstream store: reading the epoch: %w", err)
+	}
+	s.epoch++
+	if _, err := s.js.Publish(ctx, epochSubj, binary.BigEndian.AppendUint64(nil, s.epoch)); err != nil {
+		return fmt.Errorf("jetstream store: writing the epoch: %w", err)
+	}
+	s.wg.Add(1)
+	go s.sweep()
+	return nil
+}
+
+// startServer runs the embedded NATS server: no listener, JetStream in Dir.
+func (s *Store) startServer() error {
+	maxPayload := int32(min(max(s.o.MaxMessage+64<<10, 1<<20), 64<<20))
+	opts := &natsserver.Options{
+		ServerName:         "stompica",
+		DontListen:         true,
+		NoSigs:             true,
+		JetStream:          true,
+		StoreDir:           s.o.Dir,
+		JetStreamMaxMemory: 64 << 20,
+		SyncInterval:       s.o.SyncInterval,
+		SyncAlways:         s.o.Fsync == FsyncAlways,
+		MaxPayload:         maxPayload,
+		MaxPending:         max(int64(maxPayload)*4, 256<<20),
+	}
+	ns, err := natsserver.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("jetstream store: embedded NATS server: %w", err)
+	}
+	l := &natsLogger{log: s.log}
+	ns.SetLoggerV2(l, s.log.Enabled(context.Background(), slog.LevelDebug), false, false)
+	ns.Start()
+	s.ns = ns
+	if !ns.ReadyForConnections(30 * time.Second) {
+		return fmt.Errorf("jetstream store: the embedded NATS server did not start in %s: %s", s.o.Dir, l.lastError())
+	}
+	if !ns.JetStreamEnabled() {
+		return fmt.Errorf("jetstream store: JetStream could not start in %s: %s", s.o.Dir, l.lastError())
+	}
+	return nil
+}
+
+// lockDir creates and locks the data dir. It reports whether the directory
+// held a stompica store, and refuses one that holds something else.
+func (s *Store) lockDir() (known bool, err error) {
+	dir := s.o.Dir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return false, fmt.Errorf("data dir: %w", err)
+	}
+	lockPath := filepath.Join(dir, lockName)
+	_, statErr := os.Stat(lockPath)
+	known = statErr == nil
+	if !known {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return false, fmt.Errorf("data dir: %w", err)
+		}
+		if len(entries) > 0 {
+			names := make([]string, 0, 3)
+			for _, e := range entries[:min(len(entries), 3)] {
+				names = append(names, e.Name())
+			}
+			return false, fmt.Errorf("data dir %s is not a stompica data dir (it holds %s and no %s): give an empty or new directory", dir, strings.Join(names, ", "), lockName)
+		}
+	}
+	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return known, fmt.Errorf("data dir: %w", err)
+	}
+	if err := lockFile(f); err != nil {
+		owner, _ := os.ReadFile(lockPath)
+		f.Close()
+		who := strings.TrimSpace(string(owner))
+		if who != "" {
+			who = " (" + who + ")"
+		}
+		return known, fmt.Errorf("%w: %s is locked%s", ErrLocked, dir, who)
+	}
+	f.Truncate(0) //nolint:errcheck // informational
+	fmt.Fprintf(f, "pid %d\n", os.Getpid())
+	s.lock = f
+	return known, nil
+}
+
+// Load returns the queues holding messages.
+func (s *Store) Load() ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(subjPrefix+"*"))
+	if err != nil {
+		return nil, fmt.Errorf("jetstream store: %w", err)
+	}
+	names := make([]string, 0, len(info.State.Subjects))
+	for subj, n := range info.State.Subjects {
+		if n == 0 {
+			continue
+		}
+		name, err := decodeName(strings.TrimPrefix(subj, subjPrefix))
+		if err != nil {
+			s.log.Warn("store: skipping a subject that is not a queue", "subject", subj)
+			continue
+		}
+		names = append(names, name)
+	}
+	return names, nil
+}
+
+// IDFloor is above every message id of earlier runs.
+func (s *Store) IDFloor() uint64 { return s.epoch << 40 }
+
+// Open returns the queue called name, reading its state when it is the
+// first Open of this run.
+func (s *Store) Open(name string) (store.Queue, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if q := s.queues[name]; q != nil {
+		s.mu.Unlock()
+		q.reopen()
+		return q, nil
+	}
+	s.mu.Unlock()
+	q, err := s.newQueue(name)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if prev := s.queues[name]; prev != nil { // opened meanwhile
+		prev.reopen()
+		return prev, nil
+	}
+	q.id = uint64(len(s.byID) + 1)
+	q.inbox = s.fetchPrefix + strconv.FormatUint(q.id, 10)
+	s.queues[name] = q
+	s.byID[q.id] = q
+	s.bySubj[q.subj] = q
+	q.mu.Lock()
+	q.requestLocked(false) // the backlog's head, at hand
+	q.mu.Unlock()
+	return q, nil
+}
+
+// newQueue sets up the queue's consumer. After a restart the consumer is
+// made anew so that every message not acknowledged is delivered again; the
+// ones up to the old consumer's delivered mark (or the hint this store
+// wrote ahead of its deliveries) count as delivered once.
+func (s *Store) newQueue(name string) (*queue, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	durable := durableName(name)
+	q := &queue{s: s, name: name, subj: subjPrefix + encodeName(name), durable: durable}
+	q.next = "$JS.API.CONSUMER.MSG.NEXT." + streamName + "." + durable
+	if _, err := s.stream.Consumer(ctx, durable); err == nil {
+		// The consumer's delivered mark counts the read-ahead too; the
+		// watermark (exact after a graceful stop, ahead after a crash)
+		// says what may have reached a client.
+		if err := s.stream.DeleteConsumer(ctx, durable); err != nil {
+			return nil, fmt.Errorf("jetstream store: queue %q: %w", name, err)
+		}
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("jetstream store: queue %q: %w", name, err)
+	}
+	if hint, err := s.hint(ctx, durable); err != nil {
+		return nil, fmt.Errorf("jetstream store: queue %q: %w", name, err)
+	} else if hint > q.mark {
+		q.mark = hint
+	}
+	q.hinted, q.handed = q.mark, q.mark
+	c, err := s.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       durable,
+		Description:   name,
+		FilterSubject: q.subj,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       365 * 24 * time.Hour, // the broker redelivers, not JetStream
+		MaxAckPending: -1,
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jetstream store: queue %q: %w", name, err)
+	}
+	q.stored = int64(c.CachedInfo().NumPending)
+	q.batch = 128
+	return q, nil
+}
+
+// hint reads the redelivery watermark written for a queue.
+func (s *Store) hint(ctx context.Context, durable string) (uint64, error) {
+	meta, err := s.js.Stream(ctx, metaStream)
+	if err != nil {
+		return 0, err
+	}
+	m, err := meta.GetLastMsgForSubject(ctx, hintSubj+durable)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(m.Data) != 8 {
+		return 0, nil
+	}
+	return binary.BigEndian.Uint64(m.Data), nil
+}
+
+// writeHint records that messages up to seq may have been delivered. It
+// waits for the store's acknowledgement: a delivery must not go out
+// before the mark that flags it after a crash.
+func (s *Store) writeHint(durable string, seq uint64) error {
+	msg, err := s.metaNC.Request(hintSubj+durable, binary.BigEndian.AppendUint64(nil, seq), s.o.PublishTimeout)
+	if err != nil {
+		return err
+	}
+	return pubAckError(msg)
+}
+
+func (s *Store) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Close waits (a bounded time) for the acknowledgements of the messages
+// published, then closes the connection and the embedded server.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	deadline := time.Now().Add(s.o.PublishTimeout)
+	for time.Now().Before(deadline) {
+		s.pmu.Lock()
+		n := len(s.pending)
+		s.pmu.Unlock()
+		if n == 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.failPending(ErrClosed)
+	// A graceful stop: the watermarks become exact, so that after the
+	// restart only what reached a client is flagged redelivered.
+	s.mu.Lock()
+	qs := make([]*queue, 0, len(s.queues))
+	for _, q := range s.queues {
+		qs = append(qs, q)
+	}
+	s.mu.Unlock()
+	for _, q := range qs {
+		q.mu.Lock()
+		handed, hinted := q.handed, q.hinted
+		q.mu.Unlock()
+		if hinted > handed {
+			if err := s.writeHint(q.durable, handed); err != nil {
+				s.log.Warn("store: cannot write the exact redelivery mark; after the restart some messages not delivered may be flagged redelivered", "queue", q.name, "err", err)
+			}
+		}
+	}
+	s.shutdown()
+	return nil
+}
+
+func (s *Store) shutdown() {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	s.wg.Wait()
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.metaNC != nil {
+		s.metaNC.Close()
+	}
+	if s.ns != nil {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+	}
+	if s.lock != nil {
+		unlockFile(s.lock)
+		s.lock.Close()
+		s.lock = nil
+	}
+}
+
+// Bounds on the publishes awaiting their acknowledgement: JetStream refuses
+// publishes past its own inbound queue bound (100,000 messages or 128 MiB
+// per stream), so the store keeps the rest waiting, in order, and sends
+// them as acknowledgements come back.
+const (
+	maxInflight      = 8192
+	maxInflightBytes = 32 << 20
+)
+
+// publish sends m to q's subject (or queues it behind the publishes in
+// flight); the acknowledgement comes to onPubAck.
+func (s *Store) publish(q *queue, m *store.Message, done store.Done, data []byte, dedup []byte) error {
+	p := &pub{q: q, m: m, done: done, at: time.Now(), size: len(data)}
+	if dedup != nil {
+		// Per queue: the same id sent to two queues is two messages.
+		p.dedup = q.durable + ":" + string(dedup)
+	}
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	s.nextPub++
+	p.n = s.nextPub
+	s.pending[p.n] = p
+	if s.waiting.Len() == 0 && s.roomLocked(p.size) {
+		if err := s.sendLocked(p, data); err != nil {
+			delete(s.pending, p.n)
+			return err
+		}
+		return nil
+	}
+	p.data = bytes.Clone(data)
+	s.waiting.PushBack(p)
+	return nil
+}
+
+// roomLocked reports whether a publish of size bytes may go now. Lock
+// held: s.pmu.
+func (s *Store) roomLocked(size int) bool {
+	return s.inflight == 0 || s.inflight < maxInflight && s.inflightBytes+size <= maxInflightBytes
+}
+
+// sendLocked publishes p. Lock held: s.pmu.
+func (s *Store) sendLocked(p *pub, data []byte) error {
+	reply := s.ackPrefix + strconv.FormatUint(p.n, 10)
+	var err error
+	if p.dedup != "" {
+		msg := nats.NewMsg(p.q.subj)
+		msg.Reply, msg.Data = reply, data
+		msg.Header.Set(jetstream.MsgIDHeader, p.dedup)
+		err = s.nc.PublishMsg(msg)
+	} else {
+		err = s.nc.PublishRequest(p.q.subj, reply, data)
+	}
+	if err != nil {
+		return err
+	}
+	p.sent = true
+	p.data = nil
+	s.inflight++
+	s.inflightBytes += p.size
+	return nil
+}
+
+// doneLocked ends p's time in flight. Lock held: s.pmu.
+func (s *Store) doneLocked(p *pub) {
+	if p.sent {
+		p.sent = false
+		s.inflight--
+		s.inflightBytes -= p.size
+	}
+}
+
+// drainLocked sends waiting publishes while there is room; it returns the
+// ones that failed. Lock held: s.pmu.
+func (s *Store) drainLocked(failed []failedPub) []failedPub {
+	for s.waiting.Len() > 0 {
+		p := s.waiting.Front()
+		if s.pending[p.n] != p { // failed meanwhile
+			s.waiting.PopFront()
+			continue
+		}
+		if !s.roomLocked(p.size) {
+			break
+		}
+		s.waiting.PopFront()
+		if err := s.sendLocked(p, p.data); err != nil {
+			delete(s.pending, p.n)
+			failed = append(failed, failedPub{p, err})
+		}
+	}
+	return failed
+}
+
+type failedPub struct {
+	p   *pub
+	err error
+}
+
+func (s *Store) fail(failed []failedPub) {
+	for _, f := range failed {
+		f.p.q.appended(f.err)
+		f.p.done.Appended(f.p.m, f.err)
+	}
+}
+
+// onPubAck completes a publish.
+func (s *Store) onPubAck(msg *nats.Msg) {
+	i := strings.LastIndexByte(msg.Subject, '.')
+	n, _ := strconv.ParseUint(msg.Subject[i+1:], 10, 64)
+	s.pmu.Lock()
+	p := s.pending[n]
+	delete(s.pending, n)
+	var failed []failedPub
+	if p != nil {
+		s.doneLocked(p)
+		failed = s.drainLocked(nil)
+	}
+	s.pmu.Unlock()
+	s.fail(failed)
+	if p == nil {
+		return // timed out already
+	}
+	now := time.Now()
+	s.lastAck.Store(now.UnixNano())
+	s.storeLatency.Store(int64(now.Sub(p.at)))
+	err := pubAckError(msg)
+	if err == nil && isDuplicate(msg.Data) {
+		s.duplicates.Add(1)
+		p.q.appended(errDuplicate)
+	} else {
+		p.q.appended(err)
+	}
+	p.done.Appended(p.m, err)
+}
+
+// errDuplicate tells a queue that a message was not stored again: its
+// de-duplication id was seen within the window. The publisher is told it
+// is stored (it is, once).
+var errDuplicate = errors.New("duplicate")
+
+func isDuplicate(ack []byte) bool {
+	_, after, ok := strings.Cut(string(ack), `"duplicate":`)
+	return ok && strings.HasPrefix(strings.TrimLeft(after, " "), "true")
+}
+
+// pubAckError reads a JetStream publish acknowledgement.
+func pubAckError(msg *nats.Msg) error {
+	if len(msg.Data) == 0 {
+		if msg.Header != nil {
+			if st := msg.Header.Get("Status"); st != "" {
+				if st == "503" {
+					return errors.New("JetStream not available (no responders)")
+				}
+				return fmt.Errorf("JetStream status %s %s", st, msg.Header.Get("Description"))
+			}
+		}
+		return errors.New("empty JetStream acknowledgement")
+	}
+	if !strings.Contains(string(msg.Data), `"error"`) {
+		return nil
+	}
+	var r struct {
+		Error *struct {
+			Code        int    `json:"code"`
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &r); err != nil {
+		return fmt.Errorf("unreadable JetStream acknowledgement: %w", err)
+	}
+	if r.Error == nil {
+		return nil
+	}
+	return fmt.Errorf("JetStream: %s (%d)", r.Error.Description, r.Error.ErrCode)
+}
+
+// errTimeout fails publishes that got no acknowledgement in time.
+var errTimeout = errors.New("no acknowledgement from JetStream in time")
+
+// sweep fails publishes whose acknowledgement is overdue while no
+// acknowledgement at all came for PublishTimeout: a store that is slow but
+// progressing (a deep pipeline, --fsync always) is waited for, a stuck or
+// unreachable one is not. They time out in the order they were sent, so it
+// looks only from the oldest one still pending (sweepFrom) to the first one
+// not overdue.
+func (s *Store) sweep() {
+	defer s.wg.Done()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			if now.Sub(time.Unix(0, s.lastAck.Load())) <= s.o.PublishTimeout {
+				continue
+			}
+			var failed []failedPub
+			s.pmu.Lock()
+			for ; s.sweepFrom <= s.nextPub; s.sweepFrom++ {
+				p := s.pending[s.sweepFrom]
+				if p == nil {
+					continue
+				}
+				if now.Sub(p.at) <= s.o.PublishTimeout {
+					break
+				}
+				failed = append(failed, failedPub{p, errTimeout})
+				delete(s.pending, s.sweepFrom)
+				s.doneLocked(p)
+			}
+			failed = s.drainLocked(failed)
+			s.pmu.Unlock()
+			s.fail(failed)
+		}
+	}
+}
+
+// failPending fails every pending publish (at Close).
+func (s *Store) failPending(err error) {
+	s.pmu.Lock()
+	failed := make([]failedPub, 0, len(s.pending))
+	for n, p := range s.pending {
+		failed = append(failed, failedPub{p, err})
+		delete(s.pending, n)
+		s.doneLocked(p)
+	}
+	s.waiting.Reset()
+	s.pmu.Unlock()
+	s.fail(failed)
+}
+
+// reconnected resets the pull requests lost with the connection and wakes
+// the queues.
+func (s *Store) reconnected() {
+	s.mu.Lock()
+	qs := make([]*queue, 0, len(s.queues))
+	for _, q := range s.queues {
+		qs = append(qs, q)
+	}
+	s.mu.Unlock()
+	for _, q := range qs {
+		q.resetRequests()
+	}
+}
+
+// onFetch takes a message (or a status) answering a queue's pull request.
+func (s *Store) onFetch(msg *nats.Msg) {
+	// A message comes with its stream subject, a status with the inbox.
+	s.mu.Lock()
+	q := s.bySubj[msg.Subject]
+	if q == nil && strings.HasPrefix(msg.Subject, s.fetchPrefix) {
+		id, _ := strconv.ParseUint(msg.Subject[len(s.fetchPrefix):], 10, 64)
+		q = s.byID[id]
+	}
+	s.mu.Unlock()
+	if q == nil {
+		return
+	}
+	if len(msg.Data) == 0 && msg.Header != nil && msg.Header.Get("Status") != "" {
+		left, _ := strconv.Atoi(msg.Header.Get("Nats-Pending-Messages"))
+		q.requestEnded(msg.Header.Get("Status"), left)
+		return
+	}
+	q.fetched(msg)
+}
+
+// Stats are the store's figures.
+type Stats struct {
+	Messages uint64        `json:"messages"`
+	Bytes    uint64        `json:"bytes"`
+	Queues   int           `json:"queues"`
+	Pending  int           `json:"pending_publishes"`
+	Latency  time.Duration `json:"last_publish_latency_ns"`
+	// Duplicates are messages not stored again: their x-dedup-id was
+	// seen within the de-duplication window.
+	Duplicates uint64 `json:"duplicates"`
+}
+
+// Stats reads the stream's state.
+func (s *Store) Stats() (Stats, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return Stats{}, err
+	}
+	s.mu.Lock()
+	nq := len(s.queues)
+	s.mu.Unlock()
+	s.pmu.Lock()
+	np := len(s.pending)
+	s.pmu.Unlock()
+	return Stats{Messages: info.State.Msgs, Bytes: info.State.Bytes, Queues: nq, Pending: np,
+		Latency: time.Duration(s.storeLatency.Load()), Duplicates: s.duplicates.Load()}, nil
+}
+
+// Report implements store.Reporter.
+func (s *Store) Report() (store.Report, error) {
+	st, err := s.Stats()
+	where := s.o.Dir
+	if where == "" {
+		where = s.o.URL
+	}
+	return store.Report{Kind: "jetstream", Location: where, Messages: st.Messages, Bytes: st.Bytes, Queues: st.Queues,
+		Pending: st.Pending, Duplicates: st.Duplicates, Latency: st.Latency}, err
+}
+
+// encodeName makes a destination one valid subject token.
+func encodeName(name string) string { return base64.RawURLEncoding.EncodeToString([]byte(name)) }
+
+func decodeName(tok string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	return string(b), err
+}
+
+// durableName is the queue's consumer name: a hash (consumer names are
+// bounded, destination names are not).
+func durableName(name string) string {
+	h := sha256.Sum256([]byte(name))
+	return "q" + hex.EncodeToString(h[:16])
+}
+
+const durableSubj = metaSubj + "durable."
+
+// SaveDurable implements store.Registry: one meta subject per key.
+func (s *Store) SaveDurable(key, topic string) error {
+	var data []byte
+	if topic != "" {
+		data, _ = json.Marshal(map[string]string{"key": key, "topic": topic})
+	}
+	h := sha256.Sum256([]byte(key))
+	msg, err := s.metaNC.Request(durableSubj+hex.EncodeToString(h[:16]), data, s.o.PublishTimeout)
+	if err != nil {
+		return err
+	}
+	return pubAckError(msg)
+}
+
+// LoadDurables implements store.Registry.
+func (s *Store) LoadDurables() (map[string]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	meta, err := s.js.Stream(ctx, metaStream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := meta.Info(ctx, jetstream.WithSubjectFilter(durableSubj+"*"))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string)
+	for subj := range info.State.Subjects {
+		m, err := meta.GetLastMsgForSubject(ctx, subj)
+		if err != nil {
+			return nil, err
+		}
+		var rec map[string]string
+		if len(m.Data) == 0 || json.Unmarshal(m.Data, &rec) != nil || rec["key"] == "" {
+			continue
+		}
+		out[rec["key"]] = rec["topic"]
+	}
+	return out, nil
+}
+
+// Purge implements store.Registry: the queue's messages are dropped from
+// the stream and from what the queue holds.
+func (s *Store) Purge(name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(subjPrefix+encodeName(name))); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	q := s.queues[name]
+	s.mu.Unlock()
+	if q != nil {
+		q.mu.Lock()
+		q.head.Reset()
+		q.buf.Reset()
+		q.trans.Reset()
+		clear(q.refs)
+		q.stored, q.fetchedN = 0, 0
+		q.mu.Unlock()
+	}
+	return nil
+}
