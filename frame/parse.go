@@ -5,7 +5,7 @@ import "bytes"
 // Default limits used when a Parser field is zero.
 const (
 	DefaultMaxFrame      = 16 << 20 // bytes of one frame, command line through the terminating NUL
-	DefaultMaxHeaders    = 64       // header lines of one frame
+	DefaultMaxHeaders    = 1000     // header lines of one frame (Apache Apollo's default)
 	DefaultMaxHeaderLine = 8 << 10  // bytes of one header (or command) line, EOL excluded
 )
 

@@ -54,7 +54,9 @@ type Options struct {
 	MaxConnections int
 	// MaxFrameSize bounds one frame, headers and body (default 16 MiB).
 	MaxFrameSize int
-	// MaxHeaders bounds the header lines of one frame (default 64).
+	// MaxHeaders bounds the header lines of one frame (default 1000, as
+	// Apache Apollo; each line is still bounded by MaxHeaderLine and the
+	// frame by MaxFrameSize).
 	MaxHeaders int
 	// MaxHeaderLine bounds one header line in bytes (default 8 KiB).
 	MaxHeaderLine int
@@ -172,7 +174,7 @@ func (o Options) withDefaults() Options {
 	}
 	def(&o.MaxConnections, 16384)
 	def(&o.MaxFrameSize, 16<<20)
-	def(&o.MaxHeaders, 64)
+	def(&o.MaxHeaders, 1000)
 	def(&o.MaxHeaderLine, 8<<10)
 	def(&o.MaxSubscriptions, 1024)
 	def(&o.MaxTransactions, 64)

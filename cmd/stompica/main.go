@@ -59,7 +59,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.HTTPAuth, "http-auth", false, "protect /console and /metrics with HTTP basic auth (needs --users)")
 	fs.IntVar(&o.MaxConnections, "max-connections", 16384, "maximum concurrent connections, STOMP, WebSocket and HTTP (lowered to fit the open-file limit)")
 	fs.IntVar(&o.MaxFrameSize, "max-frame-size", 16<<20, "maximum bytes of one frame, headers and body")
-	fs.IntVar(&o.MaxHeaders, "max-headers", 64, "maximum header lines in one frame")
+	fs.IntVar(&o.MaxHeaders, "max-headers", 1000, "maximum header lines in one frame")
 	fs.IntVar(&o.MaxHeaderLine, "max-header-line", 8<<10, "maximum bytes of one header line")
 	fs.IntVar(&o.MaxSubscriptions, "max-subscriptions", 1024, "maximum subscriptions per connection")
 	fs.IntVar(&o.MaxTransactions, "max-transactions", 64, "maximum open transactions per connection")
