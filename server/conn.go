@@ -66,25 +66,25 @@ type conn struct {
 	version frame.Version // set once at CONNECT, before any subscription exists
 
 	// Outbound state, guarded by mu.
-	mu          sync.Mutex
-	out         []byte
-	spare       []byte
-	writing     bool
-	touched     bool // in some goroutine's batch, waiting for kick
-	closed      bool // no more appends; the writer closes nc once drained
-	leaving     bool // subscriptions being dropped: no more deliveries
-	queueWait   bool // a queue skipped this consumer for lack of room
-	lastWrite   time.Time
-	hbSend      time.Duration
-	hbTimer     *time.Timer
-	writers     sync.WaitGroup
-	inflight    int           // bytes the writer took from out and is writing now
-	outWait     chan struct{} // the read loop waits for the output to drain; closed to wake it
-	outPeak     int           // most output held (out + inflight) after the read loop queued a frame
-	closeReason string
-	holder      *[]byte         // pool entry the output buffer came in
-	scratch     []byte          // encoding scratch for WebSocket frames
-	qsubs       []*subscription // queue subscriptions, copy-on-write
+	mu         sync.Mutex
+	out        []byte
+	spare      []byte
+	writing    bool
+	touched    bool // in some goroutine's batch, waiting for kick
+	closed     bool // no more appends; the writer closes nc once drained
+	leaving    bool // subscriptions being dropped: no more deliveries
+	queueWait  bool // a queue skipped this consumer for lack of room
+	lastWrite  time.Time
+	hbSend     time.Duration
+	hbTimer    *time.Timer
+	writers    sync.WaitGroup
+	inflight   int             // bytes the writer took from out and is writing now
+	outWait    chan struct{}   // the read loop waits for the output to drain; closed to wake it
+	outPeak    int             // most output held (out + inflight) after the read loop queued a frame
+	closeState ClosedState     // why the connection ended (the first reason recorded wins)
+	holder     *[]byte         // pool entry the output buffer came in
+	scratch    []byte          // encoding scratch for WebSocket frames
+	qsubs      []*subscription // queue subscriptions, copy-on-write
 }
 
 func newConn(s *Server, nc net.Conn, ws *wsReader) *conn {
@@ -193,8 +193,9 @@ func (c *conn) setReadDeadline() {
 func (c *conn) serve() {
 	if err := c.s.addConn(c); err != nil {
 		c.s.stats.refused.Add(1)
-		c.closeWithError(err.Error(), "")
+		c.closeWithError(err, "")
 		c.finish()
+		c.s.stats.countClosed(c.closedState())
 		return
 	}
 	c.s.stats.connsTotal.Add(1)
@@ -268,27 +269,28 @@ func (c *conn) readFailed(err error) {
 		return
 	}
 	var ne net.Error
+	var ce *clientError
 	switch {
 	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
 		if c.frameTimedOut {
 			c.logger().Info("closing client that did not finish a frame in time")
-			c.s.stats.countError(errKindTimeout)
-			c.closeWithError("timeout: frame not completed within "+c.s.opts.FrameTimeout.String(), "")
+			c.fail(timeoutErr(FrameTimeout, "timeout: frame not completed within "+c.s.opts.FrameTimeout.String()), "")
 		} else if c.connected {
 			c.logger().Info("closing silent client: no heart-beat")
-			c.s.stats.countError(errKindHeartbeat)
-			c.closeWithError("heart-beat timeout: nothing received from the client within the agreed interval", "")
+			c.fail(errHeartbeat, "")
 		} else {
 			c.logger().Info("closing client that did not send CONNECT in time")
-			c.s.stats.countError(errKindTimeout)
-			c.closeWithError("timeout waiting for CONNECT", "")
+			c.fail(errConnectTimeout, "")
 		}
-	case errors.Is(err, errWSProtocol):
+	case errors.As(err, &ce):
 		c.logger().Info("websocket protocol error", "err", err)
-		c.s.stats.countError(errKindWebSocket)
-		c.closeWithError(err.Error(), "")
+		c.fail(ce, "")
+	case err == io.EOF || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET):
+		c.debug("read ended", "err", err)
+		c.setCloseReason(ClientClosed)
 	default:
 		c.debug("read ended", "err", err)
+		c.setCloseReason(ReadError)
 	}
 }
 
@@ -316,9 +318,8 @@ func (c *conn) process() bool {
 	for c.rpos < c.rlen {
 		f, n, err := c.parser.Parse(c.rbuf[c.rpos:c.rlen])
 		if err != nil {
-			c.s.stats.countError(errorKindOf(err))
 			c.logger().Info("protocol error", "err", err)
-			c.closeWithError(err.Error(), "")
+			c.fail(parseErr(err), "")
 			return false
 		}
 		if n == 0 {
@@ -425,10 +426,9 @@ func (c *conn) cleanup() {
 	c.finish()
 	c.s.removeConn(c)
 	c.releaseReadBuf()
-	c.mu.Lock()
-	reason := c.closeReason
-	c.mu.Unlock()
-	c.debug("connection closed", "reason", reason)
+	reason := c.closedState()
+	c.s.stats.countClosed(reason)
+	c.debug("connection closed", "reason", reason.String())
 }
 
 func (c *conn) isClosed() bool {
@@ -437,12 +437,26 @@ func (c *conn) isClosed() bool {
 	return c.closed
 }
 
-func (c *conn) setCloseReason(r string) {
+// setCloseReason records why the connection ends, unless a reason was
+// recorded already.
+func (c *conn) setCloseReason(r ClosedState) {
 	c.mu.Lock()
-	if c.closeReason == "" {
-		c.closeReason = r
-	}
+	c.setCloseReasonLocked(r)
 	c.mu.Unlock()
+}
+
+// setCloseReasonLocked is setCloseReason. Lock should be held (c.mu).
+func (c *conn) setCloseReasonLocked(r ClosedState) {
+	if c.closeState == Open {
+		c.closeState = r
+	}
+}
+
+// closedState is why the connection ended (Open while it has not).
+func (c *conn) closedState() ClosedState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeState
 }
 
 // finish stops further output, waits for the writer to flush what is
@@ -464,11 +478,22 @@ func (c *conn) finish() {
 	c.nc.Close()
 }
 
-// closeWithError queues an ERROR frame (with receipt-id when the bad frame
-// asked for a receipt), refuses further output and makes the read loop end.
-// Safe from any goroutine.
-func (c *conn) closeWithError(msg, receipt string) {
-	f := frame.New(frame.ERROR, "message", msg)
+// fail answers a client's error: it counts it by kind
+// (stompica_errors_total) and closes the connection with an ERROR frame
+// (see closeWithError). Safe from any goroutine.
+func (c *conn) fail(err error, receipt string) {
+	ce := asClientError(err)
+	c.s.stats.countError(ce.kind)
+	c.closeWithError(ce, receipt)
+}
+
+// closeWithError queues an ERROR frame whose message is err's text (with
+// receipt-id when the bad frame asked for a receipt), records err's close
+// reason, refuses further output and makes the read loop end. It counts no
+// error (fail does). Safe from any goroutine.
+func (c *conn) closeWithError(err error, receipt string) {
+	ce := asClientError(err)
+	f := frame.New(frame.ERROR, "message", ce.msg)
 	if receipt != "" {
 		f.Add("receipt-id", receipt)
 	}
@@ -480,7 +505,7 @@ func (c *conn) closeWithError(msg, receipt string) {
 	c.appendFrameLocked(f)
 	c.closed = true
 	c.wakeReaderLocked()
-	c.closeReason = msg
+	c.setCloseReasonLocked(ce.reason)
 	c.startWriterLocked()
 	c.mu.Unlock()
 	// Wake the read loop; the writer flushes the ERROR before the close.
@@ -604,6 +629,7 @@ func (c *conn) writeLoop() {
 		if err != nil {
 			c.out = c.out[:0]
 			c.closed = true
+			c.setCloseReasonLocked(WriteError)
 			c.writing = false
 			c.wakeReaderLocked()
 			c.mu.Unlock()
@@ -732,7 +758,7 @@ func (c *conn) slowConsumer(why string) {
 	}
 	c.s.stats.slowConsumers.Add(1)
 	c.logger().Warn("disconnecting slow consumer", "why", why)
-	c.closeWithError("slow consumer: "+why, "")
+	c.closeWithError(slowConsumerErr(why), "")
 }
 
 func (c *conn) addQueueSub(s *subscription) {

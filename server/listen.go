@@ -10,12 +10,6 @@ import (
 	"time"
 )
 
-var (
-	errShuttingDown    = errors.New("shutting down")
-	errTooManyConns    = errors.New("too many connections")
-	errTooManyFromAddr = errors.New("too many connections from this address")
-)
-
 // handleConn sniffs the first bytes of a new connection: "GET " is HTTP
 // (WebSocket upgrade, console, metrics), anything else is raw STOMP.
 func (s *Server) handleConn(nc net.Conn) {
@@ -42,9 +36,9 @@ func (s *Server) handleConn(nc net.Conn) {
 	if err != nil && n == 0 {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			s.stats.countError(errKindTimeout)
+			s.stats.countError(errConnectTimeout.kind)
 			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			nc.Write([]byte("ERROR\nmessage:timeout waiting for CONNECT\n\n\x00")) //nolint:errcheck // best effort
+			nc.Write([]byte("ERROR\nmessage:" + errConnectTimeout.msg + "\n\n\x00")) //nolint:errcheck // best effort
 		}
 		nc.Close()
 		return

@@ -352,7 +352,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.httpSrv.Shutdown(hctx) //nolint:errcheck // best effort; hijacked conns are ours
 	cancel()
 	for _, c := range conns {
-		c.closeWithError("shutting down", "")
+		c.closeWithError(errShuttingDown, "")
 	}
 	done := make(chan struct{})
 	go func() {

@@ -15,9 +15,6 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// errWSProtocol marks a WebSocket framing violation by the client.
-var errWSProtocol = errors.New("websocket protocol error")
-
 // stompProtocols are the STOMP WebSocket subprotocols, most preferred first.
 var stompProtocols = []string{"v12.stomp", "v11.stomp", "v10.stomp"}
 
@@ -88,9 +85,12 @@ type wsReader struct {
 	out       appender
 }
 
-func (w *wsReader) fail(code ws.StatusCode, format string, args ...any) error {
+// fail records the close code the connection will end with and returns
+// the WebSocket error for a violation (wsErr: an ERROR frame, then the
+// close frame with code).
+func (w *wsReader) fail(code ws.StatusCode, cause error, format string, args ...any) error {
 	w.closeCode = code
-	return fmt.Errorf("%w: "+format, append([]any{errWSProtocol}, args...)...)
+	return wsErr(fmt.Sprintf(format, args...), cause)
 }
 
 // Read fills p with unmasked payload bytes. It keeps decoding frames that
@@ -109,7 +109,7 @@ func (w *wsReader) Read(p []byte) (int, error) {
 				break
 			}
 			if err := w.next(); err != nil {
-				if n > 0 && !errors.Is(err, errWSProtocol) {
+				if n > 0 && kindOf(err) != kindWebSocket {
 					return n, nil
 				}
 				return n, err
@@ -185,15 +185,15 @@ func (w *wsReader) next() error {
 		h, err := ws.ReadHeader(w.br)
 		if err != nil {
 			if errors.Is(err, ws.ErrHeaderLengthMSB) || errors.Is(err, ws.ErrHeaderLengthUnexpected) {
-				return w.fail(ws.StatusProtocolError, "%v", err)
+				return w.fail(ws.StatusProtocolError, err, "%v", err)
 			}
 			return err
 		}
 		if !h.Masked {
-			return w.fail(ws.StatusProtocolError, "client frames must be masked")
+			return w.fail(ws.StatusProtocolError, nil, "client frames must be masked")
 		}
 		if h.Rsv != 0 {
-			return w.fail(ws.StatusProtocolError, "reserved bits set without a negotiated extension")
+			return w.fail(ws.StatusProtocolError, nil, "reserved bits set without a negotiated extension")
 		}
 		if h.OpCode.IsControl() {
 			if err := w.control(h); err != nil {
@@ -204,19 +204,19 @@ func (w *wsReader) next() error {
 		switch h.OpCode {
 		case ws.OpContinuation:
 			if !w.inMessage {
-				return w.fail(ws.StatusProtocolError, "continuation frame without a message to continue")
+				return w.fail(ws.StatusProtocolError, nil, "continuation frame without a message to continue")
 			}
 		case ws.OpText, ws.OpBinary:
 			if w.inMessage {
-				return w.fail(ws.StatusProtocolError, "new message before the previous one was finished")
+				return w.fail(ws.StatusProtocolError, nil, "new message before the previous one was finished")
 			}
 			w.msgLen = 0
 		default:
-			return w.fail(ws.StatusProtocolError, "reserved opcode %d", h.OpCode)
+			return w.fail(ws.StatusProtocolError, nil, "reserved opcode %d", h.OpCode)
 		}
 		w.msgLen += h.Length
 		if w.msgLen > w.max {
-			return w.fail(ws.StatusMessageTooBig, "websocket message larger than %d bytes", w.max)
+			return w.fail(ws.StatusMessageTooBig, nil, "websocket message larger than %d bytes", w.max)
 		}
 		w.inMessage = !h.Fin
 		w.remaining, w.mask, w.offset = h.Length, h.Mask, 0
@@ -227,7 +227,7 @@ func (w *wsReader) next() error {
 // control answers a ping with a pong and a close with a close.
 func (w *wsReader) control(h ws.Header) error {
 	if h.Length > 125 || !h.Fin {
-		return w.fail(ws.StatusProtocolError, "control frame too long or fragmented")
+		return w.fail(ws.StatusProtocolError, nil, "control frame too long or fragmented")
 	}
 	var buf [125]byte
 	payload := buf[:h.Length]
@@ -262,7 +262,7 @@ func (w *wsReader) control(h ws.Header) error {
 		w.closeCode = code
 		return io.EOF
 	}
-	return w.fail(ws.StatusProtocolError, "reserved control opcode %d", h.OpCode)
+	return w.fail(ws.StatusProtocolError, nil, "reserved control opcode %d", h.OpCode)
 }
 
 // appendControl appends an unmasked server control frame.
