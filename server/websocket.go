@@ -62,7 +62,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	wr.c = c
 	// A goroutine of its own: returning lets net/http's request, response
 	// and buffers go, which an idle WebSocket would otherwise keep (~8 KiB).
-	go c.serve()
+	if !s.startGoRoutine(c.serve) {
+		nc.Close() // shutting down
+	}
 }
 
 // wsReader turns the client's WebSocket data frames into the STOMP byte
@@ -265,7 +267,8 @@ func (w *wsReader) control(h ws.Header) error {
 	return w.fail(ws.StatusProtocolError, nil, "reserved control opcode %d", h.OpCode)
 }
 
-// appendControl appends an unmasked server control frame.
+// appendControl appends an unmasked server control frame. Lock should be
+// held: c.mu (it guards w.out and w.hdr).
 func (w *wsReader) appendControl(dst []byte, op ws.OpCode, payload []byte) []byte {
 	w.out.b = dst
 	ws.WriteHeaderBuffer(&w.out, ws.Header{Fin: true, OpCode: op, Length: int64(len(payload))}, w.hdr[:]) //nolint:errcheck // appending cannot fail
@@ -299,8 +302,8 @@ func (a *appender) Write(p []byte) (int, error) {
 }
 
 // appendMessage appends one unmasked WebSocket message holding a then b:
-// binary when the STOMP body has NULs or is not UTF-8, else text. It runs
-// under the connection's mu, which guards w.out and w.hdr.
+// binary when the STOMP body has NULs or is not UTF-8, else text. Lock
+// should be held: c.mu (it guards w.out and w.hdr).
 func (w *wsReader) appendMessage(dst []byte, binary bool, a, b []byte) []byte {
 	op := ws.OpText
 	if binary {
