@@ -79,6 +79,9 @@ type wsReader struct {
 	remaining int64         // payload bytes left in the current frame
 	msgLen    int64
 	inMessage bool
+	text      bool    // the current message is text: its payload must be UTF-8
+	u8        [4]byte // text: the start of a UTF-8 sequence the bytes read so far end in
+	u8n       uint8   // bytes in u8
 	mask      [4]byte
 	offset    int
 	closeSent bool
@@ -129,6 +132,11 @@ func (w *wsReader) Read(p []byte) (int, error) {
 		ws.Cipher(p[n:n+m], w.mask, w.offset)
 		w.offset += m
 		w.remaining -= int64(m)
+		if w.text && !w.validText(p[n:n+m]) {
+			// RFC 6455 §8.1: invalid UTF-8 in a text message fails the
+			// connection with 1007. Its bytes are not handed on.
+			return n, w.fail(ws.StatusInvalidFramePayloadData, nil, "invalid UTF-8 in a text message")
+		}
 		n += m
 		if err != nil {
 			if err == io.EOF && w.remaining > 0 {
@@ -143,6 +151,55 @@ func (w *wsReader) Read(p []byte) (int, error) {
 // wsBufPool holds the read buffers of WebSocket connections that are not
 // parked.
 var wsBufPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+
+// validText checks the next payload bytes b of the current message, once
+// unmasked: nothing for a binary message; for a text message, b must
+// complete the UTF-8 sequence the previous bytes ended in (if any) and be
+// valid UTF-8, except that it may end in the start of a sequence, kept for
+// the next bytes; at the end of the message nothing may be left over. A
+// character may so span frames (RFC 6455 §5.6 validates the whole
+// message), and each byte is looked at once: utf8.Valid on the payload,
+// plus at most three carried bytes.
+func (w *wsReader) validText(b []byte) bool {
+	if !w.text {
+		return true
+	}
+	for w.u8n > 0 && len(b) > 0 {
+		w.u8[w.u8n] = b[0]
+		w.u8n++
+		b = b[1:]
+		if utf8.FullRune(w.u8[:w.u8n]) {
+			if _, size := utf8.DecodeRune(w.u8[:w.u8n]); size != int(w.u8n) {
+				return false
+			}
+			w.u8n = 0
+		}
+	}
+	if tail := incompleteRune(b); tail > 0 {
+		if !utf8.Valid(b[:len(b)-tail]) {
+			return false
+		}
+		w.u8n = uint8(copy(w.u8[:], b[len(b)-tail:]))
+	} else if !utf8.Valid(b) {
+		return false
+	}
+	// The message ends with this frame's last byte: nothing may be left.
+	return w.u8n == 0 || w.inMessage || w.remaining > 0
+}
+
+// incompleteRune is the length of the UTF-8 sequence b ends in when it is
+// cut short (its start, which more bytes may complete), else 0.
+func incompleteRune(b []byte) int {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-3; i-- {
+		if b[i]&0xc0 != 0x80 { // the last sequence starts here
+			if utf8.FullRune(b[i:]) {
+				return 0
+			}
+			return len(b) - i
+		}
+	}
+	return 0
+}
 
 // park gives an idle connection's read buffer back to the pool, so that it
 // can wait for data without one. It reports false (and keeps the buffer)
@@ -220,8 +277,14 @@ func (w *wsReader) next() error {
 		if w.msgLen > w.max {
 			return w.fail(ws.StatusMessageTooBig, nil, "websocket message larger than %d bytes", w.max)
 		}
+		if h.OpCode != ws.OpContinuation {
+			w.text, w.u8n = h.OpCode == ws.OpText, 0
+		}
 		w.inMessage = !h.Fin
 		w.remaining, w.mask, w.offset = h.Length, h.Mask, 0
+		if h.Fin && h.Length == 0 && !w.validText(nil) {
+			return w.fail(ws.StatusInvalidFramePayloadData, nil, "invalid UTF-8 in a text message")
+		}
 		return nil
 	}
 }

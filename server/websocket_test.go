@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 
@@ -330,4 +331,126 @@ func TestWSServerFramesUnmasked(t *testing.T) {
 	c.sendFrame(frame.SEND, big.String(), "destination", "/topic/len", "receipt", "r")
 	c.expectMessage(big.String())
 	c.expectReceipt("r")
+}
+
+// TestWSInvalidUTF8 checks RFC 6455 §8.1: a text message that is not valid
+// UTF-8, whether in one frame, in a continuation frame, split across frames
+// or cut short at its end, fails the connection: an ERROR, then a close
+// frame with code 1007, then the close. The bad SEND is not delivered.
+func TestWSInvalidUTF8(t *testing.T) {
+	srv := startServer(t, nil)
+	sub := connected(t, srv, "tcp")
+	sub.subscribe("/topic/u8", "s")
+	send := func(c *client, body string) []byte {
+		return c.encode(frame.SEND, body, "destination", "/topic/u8", "receipt", "r")
+	}
+	for i, tc := range []struct {
+		name string
+		run  func(c *client)
+	}{
+		{"one text frame", func(c *client) { c.writeWS(ws.OpText, true, send(c, "bad \xff byte")) }},
+		{"surrogate", func(c *client) { c.writeWS(ws.OpText, true, send(c, "\xed\xa0\x80")) }},
+		{"overlong", func(c *client) { c.writeWS(ws.OpText, true, send(c, "\xc0\xaf")) }},
+		{"in a continuation frame", func(c *client) {
+			raw := send(c, "ok then \xfe")
+			c.writeWS(ws.OpText, false, raw[:10])
+			c.writeWS(ws.OpContinuation, true, raw[10:])
+		}},
+		{"a sequence split across frames, overlong", func(c *client) {
+			raw := send(c, "x\xe0\x80\x80y")
+			cut := bytes.Index(raw, []byte("\xe0")) + 1
+			c.writeWS(ws.OpText, false, raw[:cut])
+			c.writeWS(ws.OpContinuation, true, raw[cut:])
+		}},
+		{"a sequence split across frames, bad continuation", func(c *client) {
+			raw := send(c, "x\xe2\x82Ay")
+			cut := bytes.Index(raw, []byte("\xe2")) + 2
+			c.writeWS(ws.OpText, false, raw[:cut])
+			c.writeWS(ws.OpContinuation, true, raw[cut:])
+		}},
+		{"cut short at the end of the message", func(c *client) {
+			c.writeWS(ws.OpText, true, []byte("SEND\ndestination:/topic/u8\n\n\xe2\x82"))
+		}},
+		{"cut short before an empty final frame", func(c *client) {
+			c.writeWS(ws.OpText, false, []byte("SEND\ndestination:/topic/u8\n\n\xf0\x9f"))
+			c.writeWS(ws.OpContinuation, true, nil)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := connected(t, srv, "ws")
+			tc.run(c)
+			c.expectError("invalid UTF-8")
+			if code := c.expectClosed(); code != ws.StatusInvalidFramePayloadData {
+				t.Errorf("close code %d, want 1007", code)
+			}
+			sub.sync() // no MESSAGE came first
+			waitFor(t, "the close counted", func() bool { return closedCount(srv, WebSocketError) == uint64(i+1) })
+			if n := errorCount(srv, kindWebSocket); n != uint64(i+1) {
+				t.Errorf("websocket errors = %d, want %d", n, i+1)
+			}
+		})
+	}
+}
+
+// TestWSUTF8AcrossFrames: characters split across the frames of a text
+// message (even one byte per frame, with a ping between) are valid, and a
+// binary message is never checked.
+func TestWSUTF8AcrossFrames(t *testing.T) {
+	srv := startServer(t, nil)
+	c := connected(t, srv, "ws")
+	c.subscribe("/topic/u8", "s")
+	body := "price: 3€, mood: 😀, ok"
+	raw := c.encode(frame.SEND, body, "destination", "/topic/u8", "receipt", "r1")
+	euro := bytes.Index(raw, []byte("€"))
+	smile := bytes.Index(raw, []byte("😀"))
+	cuts := []int{euro + 1, euro + 2, smile + 1, smile + 2, smile + 3, len(raw)}
+	prev := 0
+	for i, cut := range cuts {
+		op := ws.OpContinuation
+		if i == 0 {
+			op = ws.OpText
+		}
+		c.writeWS(op, i == len(cuts)-1, raw[prev:cut])
+		if i == 2 {
+			c.writeWS(ws.OpPing, true, []byte("p"))
+		}
+		prev = cut
+	}
+	c.expectControl(ws.OpPong)
+	c.expectMessage(body)
+	c.expectReceipt("r1")
+
+	bin := "\xff\xfe\xed\xa0\x80 binary"
+	c.writeWS(ws.OpBinary, true, c.encode(frame.SEND, bin, "destination", "/topic/u8", "receipt", "r2"))
+	c.expectMessage(bin)
+	c.expectReceipt("r2")
+}
+
+// TestWSValidTextIncremental checks validText against utf8.Valid for
+// every way of cutting a message into two or three frames.
+func TestWSValidTextIncremental(t *testing.T) {
+	for _, msg := range []string{
+		"", "a", "€", "😀", "a€b😀c", "\xff", "\xe2\x82", "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80",
+		"€\x80", "\xe2\x82\xac\xac", "ab\xf0\x9f\x98", "\x80abc", "\xf0\x9f\x98\x80\xf0",
+	} {
+		b := []byte(msg)
+		want := utf8.Valid(b)
+		for i := 0; i <= len(b); i++ {
+			for j := i; j <= len(b); j++ {
+				w := &wsReader{text: true}
+				ok := true
+				parts := [][]byte{b[:i], b[i:j], b[j:]}
+				for k, p := range parts {
+					w.inMessage = k < len(parts)-1
+					if !w.validText(p) {
+						ok = false
+						break
+					}
+				}
+				if ok != want {
+					t.Errorf("%q cut at %d, %d: valid=%v, utf8.Valid=%v", msg, i, j, ok, want)
+				}
+			}
+		}
+	}
 }
