@@ -16,3 +16,7 @@ func (c *conn) waitReadable() error {
 	})
 	return err // on success the following Read reports data, EOF or the socket error
 }
+
+// peekSupported says whether an idle connection can wait for data without
+// a read buffer (waitReadable).
+const peekSupported = true

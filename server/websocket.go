@@ -100,7 +100,11 @@ func (w *wsReader) fail(code ws.StatusCode, cause error, format string, args ...
 
 // Read fills p with unmasked payload bytes. It keeps decoding frames that
 // are already buffered, so a burst of small WebSocket messages is handled
-// as one batch, like a burst of raw STOMP frames in one TCP read.
+// as one batch, like a burst of raw STOMP frames in one TCP read. After
+// control frames (a ping, a pong) or an empty frame, with nothing else
+// buffered, it returns what it has (maybe 0, and no error) rather than
+// block for the next frame: the connection then waits for data without
+// holding a read buffer (conn.serve, park).
 func (w *wsReader) Read(p []byte) (int, error) {
 	if w.br == nil {
 		w.br = wsBufPool.Get().(*bufio.Reader)
@@ -113,11 +117,15 @@ func (w *wsReader) Read(p []byte) (int, error) {
 			if n > 0 && !w.dataHeaderBuffered() {
 				break
 			}
-			if err := w.next(); err != nil {
+			data, err := w.next()
+			if err != nil {
 				if n > 0 && kindOf(err) != kindWebSocket {
 					return n, nil
 				}
 				return n, err
+			}
+			if !data || w.remaining == 0 && w.br.Buffered() == 0 {
+				return n, nil // control frames or an empty frame: idle again
 			}
 			continue
 		}
@@ -237,45 +245,49 @@ func (w *wsReader) dataHeaderBuffered() bool {
 	return w.br.Buffered() >= size
 }
 
-// next reads frame headers until a data frame starts, answering control
-// frames on the way.
-func (w *wsReader) next() error {
+// next reads frame headers until a data frame starts (data), answering
+// control frames on the way. It stops after a control frame when nothing
+// more is buffered (no data, no error): reading on would block.
+func (w *wsReader) next() (data bool, err error) {
 	for {
 		h, err := ws.ReadHeader(w.br)
 		if err != nil {
 			if errors.Is(err, ws.ErrHeaderLengthMSB) || errors.Is(err, ws.ErrHeaderLengthUnexpected) {
-				return w.fail(ws.StatusProtocolError, err, "%v", err)
+				return false, w.fail(ws.StatusProtocolError, err, "%v", err)
 			}
-			return err
+			return false, err
 		}
 		if !h.Masked {
-			return w.fail(ws.StatusProtocolError, nil, "client frames must be masked")
+			return false, w.fail(ws.StatusProtocolError, nil, "client frames must be masked")
 		}
 		if h.Rsv != 0 {
-			return w.fail(ws.StatusProtocolError, nil, "reserved bits set without a negotiated extension")
+			return false, w.fail(ws.StatusProtocolError, nil, "reserved bits set without a negotiated extension")
 		}
 		if h.OpCode.IsControl() {
 			if err := w.control(h); err != nil {
-				return err
+				return false, err
+			}
+			if w.br.Buffered() == 0 {
+				return false, nil
 			}
 			continue
 		}
 		switch h.OpCode {
 		case ws.OpContinuation:
 			if !w.inMessage {
-				return w.fail(ws.StatusProtocolError, nil, "continuation frame without a message to continue")
+				return false, w.fail(ws.StatusProtocolError, nil, "continuation frame without a message to continue")
 			}
 		case ws.OpText, ws.OpBinary:
 			if w.inMessage {
-				return w.fail(ws.StatusProtocolError, nil, "new message before the previous one was finished")
+				return false, w.fail(ws.StatusProtocolError, nil, "new message before the previous one was finished")
 			}
 			w.msgLen = 0
 		default:
-			return w.fail(ws.StatusProtocolError, nil, "reserved opcode %d", h.OpCode)
+			return false, w.fail(ws.StatusProtocolError, nil, "reserved opcode %d", h.OpCode)
 		}
 		w.msgLen += h.Length
 		if w.msgLen > w.max {
-			return w.fail(ws.StatusMessageTooBig, nil, "websocket message larger than %d bytes", w.max)
+			return false, w.fail(ws.StatusMessageTooBig, nil, "websocket message larger than %d bytes", w.max)
 		}
 		if h.OpCode != ws.OpContinuation {
 			w.text, w.u8n = h.OpCode == ws.OpText, 0
@@ -283,9 +295,9 @@ func (w *wsReader) next() error {
 		w.inMessage = !h.Fin
 		w.remaining, w.mask, w.offset = h.Length, h.Mask, 0
 		if h.Fin && h.Length == 0 && !w.validText(nil) {
-			return w.fail(ws.StatusInvalidFramePayloadData, nil, "invalid UTF-8 in a text message")
+			return false, w.fail(ws.StatusInvalidFramePayloadData, nil, "invalid UTF-8 in a text message")
 		}
-		return nil
+		return true, nil
 	}
 }
 

@@ -454,3 +454,39 @@ func TestWSValidTextIncremental(t *testing.T) {
 		}
 	}
 }
+
+// waitParked waits until n connection read loops wait for data without a
+// read buffer (in conn.waitReadable), as idle connections do.
+func waitParked(t *testing.T, n int) {
+	t.Helper()
+	waitFor(t, strconv.Itoa(n)+" parked read loops", func() bool {
+		parked := 0
+		for _, g := range brokerGoroutines() {
+			if strings.Contains(g, "(*conn).waitReadable(") {
+				parked++
+			}
+		}
+		return parked == n
+	})
+}
+
+// TestWSIdleAfterControlFrames: a WebSocket connection that received only
+// a ping, a pong or an empty message goes back to waiting without a read
+// buffer, as after a STOMP frame (idle connections hold no 32 KiB buffer).
+func TestWSIdleAfterControlFrames(t *testing.T) {
+	if !peekSupported {
+		t.Skip("no buffer-less wait on this platform")
+	}
+	srv := startServer(t, nil)
+	c := connected(t, srv, "ws")
+	c.subscribe("/topic/idle", "s")
+	waitParked(t, 1)
+	c.writeWS(ws.OpPing, true, []byte("p"))
+	c.expectControl(ws.OpPong)
+	waitParked(t, 1)
+	c.writeWS(ws.OpPong, true, nil)
+	c.writeWS(ws.OpText, true, nil)
+	waitParked(t, 1)
+	c.sync() // still served
+	waitParked(t, 1)
+}
