@@ -68,6 +68,10 @@ func newBench(parent context.Context, cfg *config, t target) *bench {
 	}
 	if cfg.scenario == "conns" {
 		b.opts.rbuf, b.opts.wbuf = 2048, 512
+		if hb := cfg.heartBeat; hb > 0 {
+			b.opts.heartBeat = strconv.Itoa(hb) + "," + strconv.Itoa(hb)
+			go b.heartBeats(time.Duration(hb) * time.Millisecond)
+		}
 	}
 	if t.ws {
 		go b.keepalives(wsKeepaliveEvery)
@@ -76,6 +80,30 @@ func newBench(parent context.Context, cfg *config, t target) *bench {
 }
 
 const wsKeepaliveEvery = 15 * time.Second
+
+// heartBeats sends a heart-beat EOL on every connection every half
+// interval until the run stops (conns: the connections write nothing
+// else once subscribed).
+func (b *bench) heartBeats(every time.Duration) {
+	tick := time.NewTicker(every / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		b.mu.Lock()
+		conns := b.conns
+		b.mu.Unlock()
+		for _, c := range conns {
+			if b.stopped.Load() {
+				return
+			}
+			c.beat()
+		}
+	}
+}
 
 // keepalives pings idle WebSocket connections until the run stops.
 func (b *bench) keepalives(every time.Duration) {
@@ -187,9 +215,14 @@ func (b *bench) consume(name, dest, ack string, prefetch int, ready *latch, onMs
 		}
 		defer release()
 		c.owner = true
-		if err := c.Subscribe("1", dest, ack, prefetch); err != nil {
+		receipt := b.cfg.scenario != "conns" || !b.cfg.noReceipt
+		if err := c.subscribe("1", dest, ack, prefetch, receipt); err != nil {
 			b.fail(fmt.Errorf("%s: subscribe: %w", name, err))
 			return
+		}
+		if !receipt {
+			release()
+			ready.add()
 		}
 		for {
 			f, err := c.ReadFrame()
@@ -699,6 +732,12 @@ func runConns(b *bench) *report {
 	connected := b.sample()
 	setup := connected.at.Sub(before.at).Seconds()
 	r.add("conns", "connections", cfg.conns, "")
+	r.add("heart_beat_ms", "client heart-beat", cfg.heartBeat, "ms")
+	receipt := 1
+	if cfg.noReceipt {
+		receipt = 0
+	}
+	r.add("subscribe_receipt", "RECEIPT asked on SUBSCRIBE", receipt, "")
 	r.add("connected", "connected+subscribed", ready.n.Load(), "")
 	r.add("setup_s", "setup time", setup, "s")
 	r.add("conns_per_s", "setup rate", rate(ready.n.Load(), setup), "conn/s")
