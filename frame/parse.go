@@ -83,6 +83,17 @@ func (p *Parser) Reset() {
 	p.spans = p.spans[:0]
 }
 
+// Release frees what the parser keeps between frames: its header index
+// and the last frame returned, whose headers and body point into the
+// caller's buffer (so that buffer can be reused or collected). For a
+// connection going idle; call it between frames (when no partial frame is
+// pending, it is forgotten). The next Parse allocates afresh.
+func (p *Parser) Release() {
+	p.Reset()
+	p.spans = nil
+	p.f = Frame{}
+}
+
 func limit(v, def int) int {
 	if v <= 0 {
 		return def

@@ -203,12 +203,20 @@ func (c *conn) serve() {
 		c.s.stats.wsConns.Add(1)
 	}
 	c.debug("connection opened")
-	defer c.cleanup()
 	c.nc.SetReadDeadline(time.Now().Add(c.s.opts.ConnectTimeout))
+	if !c.readLoop() {
+		c.cleanup()
+	}
+}
+
+// readLoop reads and handles the client's frames. It returns false when
+// the connection ended (the caller cleans up), true when the connection
+// went idle and a fresh goroutine took over the loop (see idle).
+func (c *conn) readLoop() (handedOff bool) {
 	for {
 		if c.rlen > c.rpos {
 			if !c.process() {
-				return
+				return false
 			}
 		}
 		if c.fills {
@@ -228,37 +236,69 @@ func (c *conn) serve() {
 		// closeWithError sets closed, then wakes the reader with a past
 		// deadline; a deadline armed above may have replaced that one.
 		if c.isClosed() {
-			return
+			return false
 		}
 		c.releaseReadBuf()
-		if c.rbuf == nil && c.raw != nil && (c.ws == nil || c.ws.park()) {
-			// Idle connections hold no read buffer: wait for data first.
-			if err := c.waitReadable(); err != nil {
-				c.readFailed(err)
-				return
-			}
+		if c.rbuf == nil && c.raw != nil && (c.ws == nil || c.ws.park()) && !c.readable() {
+			c.idle()
+			return true
 		}
-		c.getReadBuf()
-		if c.rlen == len(c.rbuf) {
-			c.growReadBuf()
-		}
-		n, err := c.in.Read(c.rbuf[c.rlen:])
-		c.rlen += n
-		if n > 0 {
-			c.s.stats.bytesIn.Add(uint64(n))
-			before := c.rpos
-			if !c.process() {
-				return
-			}
-			if c.rpos == c.rlen || c.rpos != before {
-				c.partialSince = time.Time{} // no frame pending, or a new one began
-			}
-		}
-		if err != nil {
-			c.readFailed(err)
-			return
+		if !c.readOnce() {
+			return false
 		}
 	}
+}
+
+// idle hands the read loop of a connection that has nothing to read to a
+// fresh goroutine, which waits for data without a read buffer and then
+// carries on. The goroutine that handled frames (and whose stack grew
+// doing so, and never shrinks back) ends: an idle connection costs one
+// small stack. Once Shutdown has begun the wait happens here instead.
+func (c *conn) idle() {
+	c.parser.Release() // between frames: nothing is pending
+	if !c.s.startGoRoutine(c.resume) {
+		c.resume()
+	}
+}
+
+// resume waits for the idle connection's next bytes, then runs the read
+// loop (or cleans up when the connection ends meanwhile).
+func (c *conn) resume() {
+	if err := c.waitReadable(); err != nil {
+		c.readFailed(err)
+		c.cleanup()
+		return
+	}
+	if c.readOnce() && c.readLoop() {
+		return
+	}
+	c.cleanup()
+}
+
+// readOnce reads what the client sent and handles the complete frames. It
+// returns false when the connection ended.
+func (c *conn) readOnce() bool {
+	c.getReadBuf()
+	if c.rlen == len(c.rbuf) {
+		c.growReadBuf()
+	}
+	n, err := c.in.Read(c.rbuf[c.rlen:])
+	c.rlen += n
+	if n > 0 {
+		c.s.stats.bytesIn.Add(uint64(n))
+		before := c.rpos
+		if !c.process() {
+			return false
+		}
+		if c.rpos == c.rlen || c.rpos != before {
+			c.partialSince = time.Time{} // no frame pending, or a new one began
+		}
+	}
+	if err != nil {
+		c.readFailed(err)
+		return false
+	}
+	return true
 }
 
 func (c *conn) readFailed(err error) {

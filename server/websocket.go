@@ -57,7 +57,14 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	wr := &wsReader{br: rw.Reader, max: int64(s.opts.MaxWebSocketMessage)}
+	wr := &wsReader{max: int64(s.opts.MaxWebSocketMessage)}
+	if rw.Reader.Buffered() > 0 {
+		wr.br = rw.Reader // the client's first frames came with the request
+	}
+	// Else net/http's reader is left to the garbage collector rather than
+	// put in wsBufPool at the first park: one per upgrade would pile up
+	// there (and count as live heap) while the pool serves only the
+	// connections reading at a given moment.
 	c := newConn(s, nc, wr)
 	wr.c = c
 	// A goroutine of its own: returning lets net/http's request, response
