@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -72,6 +73,114 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if !s.startGoRoutine(c.serve) {
 		nc.Close() // shutting down
 	}
+}
+
+// isWebSocketUpgrade reports whether the request head asks for a
+// WebSocket upgrade (an Upgrade header naming websocket).
+func (h *httpHead) isWebSocketUpgrade() bool {
+	if h.end == 0 {
+		return false
+	}
+	head := h.buf[:h.end]
+	for len(head) > 0 {
+		i := bytes.IndexByte(head, '\n')
+		line := head[:i]
+		head = head[i+1:]
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if ok && bytes.EqualFold(bytes.TrimSpace(k), []byte("Upgrade")) {
+			return bytes.EqualFold(bytes.TrimSpace(v), []byte("websocket"))
+		}
+	}
+	return false
+}
+
+// upgradeWebSocket answers the WebSocket upgrade request in req itself
+// (gobwas/ws's Upgrader, with pooled buffers) and serves the STOMP
+// connection in this goroutine. Going through net/http instead would cost
+// three 4 KiB buffers and the request's state per connection, garbage that
+// raises the heap of a broker whose clients connect over WebSocket. pc is
+// counted as an HTTP connection until the upgrade is done.
+func (s *Server) upgradeWebSocket(pc *prefixConn, req *httpHead) {
+	nc := pc.Conn
+	var origin, host string
+	u := ws.Upgrader{
+		OnHost: func(h []byte) error {
+			host = string(h)
+			return nil
+		},
+		OnHeader: func(k, v []byte) error {
+			if string(k) == "Origin" {
+				origin = string(v)
+			}
+			return nil
+		},
+		ProtocolCustom: func(offered []byte) (string, bool) {
+			return bestOffered(string(offered)), true
+		},
+		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
+			if !s.originAllowed(origin, host) {
+				return nil, ws.RejectConnectionError(ws.RejectionStatus(http.StatusForbidden),
+					ws.RejectionReason("origin not allowed"))
+			}
+			return nil, nil
+		},
+	}
+	_, err := u.Upgrade(&headConn{Conn: nc, head: req.buf[:req.end]})
+	s.doneHTTPConn(pc)
+	if err != nil {
+		if origin != "" && !s.originAllowed(origin, host) {
+			s.log.Info("websocket origin refused", "peer", nc.RemoteAddr().String(), "origin", origin)
+		} else {
+			s.log.Debug("websocket upgrade failed", "peer", nc.RemoteAddr().String(), "err", err)
+		}
+		req.release()
+		nc.Close()
+		return
+	}
+	wr := &wsReader{max: int64(s.opts.MaxWebSocketMessage)}
+	if rest := req.buf[req.end:]; len(rest) > 0 {
+		// The client's first frames came with the request: buffered, so
+		// the connection reads them before it parks.
+		wr.br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(rest)), nc), max(4<<10, len(rest)))
+		wr.br.Peek(len(rest)) //nolint:errcheck // the bytes are in memory
+	}
+	req.release()
+	c := newConn(s, nc, wr)
+	wr.c = c
+	c.serve()
+}
+
+// headConn gives gobwas/ws's Upgrader the request head already read (and
+// nothing more), and writes to the connection.
+type headConn struct {
+	net.Conn
+	head []byte
+}
+
+func (h *headConn) Read(p []byte) (int, error) {
+	if len(h.head) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, h.head)
+	h.head = h.head[n:]
+	return n, nil
+}
+
+// bestOffered picks the highest STOMP subprotocol in a
+// Sec-WebSocket-Protocol value ("" when it offers none).
+func bestOffered(offered string) string {
+	best := len(stompProtocols)
+	for _, p := range strings.Split(offered, ",") {
+		for i, sp := range stompProtocols {
+			if strings.TrimSpace(p) == sp && i < best {
+				best = i
+			}
+		}
+	}
+	if best == len(stompProtocols) {
+		return ""
+	}
+	return stompProtocols[best]
 }
 
 // wsReader turns the client's WebSocket data frames into the STOMP byte

@@ -490,3 +490,71 @@ func TestWSIdleAfterControlFrames(t *testing.T) {
 	c.sync() // still served
 	waitParked(t, 1)
 }
+
+// TestWSUpgradeRoutes: the upgrade is answered whichever way it comes: on
+// its own (answered before net/http sees the connection), with the
+// client's first frame sent before the 101 arrived, with a request head
+// longer than the broker reads itself, and after a plain HTTP request on
+// the same keep-alive connection (both served through net/http).
+func TestWSUpgradeRoutes(t *testing.T) {
+	srv := startServer(t, nil)
+	upgrade := "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: v12.stomp\r\n"
+	connect := wsClientFrame(ws.OpText, true, []byte("CONNECT\naccept-version:1.2\nhost:x\n\n\x00"))
+	for _, tc := range []struct {
+		name   string
+		before string // a plain HTTP request first, on the same connection
+		extra  string // more request headers
+		early  bool   // CONNECT in the same write as the request
+	}{
+		{name: "direct"},
+		{name: "first frame with the request", early: true},
+		{name: "long head", extra: "X-Pad: " + strings.Repeat("p", maxHTTPHead) + "\r\n"},
+		{name: "after a plain request", before: "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nc, err := net.DialTimeout("tcp", srv.Addr().String(), waitTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(waitTimeout))
+			br := bufio.NewReader(nc)
+			if tc.before != "" {
+				io.WriteString(nc, tc.before) //nolint:errcheck
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil || resp.StatusCode != http.StatusOK {
+					t.Fatalf("plain request first: %v %v", resp, err)
+				}
+				io.Copy(io.Discard, resp.Body) //nolint:errcheck
+				resp.Body.Close()
+			}
+			req := []byte(upgrade + tc.extra + "\r\n")
+			if tc.early {
+				req = append(req, connect...)
+			}
+			if _, err := nc.Write(req); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Protocol") != "v12.stomp" {
+				t.Fatalf("upgrade: %s, protocol %q", resp.Status, resp.Header.Get("Sec-WebSocket-Protocol"))
+			}
+			if !tc.early {
+				if _, err := nc.Write(connect); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fr, err := ws.ReadFrame(br)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fr.Header.OpCode != ws.OpText || !bytes.HasPrefix(fr.Payload, []byte("CONNECTED\n")) {
+				t.Fatalf("got %v %q, want a CONNECTED frame", fr.Header.OpCode, fr.Payload)
+			}
+		})
+	}
+}
