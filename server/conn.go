@@ -709,13 +709,14 @@ func (c *conn) grabOutLocked() {
 }
 
 // releaseOutLocked gives the larger of the drained buffers back to the pool
-// (through the holder it came in, so a Put does not allocate).
+// (through the holder it came in, so a Put does not allocate), and drops
+// the WebSocket encoding scratch: an idle connection holds no buffer.
 func (c *conn) releaseOutLocked() {
 	b := c.out
 	if cap(c.spare) > cap(b) {
 		b = c.spare
 	}
-	c.out, c.spare = nil, nil
+	c.out, c.spare, c.scratch = nil, nil, nil
 	if cap(b) < 4<<10 || cap(b) > 256<<10 {
 		return
 	}

@@ -558,3 +558,34 @@ func TestWSUpgradeRoutes(t *testing.T) {
 		})
 	}
 }
+
+// TestIdleReadLoopHandsOff: once a connection has nothing to read, its read
+// loop goes on in a fresh goroutine (resume) that waits without a buffer;
+// the goroutine whose stack grew handling CONNECT and SUBSCRIBE is gone.
+// Frames that come later are handled as before.
+func TestIdleReadLoopHandsOff(t *testing.T) {
+	if !peekSupported {
+		t.Skip("no buffer-less wait on this platform")
+	}
+	forEachTransport(t, func(t *testing.T, tr string) {
+		srv := startServer(t, nil)
+		c := connected(t, srv, tr)
+		c.subscribe("/topic/idle", "s")
+		waitFor(t, "the read loop in a fresh goroutine", func() bool {
+			resumed, serving := 0, 0
+			for _, g := range brokerGoroutines() {
+				if strings.Contains(g, "(*conn).resume(") && strings.Contains(g, "(*conn).waitReadable(") {
+					resumed++
+				}
+				if strings.Contains(g, "(*conn).serve(") {
+					serving++
+				}
+			}
+			return resumed == 1 && serving == 0
+		})
+		pub := connected(t, srv, tr)
+		pub.publish("/topic/idle", "after idle")
+		c.expectMessage("after idle")
+		c.sync()
+	})
+}
