@@ -65,53 +65,47 @@ func TestCloseReasons(t *testing.T) {
 		want[ClientClosed]++
 		waitClosed(t, srv, want)
 
-		c = connected(t, srv, tr)
-		c.send("BOGUS\n\n\x00")
-		c.expectError("unknown command")
-		c.expectClosed()
-		want[ProtocolError]++
-		waitClosed(t, srv, want)
-		if n := errorCount(srv, kindProtocol); n != 1 {
-			t.Errorf("protocol errors = %d, want 1", n)
-		}
-
-		c = connected(t, srv, tr)
-		c.subscribe("/topic/a", "a")
-		c.sendFrame(frame.SUBSCRIBE, "", "destination", "/topic/b", "id", "b")
-		c.expectError("too many subscriptions")
-		c.expectClosed()
-		want[LimitExceeded]++
-		waitClosed(t, srv, want)
-		if n := errorCount(srv, kindLimit); n != 1 {
-			t.Errorf("limit errors = %d, want 1", n)
-		}
-
-		c = dial(t, srv, tr)
-		c.connect("1.2", "heart-beat", "40,0") // then silent
-		c.expectError("heart-beat timeout")
-		c.expectClosed()
-		want[HeartbeatTimeout]++
-		waitClosed(t, srv, want)
-		if n := errorCount(srv, kindHeartbeat); n != 1 {
-			t.Errorf("heart-beat errors = %d, want 1", n)
-		}
-
-		if tr == "ws" {
-			c = connected(t, srv, tr)
-			// An unmasked client frame violates RFC 6455 §5.1.
-			var b []byte
-			b = append(b, 0x81, 1, 'x')
-			if _, err := c.nc.Write(b); err != nil {
-				t.Fatal(err)
+		// Each ERROR closes the connection for its reason and counts once
+		// by its kind.
+		for _, tc := range []struct {
+			name   string
+			run    func(c *client)
+			errMsg string
+			reason ClosedState
+			kind   errKind
+			wsOnly bool
+		}{
+			{"unknown command", func(c *client) { c.send("BOGUS\n\n\x00") }, "unknown command", ProtocolError, kindProtocol, false},
+			{"too many subscriptions", func(c *client) {
+				c.subscribe("/topic/a", "a")
+				c.sendFrame(frame.SUBSCRIBE, "", "destination", "/topic/b", "id", "b")
+			}, "too many subscriptions", LimitExceeded, kindLimit, false},
+			{"silent client", func(c *client) {}, "heart-beat timeout", HeartbeatTimeout, kindHeartbeat, false},
+			{"unmasked WebSocket frame", func(c *client) { // RFC 6455 §5.1
+				if _, err := c.nc.Write([]byte{0x81, 1, 'x'}); err != nil {
+					t.Fatal(err)
+				}
+			}, "websocket protocol error", WebSocketError, kindWebSocket, true},
+		} {
+			if tc.wsOnly && tr != "ws" {
+				continue
 			}
-			c.expectError("websocket protocol error")
-			if code := c.expectClosed(); code != ws.StatusProtocolError {
-				t.Errorf("close code %d, want 1002", code)
+			c = dial(t, srv, tr)
+			hb := "0,0"
+			if tc.reason == HeartbeatTimeout {
+				hb = "40,0" // the server expects a beat every 40 ms
 			}
-			want[WebSocketError]++
+			c.connect("1.2", "heart-beat", hb)
+			tc.run(c)
+			c.expectError(tc.errMsg)
+			code := c.expectClosed()
+			if tc.reason == WebSocketError && code != ws.StatusProtocolError {
+				t.Errorf("%s: close code %d, want 1002", tc.name, code)
+			}
+			want[tc.reason]++
 			waitClosed(t, srv, want)
-			if n := errorCount(srv, kindWebSocket); n != 1 {
-				t.Errorf("websocket errors = %d, want 1", n)
+			if n := errorCount(srv, tc.kind); n != 1 {
+				t.Errorf("%s: %s errors = %d, want 1", tc.name, tc.kind, n)
 			}
 		}
 

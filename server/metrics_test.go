@@ -448,10 +448,9 @@ func TestMetricsErrorsAndRefused(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 		got = metricsScrape(t, srv)
 	}
-	// The unknown command counts as "protocol" once session.go classifies
-	// its errors with countError, as "other" until then; never twice.
-	if n := got[`stompica_errors_total{kind="protocol"}`] + got[`stompica_errors_total{kind="other"}`]; n != 1 {
-		t.Errorf("protocol+other errors = %v, want 1", n)
+	// The unknown command counts once, as "protocol".
+	if n := got[`stompica_errors_total{kind="protocol"}`]; n != 1 {
+		t.Errorf("protocol errors = %v, want 1", n)
 	}
 	var total float64
 	for _, k := range errorKinds {

@@ -85,29 +85,18 @@ const wsKeepaliveEvery = 15 * time.Second
 // interval until the run stops (conns: the connections write nothing
 // else once subscribed).
 func (b *bench) heartBeats(every time.Duration) {
-	tick := time.NewTicker(every / 2)
-	defer tick.Stop()
-	for {
-		select {
-		case <-b.ctx.Done():
-			return
-		case <-tick.C:
-		}
-		b.mu.Lock()
-		conns := b.conns
-		b.mu.Unlock()
-		for _, c := range conns {
-			if b.stopped.Load() {
-				return
-			}
-			c.beat()
-		}
-	}
+	b.eachConnEvery(every/2, (*Conn).beat)
 }
 
 // keepalives pings idle WebSocket connections until the run stops.
 func (b *bench) keepalives(every time.Duration) {
-	tick := time.NewTicker(every / 3)
+	b.eachConnEvery(every/3, func(c *Conn) { c.keepalive(every) })
+}
+
+// eachConnEvery calls f on every connection of the run each period until
+// the run stops.
+func (b *bench) eachConnEvery(period time.Duration, f func(*Conn)) {
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
 		select {
@@ -122,7 +111,7 @@ func (b *bench) keepalives(every time.Duration) {
 			if b.stopped.Load() {
 				return
 			}
-			c.keepalive(every)
+			f(c)
 		}
 	}
 }
