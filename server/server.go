@@ -33,11 +33,12 @@
 //     connection's lock is taken after it is released (DIAG, /metrics).
 //
 // Goroutines: every goroutine the server starts is tracked by Shutdown,
-// which waits for them: accept loops, connection read loops (the TCP
-// accept path and WebSocket upgrades) and the HTTP server's serve loop
-// through startGoRoutine; a connection's writer through conn.writers,
-// which its read loop waits for before it ends; heart-beat timers are
-// stopped when the connection closes.
+// which waits for them: accept loops, connection read loops (from the
+// accept path, and the fresh goroutine an idle connection's loop goes on
+// in) and the HTTP server's serve loop through startGoRoutine; a
+// connection's writer through conn.writers, which its read loop waits for
+// before it ends; heart-beat timers are stopped when the connection
+// closes.
 package server
 
 import (
