@@ -29,6 +29,7 @@ for tr in $transports; do
 			log="$out/stompica-$tr-$hb-$receipt.log"
 			"$bin" --host 127.0.0.1 --port 0 --log-level warn 2>"$log" &
 			pid=$!
+			trap 'kill $pid 2>/dev/null || true' EXIT
 			addr=
 			for _ in $(seq 200); do
 				addr=$(ss -ltnp 2>/dev/null | grep "pid=$pid," | awk '{print $4}' | head -1 || true)
