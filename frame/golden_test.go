@@ -501,6 +501,28 @@ func TestParserRecovers(t *testing.T) {
 	}
 }
 
+// TestParserRelease: Release lets go of the caller's buffer and of the
+// header index; parsing goes on as before, with the version and limits
+// kept.
+func TestParserRelease(t *testing.T) {
+	p := Parser{Version: Version12, MaxHeaders: 3}
+	buf := []byte("SEND\na:1\nb:2\n\nbody\x00")
+	if f, _, err := p.Parse(buf); err != nil || f == nil {
+		t.Fatalf("Parse: %v, %v", f, err)
+	}
+	p.Release()
+	if p.spans != nil || p.f.Headers != nil || p.f.Body != nil || p.f.Command != "" {
+		t.Fatalf("after Release the parser still holds %d spans, %d headers, %d body bytes", cap(p.spans), cap(p.f.Headers), len(p.f.Body))
+	}
+	f, _, err := p.Parse([]byte("SEND\nk:a\\cb\n\nx\x00"))
+	if err != nil || f == nil || f.GetString("k") != "a:b" || string(f.Body) != "x" {
+		t.Fatalf("after Release: %v, %v (1.2 escaping must still apply)", f, err)
+	}
+	if _, _, err := p.Parse([]byte("SEND\na:1\nb:2\nc:3\nd:4\n\n\x00")); err != ErrTooManyHeaders {
+		t.Fatalf("after Release: err = %v, want the MaxHeaders limit", err)
+	}
+}
+
 // TestParseReusesFrame documents that the returned frame is the parser's
 // and that parsed headers alias the buffer, unescaped in place.
 func TestParseReusesFrame(t *testing.T) {

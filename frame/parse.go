@@ -5,7 +5,7 @@ import "bytes"
 // Default limits used when a Parser field is zero.
 const (
 	DefaultMaxFrame      = 16 << 20 // bytes of one frame, command line through the terminating NUL
-	DefaultMaxHeaders    = 64       // header lines of one frame
+	DefaultMaxHeaders    = 1000     // header lines of one frame (Apache Apollo's default)
 	DefaultMaxHeaderLine = 8 << 10  // bytes of one header (or command) line, EOL excluded
 )
 
@@ -81,6 +81,17 @@ func (p *Parser) Reset() {
 	p.cmd = ""
 	p.line, p.scan, p.end = 0, 0, 0
 	p.spans = p.spans[:0]
+}
+
+// Release frees what the parser keeps between frames: its header index
+// and the last frame returned, whose headers and body point into the
+// caller's buffer (so that buffer can be reused or collected). For a
+// connection going idle; call it between frames (when no partial frame is
+// pending, it is forgotten). The next Parse allocates afresh.
+func (p *Parser) Release() {
+	p.Reset()
+	p.spans = nil
+	p.f = Frame{}
 }
 
 func limit(v, def int) int {

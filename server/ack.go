@@ -255,11 +255,16 @@ func (q *queue) requeue(m *message, b *batch) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.dead {
-		go func() { // queue() takes router.mu, which must not be taken under q.mu
+		// queue() takes router.mu, which must not be taken under q.mu. A
+		// tracked goroutine: Shutdown waits for it (and refuses it once
+		// begun: the message then stays where a persistent store keeps it).
+		if !q.r.s.startGoRoutine(func() {
 			var b batch
 			q.r.queue(q.name).requeue(m, &b)
 			b.flush()
-		}()
+		}) {
+			q.r.s.log.Debug("requeue during shutdown dropped", "queue", q.name, "id", m.id)
+		}
 		return
 	}
 	st, err := q.open()
@@ -284,7 +289,7 @@ func (q *queue) requeue(m *message, b *batch) {
 			q.r.s.log.Error("store: cannot dead-letter; the message stays in its queue's store", "queue", q.name, "id", m.id, "err", err)
 			return
 		}
-		go func() {
+		if !q.r.s.startGoRoutine(func() {
 			var b batch
 			if err := q.r.queue(dlqName).enqueue(dead, &b, nil); err != nil {
 				q.r.s.log.Error("store: cannot dead-letter; the message stays in its queue's store", "queue", q.name, "id", m.id, "err", err)
@@ -292,7 +297,9 @@ func (q *queue) requeue(m *message, b *batch) {
 				q.r.s.log.Warn("store: ack on dead-lettering failed", "queue", q.name, "id", m.id, "err", err)
 			}
 			b.flush()
-		}()
+		}) {
+			q.r.s.log.Debug("dead-lettering during shutdown dropped", "queue", q.name, "id", m.id)
+		}
 		return
 	}
 	q.r.s.input.hold(m)

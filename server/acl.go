@@ -20,7 +20,7 @@ func (s *Server) authorize(login string, access auth.Access, dest string) error 
 		return nil // the default: no lookup on the publish path
 	}
 	if s.authn != nil && login == "" {
-		return protoError("access denied: " + strconv.Quote(dest) + " needs a login (CONNECT first)")
+		return accessErr("access denied: " + strconv.Quote(dest) + " needs a login (CONNECT first)")
 	}
 	if s.authz == nil || s.authz.Authorize(login, access, dest) {
 		return nil
@@ -31,9 +31,9 @@ func (s *Server) authorize(login string, access auth.Access, dest string) error 
 	}
 	switch access {
 	case auth.Write:
-		return protoError("access denied: " + who + " may not write to " + strconv.Quote(dest))
+		return accessErr("access denied: " + who + " may not write to " + strconv.Quote(dest))
 	case auth.Read:
-		return protoError("access denied: " + who + " may not read from " + strconv.Quote(dest))
+		return accessErr("access denied: " + who + " may not read from " + strconv.Quote(dest))
 	}
-	return protoError("access denied: " + who + " has no " + access.String() + " access to " + strconv.Quote(dest))
+	return accessErr("access denied: " + who + " has no " + access.String() + " access to " + strconv.Quote(dest))
 }

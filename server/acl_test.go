@@ -97,9 +97,10 @@ carol  read,write  /queue/c.>
 			t.Errorf("authorize(%q, %s, %q) = %v, want allowed=%v", c.login, c.access, c.dest, err, c.ok)
 		}
 		if err != nil {
-			var pe protoError
-			if !errors.As(err, &pe) || !strings.Contains(err.Error(), `"`+c.dest+`"`) || !strings.Contains(err.Error(), `"`+c.login+`"`) {
-				t.Errorf("denial %q must be a protoError naming %q and %q", err, c.login, c.dest)
+			var ce *clientError
+			if !errors.As(err, &ce) || ce.kind != kindAuth || ce.reason != AccessDenied ||
+				!strings.Contains(err.Error(), `"`+c.dest+`"`) || !strings.Contains(err.Error(), `"`+c.login+`"`) {
+				t.Errorf("denial %q must be an access error (kind auth) naming %q and %q", err, c.login, c.dest)
 			}
 		}
 	}

@@ -244,7 +244,7 @@ func (s *Server) apiCloseConnection(w http.ResponseWriter, r *http.Request) {
 	info := c.info(false)
 	s.log.Info("closing a connection for an administrator", "conn", c.id, "peer", c.remote,
 		"login", info.Login, "by", httpLogin(r), "from", r.RemoteAddr)
-	c.closeWithError(adminCloseMessage, "")
+	c.closeWithError(&clientError{kind: kindOther, reason: AdminClosed, msg: adminCloseMessage}, "")
 	writeJSON(w, http.StatusOK, map[string]any{"closed": c.id, "peer": info.Peer, "login": info.Login})
 }
 

@@ -32,10 +32,10 @@ import (
 // so that tests can shorten it.
 var authFailDelay = 300 * time.Millisecond
 
-// errAccessRefused answers every refused login, whether the login is
+// msgAccessRefused answers every refused login, whether the login is
 // unknown, the passcode wrong or the Authenticator failed, so that a client
 // cannot tell which logins exist.
-const errAccessRefused = protoError("access refused")
+const msgAccessRefused = "access refused"
 
 // initAuth sets the Server's Authenticator and Authorizer from Options,
 // loading the users file and the ACL file when those are configured. New
@@ -81,8 +81,9 @@ func (c *conn) credentials(f *frame.Frame) auth.Credentials {
 	return cr
 }
 
-// authenticate returns the login of a client presenting cr, or
-// errAccessRefused after authFailDelay. Without an Authenticator everyone
+// authenticate returns the login of a client presenting cr, or a login
+// error "access refused" (wrapping the Authenticator's error, if any) after
+// authFailDelay. Without an Authenticator everyone
 // is let in as the login they name (or their certificate's name).
 func (s *Server) authenticate(ctx context.Context, cr auth.Credentials) (string, error) {
 	if s.opts.TLSClientCA == "" {
@@ -118,7 +119,7 @@ func (s *Server) authenticate(ctx context.Context, cr auth.Credentials) (string,
 	if ctx.Err() == nil {
 		time.Sleep(authFailDelay)
 	}
-	return "", errAccessRefused
+	return "", loginErr(msgAccessRefused, err)
 }
 
 // httpAccess decides an HTTP request to /console, /metrics, /api/ and

@@ -183,9 +183,12 @@ func TestAuthAuthenticate(t *testing.T) {
 			if el := time.Since(start); el < delay {
 				t.Errorf("refused after %v, want at least %v", el, delay)
 			}
-			var pe protoError
-			if got != "" || !errors.As(err, &pe) || err.Error() != "access refused" {
-				t.Errorf("= %q, %#v, want protoError \"access refused\"", got, err)
+			var ce *clientError
+			if got != "" || !errors.As(err, &ce) || ce.kind != kindAuth || ce.reason != AuthFailed || err.Error() != "access refused" {
+				t.Errorf("= %q, %#v, want a login error \"access refused\"", got, err)
+			}
+			if !errors.Is(err, auth.ErrRefused) {
+				t.Errorf("%v does not wrap the users file's refusal (auth.ErrRefused)", err)
 			}
 		})
 	}

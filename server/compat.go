@@ -35,7 +35,7 @@ func compatDest(dest string) (string, error) {
 		return "/topic/" + key, nil
 	}
 	if strings.HasPrefix(dest, exchangePrefix) || strings.HasPrefix(dest, "/amq/") {
-		return "", protoError("destination " + strconv.Quote(dest) + " is not supported: stompica serves RabbitMQ's " +
+		return "", protocolErr("destination " + strconv.Quote(dest) + " is not supported: stompica serves RabbitMQ's " +
 			"/exchange/amq.topic/KEY (= /topic/KEY) and /amq/queue/NAME (= /queue/NAME); use /topic/... or /queue/...")
 	}
 	return dest, nil
@@ -43,7 +43,7 @@ func compatDest(dest string) (string, error) {
 
 // errSelector answers a SUBSCRIBE with a selector header (ActiveMQ's and
 // RabbitMQ's message filter), which stompica does not evaluate.
-const errSelector = protoError("selectors are not supported yet: SUBSCRIBE without the selector header " +
+var errSelector = protocolErr("selectors are not supported yet: SUBSCRIBE without the selector header " +
 	"and filter in the client, or publish to a narrower destination")
 
 // checkHost refuses a CONNECT host header that names a virtual host other
@@ -67,7 +67,7 @@ func (s *Server) checkHost(host string) error {
 		return nil
 	}
 	if !isHostName(name) {
-		return protoError("virtual host " + strconv.Quote(host) + " not found: stompica has one virtual host, " +
+		return protocolErr("virtual host " + strconv.Quote(host) + " not found: stompica has one virtual host, " +
 			`"/"; send host:/ or the broker's host name, or no host header`)
 	}
 	// go-stomp sends "default" when it cannot tell the address it dialled.
@@ -85,7 +85,7 @@ func (s *Server) checkHost(host string) error {
 			return nil
 		}
 	}
-	return protoError("virtual host " + strconv.Quote(host) + " not found: this broker answers to " +
+	return protocolErr("virtual host " + strconv.Quote(host) + " not found: this broker answers to " +
 		strings.Join(s.opts.HostNames, ", ") + " (--host-names), localhost, its host name and IP addresses; " +
 		`send host:/ or one of those, or no host header`)
 }

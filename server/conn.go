@@ -68,26 +68,26 @@ type conn struct {
 	version frame.Version // set once at CONNECT, before any subscription exists
 
 	// Outbound state, guarded by mu.
-	mu          sync.Mutex
-	out         []byte
-	spare       []byte
-	writing     bool
-	touched     bool // in some goroutine's batch, waiting for kick
-	closed      bool // no more appends; the writer closes nc once drained
-	leaving     bool // subscriptions being dropped: no more deliveries
-	queueWait   bool // a queue skipped this consumer for lack of room
-	lastWrite   time.Time
-	hbSend      time.Duration
-	hbTimer     *time.Timer
-	writers     sync.WaitGroup
-	inflight    int           // bytes the writer took from out and is writing now
-	outWait     chan struct{} // the read loop waits for the output to drain; closed to wake it
-	outPeak     int           // most output held (out + inflight) after the read loop queued a frame
-	closeReason string
-	holder      *[]byte         // pool entry the output buffer came in
-	scratch     []byte          // encoding scratch for WebSocket frames
-	qsubs       []*subscription // queue subscriptions, copy-on-write
-	adm         connAdmin       // what the management API shows (admin.go)
+	mu         sync.Mutex
+	out        []byte
+	spare      []byte
+	writing    bool
+	touched    bool // in some goroutine's batch, waiting for kick
+	closed     bool // no more appends; the writer closes nc once drained
+	leaving    bool // subscriptions being dropped: no more deliveries
+	queueWait  bool // a queue skipped this consumer for lack of room
+	lastWrite  time.Time
+	hbSend     time.Duration
+	hbTimer    *time.Timer
+	writers    sync.WaitGroup
+	inflight   int             // bytes the writer took from out and is writing now
+	outWait    chan struct{}   // the read loop waits for the output to drain; closed to wake it
+	outPeak    int             // most output held (out + inflight) after the read loop queued a frame
+	closeState ClosedState     // why the connection ended (the first reason recorded wins)
+	holder     *[]byte         // pool entry the output buffer came in
+	scratch    []byte          // encoding scratch for WebSocket frames
+	qsubs      []*subscription // queue subscriptions, copy-on-write
+	adm        connAdmin       // what the management API shows (admin.go)
 }
 
 func newConn(s *Server, nc net.Conn, ws *wsReader) *conn {
@@ -196,8 +196,9 @@ func (c *conn) setReadDeadline() {
 func (c *conn) serve() {
 	if err := c.s.addConn(c); err != nil {
 		c.s.stats.refused.Add(1)
-		c.closeWithError(err.Error(), "")
+		c.closeWithError(err, "")
 		c.finish()
+		c.s.stats.countClosed(c.closedState())
 		return
 	}
 	c.s.stats.connsTotal.Add(1)
@@ -205,12 +206,20 @@ func (c *conn) serve() {
 		c.s.stats.wsConns.Add(1)
 	}
 	c.debug("connection opened")
-	defer c.cleanup()
 	c.nc.SetReadDeadline(time.Now().Add(c.s.opts.ConnectTimeout))
+	if !c.readLoop() {
+		c.cleanup()
+	}
+}
+
+// readLoop reads and handles the client's frames. It returns false when
+// the connection ended (the caller cleans up), true when the connection
+// went idle and a fresh goroutine took over the loop (see idle).
+func (c *conn) readLoop() (handedOff bool) {
 	for {
 		if c.rlen > c.rpos {
 			if !c.process() {
-				return
+				return false
 			}
 		}
 		if c.fills {
@@ -230,37 +239,69 @@ func (c *conn) serve() {
 		// closeWithError sets closed, then wakes the reader with a past
 		// deadline; a deadline armed above may have replaced that one.
 		if c.isClosed() {
-			return
+			return false
 		}
 		c.releaseReadBuf()
-		if c.rbuf == nil && c.raw != nil && (c.ws == nil || c.ws.park()) {
-			// Idle connections hold no read buffer: wait for data first.
-			if err := c.waitReadable(); err != nil {
-				c.readFailed(err)
-				return
-			}
+		if c.rbuf == nil && c.raw != nil && (c.ws == nil || c.ws.park()) && !c.readable() {
+			c.idle()
+			return true
 		}
-		c.getReadBuf()
-		if c.rlen == len(c.rbuf) {
-			c.growReadBuf()
-		}
-		n, err := c.in.Read(c.rbuf[c.rlen:])
-		c.rlen += n
-		if n > 0 {
-			c.s.stats.bytesIn.Add(uint64(n))
-			before := c.rpos
-			if !c.process() {
-				return
-			}
-			if c.rpos == c.rlen || c.rpos != before {
-				c.partialSince = time.Time{} // no frame pending, or a new one began
-			}
-		}
-		if err != nil {
-			c.readFailed(err)
-			return
+		if !c.readOnce() {
+			return false
 		}
 	}
+}
+
+// idle hands the read loop of a connection that has nothing to read to a
+// fresh goroutine, which waits for data without a read buffer and then
+// carries on. The goroutine that handled frames (and whose stack grew
+// doing so, and never shrinks back) ends: an idle connection costs one
+// small stack. Once Shutdown has begun the wait happens here instead.
+func (c *conn) idle() {
+	c.parser.Release() // between frames: nothing is pending
+	if !c.s.startGoRoutine(c.resume) {
+		c.resume()
+	}
+}
+
+// resume waits for the idle connection's next bytes, then runs the read
+// loop (or cleans up when the connection ends meanwhile).
+func (c *conn) resume() {
+	if err := c.waitReadable(); err != nil {
+		c.readFailed(err)
+		c.cleanup()
+		return
+	}
+	if c.readOnce() && c.readLoop() {
+		return
+	}
+	c.cleanup()
+}
+
+// readOnce reads what the client sent and handles the complete frames. It
+// returns false when the connection ended.
+func (c *conn) readOnce() bool {
+	c.getReadBuf()
+	if c.rlen == len(c.rbuf) {
+		c.growReadBuf()
+	}
+	n, err := c.in.Read(c.rbuf[c.rlen:])
+	c.rlen += n
+	if n > 0 {
+		c.s.stats.bytesIn.Add(uint64(n))
+		before := c.rpos
+		if !c.process() {
+			return false
+		}
+		if c.rpos == c.rlen || c.rpos != before {
+			c.partialSince = time.Time{} // no frame pending, or a new one began
+		}
+	}
+	if err != nil {
+		c.readFailed(err)
+		return false
+	}
+	return true
 }
 
 func (c *conn) readFailed(err error) {
@@ -271,27 +312,28 @@ func (c *conn) readFailed(err error) {
 		return
 	}
 	var ne net.Error
+	var ce *clientError
 	switch {
 	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
 		if c.frameTimedOut {
 			c.logger().Info("closing client that did not finish a frame in time")
-			c.s.stats.countError(errKindTimeout)
-			c.closeWithError("timeout: frame not completed within "+c.s.opts.FrameTimeout.String(), "")
+			c.fail(timeoutErr(FrameTimeout, "timeout: frame not completed within "+c.s.opts.FrameTimeout.String()), "")
 		} else if c.connected {
 			c.logger().Info("closing silent client: no heart-beat")
-			c.s.stats.countError(errKindHeartbeat)
-			c.closeWithError("heart-beat timeout: nothing received from the client within the agreed interval", "")
+			c.fail(errHeartbeat, "")
 		} else {
 			c.logger().Info("closing client that did not send CONNECT in time")
-			c.s.stats.countError(errKindTimeout)
-			c.closeWithError("timeout waiting for CONNECT", "")
+			c.fail(errConnectTimeout, "")
 		}
-	case errors.Is(err, errWSProtocol):
+	case errors.As(err, &ce):
 		c.logger().Info("websocket protocol error", "err", err)
-		c.s.stats.countError(errKindWebSocket)
-		c.closeWithError(err.Error(), "")
+		c.fail(ce, "")
+	case err == io.EOF || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET):
+		c.debug("read ended", "err", err)
+		c.setCloseReason(ClientClosed)
 	default:
 		c.debug("read ended", "err", err)
+		c.setCloseReason(ReadError)
 	}
 }
 
@@ -320,9 +362,8 @@ func (c *conn) process() bool {
 		f, n, err := c.parser.Parse(c.rbuf[c.rpos:c.rlen])
 		if err != nil {
 			err = c.explainParseError(err, c.rbuf[c.rpos:c.rlen])
-			c.s.stats.countError(errorKindOf(err))
 			c.logger().Info("protocol error", "err", err)
-			c.closeWithError(err.Error(), "")
+			c.fail(parseErr(err), "")
 			return false
 		}
 		if n == 0 {
@@ -429,10 +470,9 @@ func (c *conn) cleanup() {
 	c.finish()
 	c.s.removeConn(c)
 	c.releaseReadBuf()
-	c.mu.Lock()
-	reason := c.closeReason
-	c.mu.Unlock()
-	c.debug("connection closed", "reason", reason)
+	reason := c.closedState()
+	c.s.stats.countClosed(reason)
+	c.debug("connection closed", "reason", reason.String())
 }
 
 func (c *conn) isClosed() bool {
@@ -441,12 +481,26 @@ func (c *conn) isClosed() bool {
 	return c.closed
 }
 
-func (c *conn) setCloseReason(r string) {
+// setCloseReason records why the connection ends, unless a reason was
+// recorded already.
+func (c *conn) setCloseReason(r ClosedState) {
 	c.mu.Lock()
-	if c.closeReason == "" {
-		c.closeReason = r
-	}
+	c.setCloseReasonLocked(r)
 	c.mu.Unlock()
+}
+
+// setCloseReasonLocked is setCloseReason. Lock should be held (c.mu).
+func (c *conn) setCloseReasonLocked(r ClosedState) {
+	if c.closeState == Open {
+		c.closeState = r
+	}
+}
+
+// closedState is why the connection ended (Open while it has not).
+func (c *conn) closedState() ClosedState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeState
 }
 
 // finish stops further output, waits for the writer to flush what is
@@ -471,11 +525,22 @@ func (c *conn) finish() {
 	c.nc.Close()
 }
 
-// closeWithError queues an ERROR frame (with receipt-id when the bad frame
-// asked for a receipt), refuses further output and makes the read loop end.
-// Safe from any goroutine.
-func (c *conn) closeWithError(msg, receipt string) {
-	f := frame.New(frame.ERROR, "message", msg)
+// fail answers a client's error: it counts it by kind
+// (stompica_errors_total) and closes the connection with an ERROR frame
+// (see closeWithError). Safe from any goroutine.
+func (c *conn) fail(err error, receipt string) {
+	ce := asClientError(err)
+	c.s.stats.countError(ce.kind)
+	c.closeWithError(ce, receipt)
+}
+
+// closeWithError queues an ERROR frame whose message is err's text (with
+// receipt-id when the bad frame asked for a receipt), records err's close
+// reason, refuses further output and makes the read loop end. It counts no
+// error (fail does). Safe from any goroutine.
+func (c *conn) closeWithError(err error, receipt string) {
+	ce := asClientError(err)
+	f := frame.New(frame.ERROR, "message", ce.msg)
 	if receipt != "" {
 		f.Add("receipt-id", receipt)
 	}
@@ -487,8 +552,8 @@ func (c *conn) closeWithError(msg, receipt string) {
 	c.appendFrameLocked(f)
 	c.closed = true
 	c.wakeReaderLocked()
-	c.closeReason = msg
-	c.recordErrorLocked(msg)
+	c.setCloseReasonLocked(ce.reason)
+	c.recordErrorLocked(ce.msg)
 	c.startWriterLocked()
 	c.mu.Unlock()
 	// Wake the read loop; the writer flushes the ERROR before the close.
@@ -612,6 +677,7 @@ func (c *conn) writeLoop() {
 		if err != nil {
 			c.out = c.out[:0]
 			c.closed = true
+			c.setCloseReasonLocked(WriteError)
 			c.writing = false
 			c.wakeReaderLocked()
 			c.mu.Unlock()
@@ -651,13 +717,14 @@ func (c *conn) grabOutLocked() {
 }
 
 // releaseOutLocked gives the larger of the drained buffers back to the pool
-// (through the holder it came in, so a Put does not allocate).
+// (through the holder it came in, so a Put does not allocate), and drops
+// the WebSocket encoding scratch: an idle connection holds no buffer.
 func (c *conn) releaseOutLocked() {
 	b := c.out
 	if cap(c.spare) > cap(b) {
 		b = c.spare
 	}
-	c.out, c.spare = nil, nil
+	c.out, c.spare, c.scratch = nil, nil, nil
 	if cap(b) < 4<<10 || cap(b) > 256<<10 {
 		return
 	}
@@ -740,7 +807,7 @@ func (c *conn) slowConsumer(why string) {
 	}
 	c.s.stats.slowConsumers.Add(1)
 	c.logger().Warn("disconnecting slow consumer", "why", why)
-	c.closeWithError("slow consumer: "+why, "")
+	c.closeWithError(slowConsumerErr(why), "")
 }
 
 func (c *conn) addQueueSub(s *subscription) {

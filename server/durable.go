@@ -35,7 +35,7 @@ func (c *conn) durableKey(f *frame.Frame) (string, error) {
 	} {
 		if n := f.GetString(h.header); n != "" {
 			if c.clientID == "" {
-				return "", protoError("a durable subscription (" + h.header + ") needs a client-id header on CONNECT")
+				return "", protocolErr("a durable subscription (" + h.header + ") needs a client-id header on CONNECT")
 			}
 			return h.style + "/" + keyPart(c.clientID) + "/" + keyPart(n), nil
 		}

@@ -44,10 +44,6 @@ const (
 	fdWarnEvery = 10 * time.Second
 )
 
-// errOutOfFDs is the ERROR message of a client refused because the process
-// has no file descriptor left.
-var errOutOfFDs = errors.New("too many connections: the broker is out of file descriptors")
-
 // connLimit returns the effective connection limit for the configured one
 // and the open-file limit nofile (0 = unknown or unbounded), and why.
 func connLimit(configured int, nofile uint64) (int, string) {
@@ -222,11 +218,11 @@ func (s *Server) acceptWithReserve(ln net.Listener) bool {
 	// it reached the client's receive queue first.) A TLS client is closed
 	// without one: answering needs a handshake, that is round trips.
 	s.stats.refused.Add(1)
-	s.stats.countError(errKindLimit)
+	s.stats.countError(errOutOfFDs.kind)
 	s.warnFDsExhausted(syscall.EMFILE)
 	if _, isTLS := nc.(*tls.Conn); !isTLS {
 		nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-		nc.Write(stompErrorFrame(errOutOfFDs.Error())) //nolint:errcheck // best effort
+		nc.Write(stompErrorFrame(errOutOfFDs.msg)) //nolint:errcheck // best effort
 	}
 	nc.Close()
 	r.reopen()

@@ -28,6 +28,8 @@ func FuzzWebSocketStream(f *testing.F) {
 	f.Add(append(wsClientFrame(ws.OpText, false, send[:10]), wsClientFrame(ws.OpContinuation, true, send[10:])...))
 	f.Add(append(wsClientFrame(ws.OpPing, true, []byte("hi")), wsClientFrame(ws.OpBinary, true, append(connect, send...))...))
 	f.Add(wsClientFrame(ws.OpClose, true, ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye")))
+	f.Add(wsClientFrame(ws.OpText, true, []byte("SEND\ndestination:/a\n\n\xe2\x82\xac\xff\x00"))) // not UTF-8
+	f.Add(append(wsClientFrame(ws.OpText, false, []byte("SEND\n\n\xe2")), wsClientFrame(ws.OpContinuation, true, []byte("\x82\xac\x00"))...))
 	f.Add([]byte{0x81, 0x05, 'h', 'e', 'l', 'l', 'o'}) // unmasked
 	f.Add([]byte{0x89, 0xfe, 0, 200, 1, 2, 3, 4})      // oversized control frame
 	f.Add([]byte{0x81, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4})

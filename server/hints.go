@@ -100,7 +100,7 @@ func isTLSHello(head []byte) bool {
 // tlsOnPlainPort logs a client that starts TLS on the plain port; the
 // connection is then closed.
 func (s *Server) tlsOnPlainPort(nc net.Conn) {
-	s.stats.countError(errKindProtocol)
+	s.stats.countError(kindProtocol)
 	fix := "this broker has no TLS port: start it with --tls-cert and --tls-key, or connect the client without TLS (stomp://, ws://)"
 	if a := s.TLSAddr(); a != nil {
 		fix = "connect it to the TLS port " + a.String() + ", or without TLS (stomp://, ws://) to this one"
@@ -113,7 +113,7 @@ func (s *Server) tlsOnPlainPort(nc net.Conn) {
 // HTTP) on the TLS port: an HTTP 400 or a STOMP ERROR in clear text that
 // says to use TLS or the plain port. rh is the TLS handshake's error.
 func (s *Server) plainOnTLSPort(rh tls.RecordHeaderError, peer string) {
-	s.stats.countError(errKindProtocol)
+	s.stats.countError(kindProtocol)
 	plain := "the plain port"
 	if a := s.Addr(); a != nil {
 		plain += " " + a.String()
@@ -176,14 +176,19 @@ const loginRefusedBody = "Login refused: the CONNECT frame's login and passcode 
 
 // refuseConnect answers a CONNECT that is refused with an ERROR (message,
 // text body, receipt-id when asked) and ends the connection.
-func (c *conn) refuseConnect(f *frame.Frame, msg, body string) {
-	e := frame.New(frame.ERROR, "message", msg, "content-type", "text/plain")
+func (c *conn) refuseConnect(f *frame.Frame, err error, body string) {
+	ce := asClientError(err)
+	c.s.stats.countError(ce.kind)
+	e := frame.New(frame.ERROR, "message", ce.msg, "content-type", "text/plain")
 	if r, ok := f.Get("receipt"); ok {
 		e.Add("receipt-id", string(r))
 	}
 	e.Body = []byte(body)
 	c.sendFrame(e, &c.batch)
-	c.setCloseReason(msg)
+	c.setCloseReason(ce.reason)
+	c.mu.Lock()
+	c.recordErrorLocked(ce.msg)
+	c.mu.Unlock()
 }
 
 // listenURLs are the URLs a listener serves, for the start log: STOMP over

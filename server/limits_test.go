@@ -58,6 +58,50 @@ func TestMaxHeaders(t *testing.T) {
 	})
 }
 
+// TestManyHeadersByDefault: with the default MaxHeaders (1000, as Apache
+// Apollo) a SEND with 100 custom headers is accepted and delivered with all
+// of them, in order; 1000 header lines still pass and 1001 are refused.
+func TestManyHeadersByDefault(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		srv := startServer(t, nil)
+		if got := srv.Options().MaxHeaders; got != 1000 {
+			t.Fatalf("default MaxHeaders = %d, want 1000", got)
+		}
+		sub := connected(t, srv, tr)
+		sub.subscribe("/topic/many", "s")
+		pub := connected(t, srv, tr)
+		var kv []string
+		for i := range 100 {
+			kv = append(kv, "x-h"+strconv.Itoa(i), "v"+strconv.Itoa(i))
+		}
+		pub.publish("/topic/many", "body", kv...)
+		m := sub.expectMessage("body")
+		n := 0
+		for _, h := range m.Headers {
+			if !strings.HasPrefix(string(h.Key), "x-h") {
+				continue
+			}
+			if want := "x-h" + strconv.Itoa(n); string(h.Key) != want || string(h.Value) != "v"+strconv.Itoa(n) {
+				t.Fatalf("custom header %d is %s:%s, want %s:v%d", n, h.Key, h.Value, want, n)
+			}
+			n++
+		}
+		if n != 100 {
+			t.Fatalf("MESSAGE carries %d of the 100 custom headers: %s", n, fmtFrame(m))
+		}
+
+		// destination + receipt + 998 = 1000 header lines: accepted (to a
+		// destination nobody reads: the MESSAGE would have more).
+		for i := 100; i < 999; i++ {
+			kv = append(kv, "x-h"+strconv.Itoa(i), "v")
+		}
+		pub.publish("/topic/edge", "", kv[:2*998]...) // no body: no content-length
+		pub.sendFrame(frame.SEND, "", append([]string{"destination", "/topic/edge", "receipt", "r"}, kv...)...)
+		pub.expectError("too many headers")
+		pub.expectClosed()
+	})
+}
+
 func TestMaxHeaderLine(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, tr string) {
 		srv := startServer(t, func(o *Options) { o.MaxHeaderLine = 128 })

@@ -429,10 +429,9 @@ func TestMetricsErrorsAndRefused(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 		got = metricsScrape(t, srv)
 	}
-	// The unknown command counts as "protocol" once session.go classifies
-	// its errors with countError, as "other" until then; never twice.
-	if n := got[`stompica_errors_total{kind="protocol"}`] + got[`stompica_errors_total{kind="other"}`]; n != 1 {
-		t.Errorf("protocol+other errors = %v, want 1", n)
+	// The unknown command counts once, as "protocol".
+	if n := got[`stompica_errors_total{kind="protocol"}`]; n != 1 {
+		t.Errorf("protocol errors = %v, want 1", n)
 	}
 	var total float64
 	for _, k := range errorKinds {
@@ -449,16 +448,18 @@ func TestMetricsErrorsAndRefused(t *testing.T) {
 	})
 }
 
-// TestMetricsErrorKinds checks countError and errorKindOf.
+// TestMetricsErrorKinds checks countError and that an error's kind comes
+// from its type, never from its text: the same words in another
+// constructor give another kind, and a wrapped error keeps its kind.
 func TestMetricsErrorKinds(t *testing.T) {
 	var st stats
-	st.countError(errKindProtocol)
-	st.countError(errKindLimit)
-	st.countError(errKindLimit)
-	st.countError("no such kind")
-	st.errors.Add(1) // uncategorised, as code that predates countError does
+	st.countError(kindProtocol)
+	st.countError(kindLimit)
+	st.countError(kindLimit)
+	st.countError(errKind(200)) // out of range: "other"
+	st.countError(kindOf(errors.New("something else")))
 	n := st.errorCounts()
-	want := map[string]uint64{errKindProtocol: 1, errKindLimit: 2, errKindOther: 2}
+	want := map[string]uint64{"protocol": 1, "limit": 2, "other": 2}
 	for i, k := range errorKinds {
 		if n[i] != want[k] {
 			t.Errorf("errors of kind %s = %d, want %d", k, n[i], want[k])
@@ -467,25 +468,65 @@ func TestMetricsErrorKinds(t *testing.T) {
 	if st.errorsTotal() != 5 {
 		t.Errorf("errorsTotal = %d, want 5", st.errorsTotal())
 	}
+	if errorKinds != [...]string{"protocol", "limit", "auth", "heartbeat", "timeout", "websocket", "store", "other"} {
+		t.Errorf("label values %q", errorKinds)
+	}
 
 	for _, tc := range []struct {
-		err  error
-		kind string
+		err    error
+		kind   string
+		reason ClosedState
 	}{
-		{frame.ErrFrameTooLarge, errKindLimit},
-		{fmt.Errorf("reading: %w", frame.ErrHeaderTooLong), errKindLimit},
-		{frame.ErrTooManyHeaders, errKindLimit},
-		{frame.ErrMalformedHeader, errKindProtocol},
-		{errTooManyConns, errKindLimit},
-		{fmt.Errorf("%w: bad opcode", errWSProtocol), errKindWebSocket},
-		{protoError("too many subscriptions on this connection (max 10)"), errKindLimit},
-		{protoError("access refused"), errKindAuth},
-		{protoError(`unknown command "FOO"`), errKindProtocol},
-		{errors.New("something else"), errKindOther},
+		{parseErr(frame.ErrFrameTooLarge), "limit", LimitExceeded},
+		{parseErr(frame.ErrHeaderTooLong), "limit", LimitExceeded},
+		{parseErr(frame.ErrTooManyHeaders), "limit", LimitExceeded},
+		{parseErr(frame.ErrMalformedHeader), "protocol", ProtocolError},
+		{errTooManyConns, "limit", TooManyConnections},
+		{errOutOfFDs, "limit", TooManyConnections},
+		{fmt.Errorf("accepting: %w", errTooManyFromAddr), "limit", TooManyConnections},
+		{wsErr("bad opcode", nil), "websocket", WebSocketError},
+		{limitErr("too many subscriptions on this connection (max 10)"), "limit", LimitExceeded},
+		{protocolErr("too many subscriptions on this connection (max 10)"), "protocol", ProtocolError},
+		{limitErr("access denied"), "limit", LimitExceeded},
+		{accessErr("a refusal in other words"), "auth", AccessDenied},
+		{loginErr("access refused", nil), "auth", AuthFailed},
+		{protocolErr(`unknown command "FOO"`), "protocol", ProtocolError},
+		{storeErr("could not store the message", errors.New("disk full")), "store", StoreError},
+		{errHeartbeat, "heartbeat", HeartbeatTimeout},
+		{errConnectTimeout, "timeout", ConnectTimeout},
+		{timeoutErr(FrameTimeout, "timeout: frame not completed"), "timeout", FrameTimeout},
+		{errors.New("too many headers"), "other", ServerError},
 	} {
-		if got := errorKindOf(tc.err); got != tc.kind {
-			t.Errorf("errorKindOf(%v) = %s, want %s", tc.err, got, tc.kind)
+		if got := kindOf(tc.err).String(); got != tc.kind {
+			t.Errorf("kindOf(%v) = %s, want %s", tc.err, got, tc.kind)
 		}
+		if got := asClientError(tc.err).reason; got != tc.reason {
+			t.Errorf("close reason of %v = %v, want %v", tc.err, got, tc.reason)
+		}
+	}
+	// The client sees the message; the cause stays reachable.
+	disk := errors.New("disk full")
+	se := fmt.Errorf("publish: %w", storeErr("could not store the message", disk))
+	if asClientError(se).Error() != "could not store the message" || !errors.Is(se, disk) {
+		t.Errorf("store error %v: message %q, wraps the cause: %v", se, asClientError(se).Error(), errors.Is(se, disk))
+	}
+	if pe := parseErr(frame.ErrBadEscape); pe.Error() != frame.ErrBadEscape.Error() || !errors.Is(pe, frame.ErrBadEscape) {
+		t.Errorf("parse error %v does not keep the parser's text and error", pe)
+	}
+}
+
+// TestClosedStateNames checks that every close reason has a name.
+func TestClosedStateNames(t *testing.T) {
+	seen := map[string]bool{}
+	for s := Open; s < numClosedStates; s++ {
+		name := s.String()
+		if name == "" || seen[name] {
+			t.Errorf("ClosedState %d has name %q (empty or repeated)", s, name)
+		}
+		seen[name] = true
+	}
+	if got := ClosedState(numClosedStates).String(); !strings.HasPrefix(got, "ClosedState(") {
+		t.Errorf("out-of-range ClosedState = %q", got)
 	}
 }
 

@@ -67,7 +67,9 @@ type Options struct {
 	MaxConnections int
 	// MaxFrameSize bounds one frame, headers and body (default 16 MiB).
 	MaxFrameSize int
-	// MaxHeaders bounds the header lines of one frame (default 64).
+	// MaxHeaders bounds the header lines of one frame (default 1000, as
+	// Apache Apollo; each line is still bounded by MaxHeaderLine and the
+	// frame by MaxFrameSize).
 	MaxHeaders int
 	// MaxHeaderLine bounds one header line in bytes (default 8 KiB).
 	MaxHeaderLine int
@@ -182,7 +184,7 @@ const (
 
 	DefaultMaxConnections       = 16384
 	DefaultMaxFrameSize         = 16 << 20
-	DefaultMaxHeaders           = 64
+	DefaultMaxHeaders           = 1000 // Apache Apollo's default
 	DefaultMaxHeaderLine        = 8 << 10
 	DefaultMaxSubscriptions     = 1024
 	DefaultMaxTransactions      = 64

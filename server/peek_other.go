@@ -6,3 +6,11 @@ package server
 // buffer (Windows): an idle connection then waits in Read, holding its read
 // buffer. Only memory per idle connection differs.
 func (c *conn) waitReadable() error { return nil }
+
+// readable reports true: without a buffer-less wait, an idle connection
+// waits in Read.
+func (c *conn) readable() bool { return true }
+
+// peekSupported says whether an idle connection can wait for data without
+// a read buffer (waitReadable).
+const peekSupported = false

@@ -182,9 +182,8 @@ type sendWait struct {
 func (w *sendWait) done(err error) {
 	c := w.c
 	if err != nil && w.failed.CompareAndSwap(false, true) {
-		c.s.stats.countError(errorKindOf(err))
 		c.logger().Info("client error", "err", err)
-		c.closeWithError(err.Error(), w.receipt)
+		c.fail(err, w.receipt)
 	}
 	if w.n.Add(-1) == 0 && !w.failed.Load() && w.receipt != "" {
 		var b batch

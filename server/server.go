@@ -1,8 +1,44 @@
 // Package server is the embeddable stompica broker: listeners, connections,
 // sessions, routing, acknowledgements and transactions.
 //
-// Lock order (never acquire a lock on the left while holding one on the
-// right): router.mu -> queue.mu -> conn.mu -> subscription.mu.
+// # Lock order
+//
+// A goroutine holding one of these locks may take only locks listed after
+// it, never one listed before it. A function whose name ends in Locked, or
+// whose comment says "Lock should be held", expects its caller to hold the
+// lock it names.
+//
+//  1. Server.reloadMu: one Reload at a time. The users file's and the ACL
+//     file's own locks (package auth) are taken under it.
+//  2. fdReserve.busy (a one-slot channel used as a lock): the accept loops'
+//     spare file descriptor. Server.mu is taken under it.
+//  3. router.mu (read-write): topic subscriptions by name and pattern,
+//     queues by name, owners of temporary queues. The pattern tries' own
+//     lock (package sublist) is taken under it.
+//  4. queue.mu: a queue's waiting messages, consumers and round-robin
+//     position.
+//  5. conn.mu: a connection's output (buffers, writer state, heart-beat
+//     timer, close state, queue subscriptions), and its wsReader's header
+//     scratch, which frames that output for WebSocket.
+//  6. subscription.mu: a subscription's unacknowledged deliveries, held
+//     topic messages and queue list.
+//  7. Leaves: nothing else is taken while one is held.
+//     - message.encMu: a message's encodings for STOMP 1.0 and 1.1 (under
+//     conn.mu while a delivery is appended).
+//     - inputGate.mu: the publishers' pause (under queue.mu when a
+//     message leaves a queue).
+//     - router.retMu: retained (TTL) topic messages.
+//     - Server.mu: listeners, connections and their counts, connections
+//     being sniffed, closing. Only sockets are closed under it; a
+//     connection's lock is taken after it is released (DIAG, /metrics).
+//
+// Goroutines: every goroutine the server starts is tracked by Shutdown,
+// which waits for them: accept loops, connection read loops (from the
+// accept path, and the fresh goroutine an idle connection's loop goes on
+// in) and the HTTP server's serve loop through startGoRoutine; a
+// connection's writer through conn.writers, which its read loop waits for
+// before it ends; heart-beat timers are stopped when the connection
+// closes.
 package server
 
 import (
@@ -73,7 +109,7 @@ type Server struct {
 
 	admin adminState // the management API's recent errors and HTTP logins (admin.go)
 
-	wg     sync.WaitGroup // accept loops and connection read loops
+	wg     sync.WaitGroup // every goroutine the server starts (startGoRoutine) and every connection (addConn)
 	connID atomic.Uint64
 
 	clusterOnce sync.Once // the cluster link is started once
@@ -121,7 +157,9 @@ func New(opts *Options) (*Server, error) {
 		ConnState:         s.httpConnState,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	go s.httpSrv.Serve(s.httpLn) //nolint:errcheck // ends with Shutdown
+	s.startGoRoutine(func() {
+		s.httpSrv.Serve(s.httpLn) //nolint:errcheck // ends with Shutdown
+	})
 	return s, nil
 }
 
@@ -170,18 +208,12 @@ func (s *Server) Start() error {
 		if err := s.register(ln, i == 1); err != nil {
 			return err
 		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.acceptLoop(ln)
-		}()
+		if !s.startGoRoutine(func() { s.acceptLoop(ln) }) {
+			return ErrServerClosed // Shutdown closed ln
+		}
 	}
-	if s.opts.AckTimeout > 0 {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.ackTimeoutLoop()
-		}()
+	if s.opts.AckTimeout > 0 && !s.startGoRoutine(s.ackTimeoutLoop) {
+		return ErrServerClosed
 	}
 	s.authWarnings()
 	s.logConnLimit()
@@ -264,7 +296,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	if err := s.register(ln, false); err != nil {
 		return err
 	}
-	s.wg.Add(1)
+	if !s.addGoRoutine() {
+		return ErrServerClosed // Shutdown closed ln
+	}
 	defer s.wg.Done()
 	return s.acceptLoop(ln)
 }
@@ -321,13 +355,41 @@ func (s *Server) acceptLoop(ln net.Listener) error {
 	}
 }
 
-// serveAccepted handles a new connection in a goroutine of its own.
+// serveAccepted handles a new connection in a goroutine of its own (or
+// closes it when the server is shutting down).
 func (s *Server) serveAccepted(nc net.Conn) {
-	s.wg.Add(1)
+	if !s.startGoRoutine(func() { s.handleConn(nc) }) {
+		nc.Close()
+	}
+}
+
+// startGoRoutine runs f in a goroutine that Shutdown waits for. Once
+// Shutdown has begun it starts nothing and reports false. Every long-lived
+// goroutine of the server starts here (or, for a caller's own goroutine,
+// registers with addGoRoutine). Takes Server.mu.
+func (s *Server) startGoRoutine(f func()) bool {
+	if !s.addGoRoutine() {
+		return false
+	}
 	go func() {
 		defer s.wg.Done()
-		s.handleConn(nc)
+		f()
 	}()
+	return true
+}
+
+// addGoRoutine counts one more goroutine for Shutdown to wait for (the
+// caller calls s.wg.Done when it ends), unless Shutdown has begun: then it
+// reports false. The count is taken under Server.mu, so it never races
+// with Shutdown's wait.
+func (s *Server) addGoRoutine() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.wg.Add(1)
+	return true
 }
 
 func (s *Server) isClosing() bool {
@@ -404,7 +466,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.httpSrv.Shutdown(hctx) //nolint:errcheck // best effort; hijacked conns are ours
 	cancel()
 	for _, c := range conns {
-		c.closeWithError("shutting down", "")
+		c.closeWithError(errShuttingDown, "")
 	}
 	done := make(chan struct{})
 	go func() {

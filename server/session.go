@@ -10,11 +10,6 @@ import (
 	"stompica/sublist"
 )
 
-// protoError is a client mistake answered with an ERROR frame and a close.
-type protoError string
-
-func (e protoError) Error() string { return string(e) }
-
 const supportedVersions = "1.0,1.1,1.2"
 
 // handle runs one client frame. It returns false when the connection must
@@ -29,7 +24,7 @@ func (c *conn) handle(f *frame.Frame) bool {
 		case frame.DIAG:
 			err = c.onDiag(f)
 		default:
-			err = protoError("expected a CONNECT or STOMP frame, got " + f.Command)
+			err = protocolErr("expected a CONNECT or STOMP frame, got " + f.Command)
 		}
 	} else {
 		switch f.Command {
@@ -51,24 +46,22 @@ func (c *conn) handle(f *frame.Frame) bool {
 			err = c.onAbort(f)
 		case frame.DISCONNECT:
 			c.sendReceipt(f)
-			c.setCloseReason("DISCONNECT")
+			c.setCloseReason(Disconnect)
 			return false
 		case frame.DIAG:
 			err = c.onDiag(f)
 		case frame.CONNECT, frame.STOMP:
-			err = protoError("already connected")
+			err = protocolErr("already connected")
 		default:
-			err = protoError("unknown command " + strconv.Quote(f.Command))
+			err = protocolErr("unknown command " + strconv.Quote(f.Command))
 		}
 	}
 	if err == errReceiptLater {
 		return true
 	}
 	if err != nil {
-		c.s.stats.countError(errorKindOf(err))
 		c.logger().Info("client error", "command", f.Command, "err", err)
-		receipt, _ := f.Get("receipt")
-		c.closeWithError(err.Error(), string(receipt))
+		c.fail(err, f.GetString("receipt"))
 		return false
 	}
 	c.sendReceipt(f)
@@ -107,28 +100,25 @@ func (c *conn) onConnect(f *frame.Frame) bool {
 		e := frame.New(frame.ERROR, "version", supportedVersions, "content-type", "text/plain",
 			"message", "supported protocol versions are "+supportedVersions)
 		e.Body = []byte("Supported protocol versions are " + supportedVersions + "\n")
-		c.s.stats.countError(errKindProtocol)
+		c.s.stats.countError(kindProtocol)
 		c.sendFrame(e, &c.batch)
-		c.setCloseReason("no common version")
+		c.setCloseReason(ProtocolError)
 		return false
 	}
 	hb, _ := f.Get("heart-beat")
 	cx, cy, err := frame.ParseHeartBeat(hb)
 	if err != nil {
-		c.s.stats.countError(errKindProtocol)
-		c.closeWithError("malformed heart-beat header", f.GetString("receipt"))
+		c.fail(errBadHeartBeat, f.GetString("receipt"))
 		return false
 	}
 	if err := c.s.checkHost(f.GetString("host")); err != nil {
-		c.s.stats.countError(errKindProtocol)
 		c.logger().Info("client error", "command", f.Command, "err", err)
-		c.refuseConnect(f, err.Error(), err.Error()+"\n")
+		c.refuseConnect(f, err, err.Error()+"\n")
 		return false
 	}
 	login, err := c.s.authenticate(c.s.ctx, c.credentials(f))
 	if err != nil {
-		c.s.stats.countError(errKindAuth)
-		c.refuseConnect(f, err.Error(), loginRefusedBody)
+		c.refuseConnect(f, err, loginRefusedBody)
 		return false
 	}
 	c.login = login
@@ -163,10 +153,10 @@ func (c *conn) onConnect(f *frame.Frame) bool {
 func (c *conn) onSend(f *frame.Frame) error {
 	raw, ok := f.Get("destination")
 	if !ok || len(raw) == 0 {
-		return protoError("SEND frame has no destination header")
+		return protocolErr("SEND frame has no destination header")
 	}
 	if len(raw) > c.s.opts.MaxDestinationLength {
-		return protoError("destination longer than " + strconv.Itoa(c.s.opts.MaxDestinationLength) + " bytes")
+		return limitErr("destination longer than " + strconv.Itoa(c.s.opts.MaxDestinationLength) + " bytes")
 	}
 	if strings.HasPrefix(string(raw), "DIAG") {
 		return c.onDiag(f)
@@ -176,7 +166,7 @@ func (c *conn) onSend(f *frame.Frame) error {
 		return err
 	}
 	if sublist.IsPattern(dest) {
-		return protoError("cannot SEND to a wildcard destination " + strconv.Quote(dest))
+		return protocolErr("cannot SEND to a wildcard destination " + strconv.Quote(dest))
 	}
 	if err := c.s.authorize(c.login, auth.Write, dest); err != nil {
 		return err
@@ -212,17 +202,17 @@ func (c *conn) onSend(f *frame.Frame) error {
 func (c *conn) onSubscribe(f *frame.Frame) error {
 	dest, ok := f.Get("destination")
 	if !ok || len(dest) == 0 {
-		return protoError("SUBSCRIBE frame has no destination header")
+		return protocolErr("SUBSCRIBE frame has no destination header")
 	}
 	id, ok := f.Get("id")
 	if !ok || len(id) == 0 {
 		if c.version >= frame.Version11 {
-			return protoError("SUBSCRIBE frame has no id header")
+			return protocolErr("SUBSCRIBE frame has no id header")
 		}
 		id = dest // STOMP 1.0: the id is optional
 	}
 	if len(dest) > c.s.opts.MaxDestinationLength {
-		return protoError("destination longer than " + strconv.Itoa(c.s.opts.MaxDestinationLength) + " bytes")
+		return limitErr("destination longer than " + strconv.Itoa(c.s.opts.MaxDestinationLength) + " bytes")
 	}
 	target, err := compatDest(string(dest))
 	if err != nil {
@@ -239,10 +229,10 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 		}
 	}
 	if _, dup := c.subs[string(id)]; dup {
-		return protoError("subscription id " + strconv.Quote(string(id)) + " is already in use")
+		return protocolErr("subscription id " + strconv.Quote(string(id)) + " is already in use")
 	}
 	if len(c.subs) >= c.s.opts.MaxSubscriptions {
-		return protoError("too many subscriptions on this connection (max " + strconv.Itoa(c.s.opts.MaxSubscriptions) + ")")
+		return limitErr("too many subscriptions on this connection (max " + strconv.Itoa(c.s.opts.MaxSubscriptions) + ")")
 	}
 	mode := ackAuto
 	if a, ok := f.Get("ack"); ok {
@@ -253,7 +243,7 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 		case "client-individual":
 			mode = ackIndividual
 		default:
-			return protoError("invalid ack mode " + strconv.Quote(string(a)))
+			return protocolErr("invalid ack mode " + strconv.Quote(string(a)))
 		}
 	}
 	prefetch := c.s.opts.Prefetch
@@ -261,7 +251,7 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 		if v, ok := f.Get(h); ok {
 			n, err := strconv.Atoi(string(v))
 			if err != nil || n < 0 {
-				return protoError("invalid " + h + " header")
+				return protocolErr("invalid " + h + " header")
 			}
 			if n > 0 {
 				prefetch = n
@@ -301,7 +291,7 @@ func (c *conn) onUnsubscribe(f *frame.Frame) error {
 		id, ok = f.Get("destination")
 	}
 	if !ok {
-		return protoError("UNSUBSCRIBE frame has no id header")
+		return protocolErr("UNSUBSCRIBE frame has no id header")
 	}
 	key, err := c.durableKey(f) // UNSUBSCRIBE with these headers ends a durable subscription
 	if err != nil {
@@ -309,7 +299,7 @@ func (c *conn) onUnsubscribe(f *frame.Frame) error {
 	}
 	sub := c.subs[string(id)]
 	if sub == nil && key == "" {
-		return protoError("no subscription with id " + strconv.Quote(string(id)))
+		return protocolErr("no subscription with id " + strconv.Quote(string(id)))
 	}
 	if sub != nil {
 		delete(c.subs, sub.id)
@@ -339,31 +329,31 @@ func (c *conn) findAck(f *frame.Frame) (*subscription, uint64, error) {
 				}
 			}
 		}
-		return nil, 0, protoError("unknown ack id " + strconv.Quote(s))
+		return nil, 0, protocolErr("unknown ack id " + strconv.Quote(s))
 	}
 	mid, ok := f.Get("message-id")
 	if !ok {
 		if c.version >= frame.Version12 {
-			return nil, 0, protoError(f.Command + " frame has no id header")
+			return nil, 0, protocolErr(f.Command + " frame has no id header")
 		}
-		return nil, 0, protoError(f.Command + " frame has no message-id header")
+		return nil, 0, protocolErr(f.Command + " frame has no message-id header")
 	}
 	n, err := strconv.ParseUint(string(mid), 10, 64)
 	if err != nil {
-		return nil, 0, protoError("unknown message-id " + strconv.Quote(string(mid)))
+		return nil, 0, protocolErr("unknown message-id " + strconv.Quote(string(mid)))
 	}
 	if sid, ok := f.Get("subscription"); ok {
 		if sub := c.subs[string(sid)]; sub != nil && sub.has(n) {
 			return sub, n, nil
 		}
-		return nil, 0, protoError("unknown message-id " + strconv.Quote(string(mid)) + " for subscription " + strconv.Quote(string(sid)))
+		return nil, 0, protocolErr("unknown message-id " + strconv.Quote(string(mid)) + " for subscription " + strconv.Quote(string(sid)))
 	}
 	for _, sub := range c.subs {
 		if sub.has(n) {
 			return sub, n, nil
 		}
 	}
-	return nil, 0, protoError("unknown message-id " + strconv.Quote(string(mid)))
+	return nil, 0, protocolErr("unknown message-id " + strconv.Quote(string(mid)))
 }
 
 func (c *conn) onAck(f *frame.Frame, nack bool) error {
@@ -372,7 +362,7 @@ func (c *conn) onAck(f *frame.Frame, nack bool) error {
 		return err
 	}
 	if !sub.has(mid) {
-		return protoError("message " + itoa(mid) + " is not awaiting acknowledgement")
+		return protocolErr("message " + itoa(mid) + " is not awaiting acknowledgement")
 	}
 	if txID, ok := f.Get("transaction"); ok {
 		tx, err := c.tx(txID)
@@ -383,7 +373,7 @@ func (c *conn) onAck(f *frame.Frame, nack bool) error {
 	}
 	ok, err := c.s.router.ack(sub, mid, nack, &c.batch)
 	if !ok {
-		return protoError("message " + itoa(mid) + " is not awaiting acknowledgement")
+		return protocolErr("message " + itoa(mid) + " is not awaiting acknowledgement")
 	}
 	return err
 }

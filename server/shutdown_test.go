@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,5 +172,35 @@ func TestShutdownRacesNewConnections(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestShutdownWaitsForItsGoroutines: when Shutdown returns, the loops the
+// server started have returned (accept loops, connection read loops, the
+// HTTP server's serve loop), without polling: Shutdown waits for them.
+// (A goroutine may still be on its way out past its WaitGroup's Done, so
+// only frames of the loops themselves are looked for.)
+func TestShutdownWaitsForItsGoroutines(t *testing.T) {
+	loops := []string{"net/http.(*Server).Serve(", "stompica/server.(*Server).acceptLoop(",
+		"stompica/server.(*Server).handleConn(", "stompica/server.(*conn).serve("}
+	for i := range 30 {
+		srv := startServer(t, nil)
+		if i%2 == 0 { // with a connection, and without: nothing else to wait for
+			c := connected(t, srv, "tcp")
+			c.subscribe("/topic/g", "g")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		err := srv.Shutdown(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range brokerGoroutines() {
+			for _, l := range loops {
+				if strings.Contains(g, l) {
+					t.Fatalf("round %d: a loop of the server still runs after Shutdown returned:\n%s", i, g)
+				}
+			}
+		}
 	}
 }

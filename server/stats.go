@@ -2,13 +2,9 @@ package server
 
 import (
 	"cmp"
-	"errors"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
-
-	"stompica/frame"
 )
 
 // stats are the broker's counters; gauges are computed when read. They are
@@ -33,58 +29,27 @@ type stats struct {
 	slowConsumers atomic.Uint64
 	outputPauses  atomic.Uint64 // times a read loop paused because its client's output was over the bound
 	outputPaused  atomic.Int64  // read loops paused for that now
-	errors        atomic.Uint64 // ERROR frames sent for client mistakes not counted by kind (kind "other")
 	subscriptions atomic.Uint64 // current subscriptions
 	connectedNow  atomic.Int64  // connections past CONNECT now
 
-	errorsByKind [numErrorKinds]atomic.Uint64 // see countError
+	errorsByKind   [numErrorKinds]atomic.Uint64   // ERROR frames sent, by kind (countError)
+	closedByReason [numClosedStates]atomic.Uint64 // connections ended, by reason (countClosed)
 }
 
-// Error kinds: why the broker sent an ERROR frame and closed a connection.
-// They label stompica_errors_total and the console's error figures.
-const (
-	errKindProtocol  = "protocol"  // malformed frame, unknown command, missing or bad header, bad ack id
-	errKindLimit     = "limit"     // frame, header, subscription, transaction or connection limit exceeded
-	errKindAuth      = "auth"      // failed login, or access denied to a destination or DIAG
-	errKindHeartbeat = "heartbeat" // nothing received within the negotiated heart-beat interval
-	errKindTimeout   = "timeout"   // no CONNECT within Options.ConnectTimeout
-	errKindWebSocket = "websocket" // WebSocket protocol violation
-	errKindOther     = "other"     // anything else
-)
-
-// errorKinds lists the kinds in errorsByKind order.
-var errorKinds = [...]string{
-	errKindProtocol, errKindLimit, errKindAuth, errKindHeartbeat,
-	errKindTimeout, errKindWebSocket, errKindOther,
-}
-
-const numErrorKinds = len(errorKinds)
-
-// countError counts one ERROR sent to a client, by kind (one of the errKind
-// constants; an unknown kind counts as "other"). Errors are rare: the string
-// switch costs nothing that matters.
-func (st *stats) countError(kind string) {
-	for i, k := range errorKinds {
-		if k == kind {
-			if kind == errKindOther {
-				break
-			}
-			st.errorsByKind[i].Add(1)
-			return
-		}
+// countError counts one ERROR sent to a client, by its kind.
+func (st *stats) countError(k errKind) {
+	if int(k) >= numErrorKinds {
+		k = kindOther
 	}
-	st.errors.Add(1)
+	st.errorsByKind[k].Add(1)
 }
 
 // errorCounts returns the errors counted per kind, in errorKinds order.
-// Kind "other" includes the plain errors counter, so code that still does
-// stats.errors.Add(1) is counted too.
 func (st *stats) errorCounts() [numErrorKinds]uint64 {
 	var n [numErrorKinds]uint64
 	for i := range n {
 		n[i] = st.errorsByKind[i].Load()
 	}
-	n[numErrorKinds-1] += st.errors.Load()
 	return n
 }
 
@@ -97,41 +62,24 @@ func (st *stats) errorsTotal() uint64 {
 	return t
 }
 
-// errorKindOf classifies an error that ends a connection with an ERROR
-// frame: parser and broker limits are "limit", refused logins and denied
-// access "auth", WebSocket violations "websocket", other protocol errors
-// "protocol".
-func errorKindOf(err error) string {
-	switch {
-	case err == nil:
-		return errKindOther
-	case errors.Is(err, frame.ErrFrameTooLarge), errors.Is(err, frame.ErrTooManyHeaders),
-		errors.Is(err, frame.ErrHeaderTooLong), errors.Is(err, errTooManyConns):
-		return errKindLimit
-	case errors.Is(err, errWSProtocol):
-		return errKindWebSocket
+// countClosed counts one connection that ended for reason r.
+func (st *stats) countClosed(r ClosedState) {
+	if int(r) < numClosedStates {
+		st.closedByReason[r].Add(1)
 	}
-	var le limitError
-	if errors.As(err, &le) {
-		return errKindLimit
-	}
-	var pe protoError
-	if errors.As(err, &pe) {
-		msg := string(pe)
-		switch {
-		case strings.HasPrefix(msg, "too many "):
-			return errKindLimit
-		case strings.HasPrefix(msg, "access "), strings.Contains(msg, "not authorized"),
-			strings.Contains(msg, "denied"), strings.Contains(msg, "permission"):
-			return errKindAuth
+}
+
+// ClosedCounts returns how many client connections (STOMP over TCP, TLS or
+// WebSocket) ended for each reason since the server started; reasons no
+// connection ended for are left out.
+func (s *Server) ClosedCounts() map[ClosedState]uint64 {
+	m := make(map[ClosedState]uint64)
+	for r := range s.stats.closedByReason {
+		if n := s.stats.closedByReason[r].Load(); n > 0 {
+			m[ClosedState(r)] = n
 		}
-		return errKindProtocol
 	}
-	var fe *frame.Error
-	if errors.As(err, &fe) {
-		return errKindProtocol
-	}
-	return errKindOther
+	return m
 }
 
 // snapParts selects the parts of a snapshot that walk lists under locks.

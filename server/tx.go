@@ -25,16 +25,10 @@ type txOp struct {
 // it bounds the number of operations too (an ACK-only transaction).
 const txOpCost = 256
 
-// limitError is a client going past a broker bound: an ERROR and a close,
-// counted as kind "limit".
-type limitError string
-
-func (e limitError) Error() string { return string(e) }
-
 func (c *conn) tx(id []byte) (*transaction, error) {
 	tx := c.txs[string(id)]
 	if tx == nil {
-		return nil, protoError("unknown transaction " + strconv.Quote(string(id)))
+		return nil, protocolErr("unknown transaction " + strconv.Quote(string(id)))
 	}
 	return tx, nil
 }
@@ -42,7 +36,7 @@ func (c *conn) tx(id []byte) (*transaction, error) {
 func txHeader(f *frame.Frame) (string, error) {
 	id, ok := f.Get("transaction")
 	if !ok || len(id) == 0 {
-		return "", protoError(f.Command + " frame has no transaction header")
+		return "", protocolErr(f.Command + " frame has no transaction header")
 	}
 	return string(id), nil
 }
@@ -58,11 +52,11 @@ func (c *conn) txAdd(tx *transaction, id []byte, op txOp) error {
 		n += int64(len(op.msg.shared))
 	}
 	if lim := c.s.opts.MaxTransactionBytes; tx.bytes+n > lim {
-		return limitError("transaction " + strconv.Quote(string(id)) + " would hold more than " +
+		return limitErr("transaction " + strconv.Quote(string(id)) + " would hold more than " +
 			strconv.FormatInt(lim, 10) + " bytes (max-transaction-bytes)")
 	}
 	if half := c.s.opts.MemoryBudget / 2; c.s.input.txBytes.Load()+n > half {
-		return limitError("open transactions would hold more than " + strconv.FormatInt(half, 10) +
+		return limitErr("open transactions would hold more than " + strconv.FormatInt(half, 10) +
 			" bytes, half the memory budget (memory-budget): commit or abort first")
 	}
 	tx.ops = append(tx.ops, op)
@@ -98,10 +92,10 @@ func (c *conn) onBegin(f *frame.Frame) error {
 		return err
 	}
 	if _, dup := c.txs[id]; dup {
-		return protoError("transaction " + strconv.Quote(id) + " already begun")
+		return protocolErr("transaction " + strconv.Quote(id) + " already begun")
 	}
 	if len(c.txs) >= c.s.opts.MaxTransactions {
-		return protoError("too many open transactions (max " + strconv.Itoa(c.s.opts.MaxTransactions) + ")")
+		return limitErr("too many open transactions (max " + strconv.Itoa(c.s.opts.MaxTransactions) + ")")
 	}
 	if c.txs == nil {
 		c.txs = make(map[string]*transaction)
@@ -148,7 +142,7 @@ func (c *conn) onCommit(f *frame.Frame) error {
 		}
 		ok, err := c.s.router.ack(op.sub, op.mid, op.nack, &c.batch)
 		if !ok {
-			return protoError("transaction " + strconv.Quote(id) + ": message " + itoa(op.mid) + " is no longer awaiting acknowledgement")
+			return protocolErr("transaction " + strconv.Quote(id) + ": message " + itoa(op.mid) + " is no longer awaiting acknowledgement")
 		}
 		if err != nil {
 			return err

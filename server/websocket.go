@@ -16,9 +16,6 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// errWSProtocol marks a WebSocket framing violation by the client.
-var errWSProtocol = errors.New("websocket protocol error")
-
 // stompProtocols are the STOMP WebSocket subprotocols, most preferred first.
 var stompProtocols = []string{"v12.stomp", "v11.stomp", "v10.stomp"}
 
@@ -61,12 +58,129 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	wr := &wsReader{br: rw.Reader, max: int64(s.opts.MaxWebSocketMessage)}
+	wr := &wsReader{max: int64(s.opts.MaxWebSocketMessage)}
+	if rw.Reader.Buffered() > 0 {
+		wr.br = rw.Reader // the client's first frames came with the request
+	}
+	// Else net/http's reader is left to the garbage collector rather than
+	// put in wsBufPool at the first park: one per upgrade would pile up
+	// there (and count as live heap) while the pool serves only the
+	// connections reading at a given moment.
 	c := newConn(s, nc, wr)
 	wr.c = c
 	// A goroutine of its own: returning lets net/http's request, response
 	// and buffers go, which an idle WebSocket would otherwise keep (~8 KiB).
-	go c.serve()
+	if !s.startGoRoutine(c.serve) {
+		nc.Close() // shutting down
+	}
+}
+
+// isWebSocketUpgrade reports whether the request head asks for a
+// WebSocket upgrade (an Upgrade header naming websocket).
+func (h *httpHead) isWebSocketUpgrade() bool {
+	if h.end == 0 {
+		return false
+	}
+	head := h.buf[:h.end]
+	for len(head) > 0 {
+		i := bytes.IndexByte(head, '\n')
+		line := head[:i]
+		head = head[i+1:]
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if ok && bytes.EqualFold(bytes.TrimSpace(k), []byte("Upgrade")) {
+			return bytes.EqualFold(bytes.TrimSpace(v), []byte("websocket"))
+		}
+	}
+	return false
+}
+
+// upgradeWebSocket answers the WebSocket upgrade request in req itself
+// (gobwas/ws's Upgrader, with pooled buffers) and serves the STOMP
+// connection in this goroutine. Going through net/http instead would cost
+// three 4 KiB buffers and the request's state per connection, garbage that
+// raises the heap of a broker whose clients connect over WebSocket. pc is
+// counted as an HTTP connection until the upgrade is done.
+func (s *Server) upgradeWebSocket(pc *prefixConn, req *httpHead) {
+	nc := pc.Conn
+	var origin, host string
+	u := ws.Upgrader{
+		OnHost: func(h []byte) error {
+			host = string(h)
+			return nil
+		},
+		OnHeader: func(k, v []byte) error {
+			if string(k) == "Origin" {
+				origin = string(v)
+			}
+			return nil
+		},
+		ProtocolCustom: func(offered []byte) (string, bool) {
+			return bestOffered(string(offered)), true
+		},
+		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
+			if !s.originAllowed(origin, host) {
+				return nil, ws.RejectConnectionError(ws.RejectionStatus(http.StatusForbidden),
+					ws.RejectionReason("origin not allowed"))
+			}
+			return nil, nil
+		},
+	}
+	_, err := u.Upgrade(&headConn{Conn: nc, head: req.buf[:req.end]})
+	s.doneHTTPConn(pc)
+	if err != nil {
+		if origin != "" && !s.originAllowed(origin, host) {
+			s.log.Info("websocket origin refused", "peer", nc.RemoteAddr().String(), "origin", origin)
+		} else {
+			s.log.Debug("websocket upgrade failed", "peer", nc.RemoteAddr().String(), "err", err)
+		}
+		req.release()
+		nc.Close()
+		return
+	}
+	wr := &wsReader{max: int64(s.opts.MaxWebSocketMessage)}
+	if rest := req.buf[req.end:]; len(rest) > 0 {
+		// The client's first frames came with the request: buffered, so
+		// the connection reads them before it parks.
+		wr.br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(rest)), nc), max(4<<10, len(rest)))
+		wr.br.Peek(len(rest)) //nolint:errcheck // the bytes are in memory
+	}
+	req.release()
+	c := newConn(s, nc, wr)
+	wr.c = c
+	c.serve()
+}
+
+// headConn gives gobwas/ws's Upgrader the request head already read (and
+// nothing more), and writes to the connection.
+type headConn struct {
+	net.Conn
+	head []byte
+}
+
+func (h *headConn) Read(p []byte) (int, error) {
+	if len(h.head) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, h.head)
+	h.head = h.head[n:]
+	return n, nil
+}
+
+// bestOffered picks the highest STOMP subprotocol in a
+// Sec-WebSocket-Protocol value ("" when it offers none).
+func bestOffered(offered string) string {
+	best := len(stompProtocols)
+	for _, p := range strings.Split(offered, ",") {
+		for i, sp := range stompProtocols {
+			if strings.TrimSpace(p) == sp && i < best {
+				best = i
+			}
+		}
+	}
+	if best == len(stompProtocols) {
+		return ""
+	}
+	return stompProtocols[best]
 }
 
 // wsReader turns the client's WebSocket data frames into the STOMP byte
@@ -81,6 +195,9 @@ type wsReader struct {
 	remaining int64         // payload bytes left in the current frame
 	msgLen    int64
 	inMessage bool
+	text      bool    // the current message is text: its payload must be UTF-8
+	u8        [4]byte // text: the start of a UTF-8 sequence the bytes read so far end in
+	u8n       uint8   // bytes in u8
 	mask      [4]byte
 	offset    int
 	closeSent bool
@@ -89,14 +206,21 @@ type wsReader struct {
 	out       appender
 }
 
-func (w *wsReader) fail(code ws.StatusCode, format string, args ...any) error {
+// fail records the close code the connection will end with and returns
+// the WebSocket error for a violation (wsErr: an ERROR frame, then the
+// close frame with code).
+func (w *wsReader) fail(code ws.StatusCode, cause error, format string, args ...any) error {
 	w.closeCode = code
-	return fmt.Errorf("%w: "+format, append([]any{errWSProtocol}, args...)...)
+	return wsErr(fmt.Sprintf(format, args...), cause)
 }
 
 // Read fills p with unmasked payload bytes. It keeps decoding frames that
 // are already buffered, so a burst of small WebSocket messages is handled
-// as one batch, like a burst of raw STOMP frames in one TCP read.
+// as one batch, like a burst of raw STOMP frames in one TCP read. After
+// control frames (a ping, a pong) or an empty frame, with nothing else
+// buffered, it returns what it has (maybe 0, and no error) rather than
+// block for the next frame: the connection then waits for data without
+// holding a read buffer (conn.serve, park).
 func (w *wsReader) Read(p []byte) (int, error) {
 	if w.br == nil {
 		w.br = wsBufPool.Get().(*bufio.Reader)
@@ -109,11 +233,15 @@ func (w *wsReader) Read(p []byte) (int, error) {
 			if n > 0 && !w.dataHeaderBuffered() {
 				break
 			}
-			if err := w.next(); err != nil {
-				if n > 0 && !errors.Is(err, errWSProtocol) {
+			data, err := w.next()
+			if err != nil {
+				if n > 0 && kindOf(err) != kindWebSocket {
 					return n, nil
 				}
 				return n, err
+			}
+			if !data || w.remaining == 0 && w.br.Buffered() == 0 {
+				return n, nil // control frames or an empty frame: idle again
 			}
 			continue
 		}
@@ -128,6 +256,11 @@ func (w *wsReader) Read(p []byte) (int, error) {
 		ws.Cipher(p[n:n+m], w.mask, w.offset)
 		w.offset += m
 		w.remaining -= int64(m)
+		if w.text && !w.validText(p[n:n+m]) {
+			// RFC 6455 §8.1: invalid UTF-8 in a text message fails the
+			// connection with 1007. Its bytes are not handed on.
+			return n, w.fail(ws.StatusInvalidFramePayloadData, nil, "invalid UTF-8 in a text message")
+		}
 		n += m
 		if err != nil {
 			if err == io.EOF && w.remaining > 0 {
@@ -142,6 +275,55 @@ func (w *wsReader) Read(p []byte) (int, error) {
 // wsBufPool holds the read buffers of WebSocket connections that are not
 // parked.
 var wsBufPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+
+// validText checks the next payload bytes b of the current message, once
+// unmasked: nothing for a binary message; for a text message, b must
+// complete the UTF-8 sequence the previous bytes ended in (if any) and be
+// valid UTF-8, except that it may end in the start of a sequence, kept for
+// the next bytes; at the end of the message nothing may be left over. A
+// character may so span frames (RFC 6455 §5.6 validates the whole
+// message), and each byte is looked at once: utf8.Valid on the payload,
+// plus at most three carried bytes.
+func (w *wsReader) validText(b []byte) bool {
+	if !w.text {
+		return true
+	}
+	for w.u8n > 0 && len(b) > 0 {
+		w.u8[w.u8n] = b[0]
+		w.u8n++
+		b = b[1:]
+		if utf8.FullRune(w.u8[:w.u8n]) {
+			if _, size := utf8.DecodeRune(w.u8[:w.u8n]); size != int(w.u8n) {
+				return false
+			}
+			w.u8n = 0
+		}
+	}
+	if tail := incompleteRune(b); tail > 0 {
+		if !utf8.Valid(b[:len(b)-tail]) {
+			return false
+		}
+		w.u8n = uint8(copy(w.u8[:], b[len(b)-tail:]))
+	} else if !utf8.Valid(b) {
+		return false
+	}
+	// The message ends with this frame's last byte: nothing may be left.
+	return w.u8n == 0 || w.inMessage || w.remaining > 0
+}
+
+// incompleteRune is the length of the UTF-8 sequence b ends in when it is
+// cut short (its start, which more bytes may complete), else 0.
+func incompleteRune(b []byte) int {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-3; i-- {
+		if b[i]&0xc0 != 0x80 { // the last sequence starts here
+			if utf8.FullRune(b[i:]) {
+				return 0
+			}
+			return len(b) - i
+		}
+	}
+	return 0
+}
 
 // park gives an idle connection's read buffer back to the pool, so that it
 // can wait for data without one. It reports false (and keeps the buffer)
@@ -179,58 +361,68 @@ func (w *wsReader) dataHeaderBuffered() bool {
 	return w.br.Buffered() >= size
 }
 
-// next reads frame headers until a data frame starts, answering control
-// frames on the way.
-func (w *wsReader) next() error {
+// next reads frame headers until a data frame starts (data), answering
+// control frames on the way. It stops after a control frame when nothing
+// more is buffered (no data, no error): reading on would block.
+func (w *wsReader) next() (data bool, err error) {
 	for {
 		h, err := ws.ReadHeader(w.br)
 		if err != nil {
 			if errors.Is(err, ws.ErrHeaderLengthMSB) || errors.Is(err, ws.ErrHeaderLengthUnexpected) {
-				return w.fail(ws.StatusProtocolError, "%v", err)
+				return false, w.fail(ws.StatusProtocolError, err, "%v", err)
 			}
-			return err
+			return false, err
 		}
 		if !h.Masked {
-			return w.fail(ws.StatusProtocolError, "client frames must be masked")
+			return false, w.fail(ws.StatusProtocolError, nil, "client frames must be masked")
 		}
 		if h.Rsv != 0 {
-			return w.fail(ws.StatusProtocolError, "reserved bits set without a negotiated extension")
+			return false, w.fail(ws.StatusProtocolError, nil, "reserved bits set without a negotiated extension")
 		}
 		if h.OpCode.IsControl() {
 			if err := w.control(h); err != nil {
-				return err
+				return false, err
+			}
+			if w.br.Buffered() == 0 {
+				return false, nil
 			}
 			continue
 		}
 		switch h.OpCode {
 		case ws.OpContinuation:
 			if !w.inMessage {
-				return w.fail(ws.StatusProtocolError, "continuation frame without a message to continue")
+				return false, w.fail(ws.StatusProtocolError, nil, "continuation frame without a message to continue")
 			}
 		case ws.OpText, ws.OpBinary:
 			if w.inMessage {
-				return w.fail(ws.StatusProtocolError, "new message before the previous one was finished")
+				return false, w.fail(ws.StatusProtocolError, nil, "new message before the previous one was finished")
 			}
 			w.msgLen = 0
 		default:
-			return w.fail(ws.StatusProtocolError, "reserved opcode %d", h.OpCode)
+			return false, w.fail(ws.StatusProtocolError, nil, "reserved opcode %d", h.OpCode)
 		}
 		w.msgLen += h.Length
 		if w.msgLen > w.max {
 			w.closeCode = ws.StatusMessageTooBig
 			w.c.linger = true // the client is likely still sending it
-			return &parseLimitError{errWSProtocol, w.c.s.wsTooBigMessage()}
+			return false, &clientError{kind: kindLimit, reason: LimitExceeded, msg: w.c.s.wsTooBigMessage()}
+		}
+		if h.OpCode != ws.OpContinuation {
+			w.text, w.u8n = h.OpCode == ws.OpText, 0
 		}
 		w.inMessage = !h.Fin
 		w.remaining, w.mask, w.offset = h.Length, h.Mask, 0
-		return nil
+		if h.Fin && h.Length == 0 && !w.validText(nil) {
+			return false, w.fail(ws.StatusInvalidFramePayloadData, nil, "invalid UTF-8 in a text message")
+		}
+		return true, nil
 	}
 }
 
 // control answers a ping with a pong and a close with a close.
 func (w *wsReader) control(h ws.Header) error {
 	if h.Length > 125 || !h.Fin {
-		return w.fail(ws.StatusProtocolError, "control frame too long or fragmented")
+		return w.fail(ws.StatusProtocolError, nil, "control frame too long or fragmented")
 	}
 	var buf [125]byte
 	payload := buf[:h.Length]
@@ -265,10 +457,11 @@ func (w *wsReader) control(h ws.Header) error {
 		w.closeCode = code
 		return io.EOF
 	}
-	return w.fail(ws.StatusProtocolError, "reserved control opcode %d", h.OpCode)
+	return w.fail(ws.StatusProtocolError, nil, "reserved control opcode %d", h.OpCode)
 }
 
-// appendControl appends an unmasked server control frame.
+// appendControl appends an unmasked server control frame. Lock should be
+// held: c.mu (it guards w.out and w.hdr).
 func (w *wsReader) appendControl(dst []byte, op ws.OpCode, payload []byte) []byte {
 	w.out.b = dst
 	ws.WriteHeaderBuffer(&w.out, ws.Header{Fin: true, OpCode: op, Length: int64(len(payload))}, w.hdr[:]) //nolint:errcheck // appending cannot fail
@@ -302,8 +495,8 @@ func (a *appender) Write(p []byte) (int, error) {
 }
 
 // appendMessage appends one unmasked WebSocket message holding a then b:
-// binary when the STOMP body has NULs or is not UTF-8, else text. It runs
-// under the connection's mu, which guards w.out and w.hdr.
+// binary when the STOMP body has NULs or is not UTF-8, else text. Lock
+// should be held: c.mu (it guards w.out and w.hdr).
 func (w *wsReader) appendMessage(dst []byte, binary bool, a, b []byte) []byte {
 	op := ws.OpText
 	if binary {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 
@@ -330,4 +331,261 @@ func TestWSServerFramesUnmasked(t *testing.T) {
 	c.sendFrame(frame.SEND, big.String(), "destination", "/topic/len", "receipt", "r")
 	c.expectMessage(big.String())
 	c.expectReceipt("r")
+}
+
+// TestWSInvalidUTF8 checks RFC 6455 §8.1: a text message that is not valid
+// UTF-8, whether in one frame, in a continuation frame, split across frames
+// or cut short at its end, fails the connection: an ERROR, then a close
+// frame with code 1007, then the close. The bad SEND is not delivered.
+func TestWSInvalidUTF8(t *testing.T) {
+	srv := startServer(t, nil)
+	sub := connected(t, srv, "tcp")
+	sub.subscribe("/topic/u8", "s")
+	send := func(c *client, body string) []byte {
+		return c.encode(frame.SEND, body, "destination", "/topic/u8", "receipt", "r")
+	}
+	for i, tc := range []struct {
+		name string
+		run  func(c *client)
+	}{
+		{"one text frame", func(c *client) { c.writeWS(ws.OpText, true, send(c, "bad \xff byte")) }},
+		{"surrogate", func(c *client) { c.writeWS(ws.OpText, true, send(c, "\xed\xa0\x80")) }},
+		{"overlong", func(c *client) { c.writeWS(ws.OpText, true, send(c, "\xc0\xaf")) }},
+		{"in a continuation frame", func(c *client) {
+			raw := send(c, "ok then \xfe")
+			c.writeWS(ws.OpText, false, raw[:10])
+			c.writeWS(ws.OpContinuation, true, raw[10:])
+		}},
+		{"a sequence split across frames, overlong", func(c *client) {
+			raw := send(c, "x\xe0\x80\x80y")
+			cut := bytes.Index(raw, []byte("\xe0")) + 1
+			c.writeWS(ws.OpText, false, raw[:cut])
+			c.writeWS(ws.OpContinuation, true, raw[cut:])
+		}},
+		{"a sequence split across frames, bad continuation", func(c *client) {
+			raw := send(c, "x\xe2\x82Ay")
+			cut := bytes.Index(raw, []byte("\xe2")) + 2
+			c.writeWS(ws.OpText, false, raw[:cut])
+			c.writeWS(ws.OpContinuation, true, raw[cut:])
+		}},
+		{"cut short at the end of the message", func(c *client) {
+			c.writeWS(ws.OpText, true, []byte("SEND\ndestination:/topic/u8\n\n\xe2\x82"))
+		}},
+		{"cut short before an empty final frame", func(c *client) {
+			c.writeWS(ws.OpText, false, []byte("SEND\ndestination:/topic/u8\n\n\xf0\x9f"))
+			c.writeWS(ws.OpContinuation, true, nil)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := connected(t, srv, "ws")
+			tc.run(c)
+			c.expectError("invalid UTF-8")
+			if code := c.expectClosed(); code != ws.StatusInvalidFramePayloadData {
+				t.Errorf("close code %d, want 1007", code)
+			}
+			sub.sync() // no MESSAGE came first
+			waitFor(t, "the close counted", func() bool { return closedCount(srv, WebSocketError) == uint64(i+1) })
+			if n := errorCount(srv, kindWebSocket); n != uint64(i+1) {
+				t.Errorf("websocket errors = %d, want %d", n, i+1)
+			}
+		})
+	}
+}
+
+// TestWSUTF8AcrossFrames: characters split across the frames of a text
+// message (even one byte per frame, with a ping between) are valid, and a
+// binary message is never checked.
+func TestWSUTF8AcrossFrames(t *testing.T) {
+	srv := startServer(t, nil)
+	c := connected(t, srv, "ws")
+	c.subscribe("/topic/u8", "s")
+	body := "price: 3€, mood: 😀, ok"
+	raw := c.encode(frame.SEND, body, "destination", "/topic/u8", "receipt", "r1")
+	euro := bytes.Index(raw, []byte("€"))
+	smile := bytes.Index(raw, []byte("😀"))
+	cuts := []int{euro + 1, euro + 2, smile + 1, smile + 2, smile + 3, len(raw)}
+	prev := 0
+	for i, cut := range cuts {
+		op := ws.OpContinuation
+		if i == 0 {
+			op = ws.OpText
+		}
+		c.writeWS(op, i == len(cuts)-1, raw[prev:cut])
+		if i == 2 {
+			c.writeWS(ws.OpPing, true, []byte("p"))
+		}
+		prev = cut
+	}
+	c.expectControl(ws.OpPong)
+	c.expectMessage(body)
+	c.expectReceipt("r1")
+
+	bin := "\xff\xfe\xed\xa0\x80 binary"
+	c.writeWS(ws.OpBinary, true, c.encode(frame.SEND, bin, "destination", "/topic/u8", "receipt", "r2"))
+	c.expectMessage(bin)
+	c.expectReceipt("r2")
+}
+
+// TestWSValidTextIncremental checks validText against utf8.Valid for
+// every way of cutting a message into two or three frames.
+func TestWSValidTextIncremental(t *testing.T) {
+	for _, msg := range []string{
+		"", "a", "€", "😀", "a€b😀c", "\xff", "\xe2\x82", "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80",
+		"€\x80", "\xe2\x82\xac\xac", "ab\xf0\x9f\x98", "\x80abc", "\xf0\x9f\x98\x80\xf0",
+	} {
+		b := []byte(msg)
+		want := utf8.Valid(b)
+		for i := 0; i <= len(b); i++ {
+			for j := i; j <= len(b); j++ {
+				w := &wsReader{text: true}
+				ok := true
+				parts := [][]byte{b[:i], b[i:j], b[j:]}
+				for k, p := range parts {
+					w.inMessage = k < len(parts)-1
+					if !w.validText(p) {
+						ok = false
+						break
+					}
+				}
+				if ok != want {
+					t.Errorf("%q cut at %d, %d: valid=%v, utf8.Valid=%v", msg, i, j, ok, want)
+				}
+			}
+		}
+	}
+}
+
+// waitParked waits until n connection read loops wait for data without a
+// read buffer (in conn.waitReadable), as idle connections do.
+func waitParked(t *testing.T, n int) {
+	t.Helper()
+	waitFor(t, strconv.Itoa(n)+" parked read loops", func() bool {
+		parked := 0
+		for _, g := range brokerGoroutines() {
+			if strings.Contains(g, "(*conn).waitReadable(") {
+				parked++
+			}
+		}
+		return parked == n
+	})
+}
+
+// TestWSIdleAfterControlFrames: a WebSocket connection that received only
+// a ping, a pong or an empty message goes back to waiting without a read
+// buffer, as after a STOMP frame (idle connections hold no 32 KiB buffer).
+func TestWSIdleAfterControlFrames(t *testing.T) {
+	if !peekSupported {
+		t.Skip("no buffer-less wait on this platform")
+	}
+	srv := startServer(t, nil)
+	c := connected(t, srv, "ws")
+	c.subscribe("/topic/idle", "s")
+	waitParked(t, 1)
+	c.writeWS(ws.OpPing, true, []byte("p"))
+	c.expectControl(ws.OpPong)
+	waitParked(t, 1)
+	c.writeWS(ws.OpPong, true, nil)
+	c.writeWS(ws.OpText, true, nil)
+	waitParked(t, 1)
+	c.sync() // still served
+	waitParked(t, 1)
+}
+
+// TestWSUpgradeRoutes: the upgrade is answered whichever way it comes: on
+// its own (answered before net/http sees the connection), with the
+// client's first frame sent before the 101 arrived, with a request head
+// longer than the broker reads itself, and after a plain HTTP request on
+// the same keep-alive connection (both served through net/http).
+func TestWSUpgradeRoutes(t *testing.T) {
+	srv := startServer(t, nil)
+	upgrade := "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: v12.stomp\r\n"
+	connect := wsClientFrame(ws.OpText, true, []byte("CONNECT\naccept-version:1.2\nhost:x\n\n\x00"))
+	for _, tc := range []struct {
+		name   string
+		before string // a plain HTTP request first, on the same connection
+		extra  string // more request headers
+		early  bool   // CONNECT in the same write as the request
+	}{
+		{name: "direct"},
+		{name: "first frame with the request", early: true},
+		{name: "long head", extra: "X-Pad: " + strings.Repeat("p", maxHTTPHead) + "\r\n"},
+		{name: "after a plain request", before: "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nc, err := net.DialTimeout("tcp", srv.Addr().String(), waitTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(waitTimeout))
+			br := bufio.NewReader(nc)
+			if tc.before != "" {
+				io.WriteString(nc, tc.before) //nolint:errcheck
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil || resp.StatusCode != http.StatusOK {
+					t.Fatalf("plain request first: %v %v", resp, err)
+				}
+				io.Copy(io.Discard, resp.Body) //nolint:errcheck
+				resp.Body.Close()
+			}
+			req := []byte(upgrade + tc.extra + "\r\n")
+			if tc.early {
+				req = append(req, connect...)
+			}
+			if _, err := nc.Write(req); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Protocol") != "v12.stomp" {
+				t.Fatalf("upgrade: %s, protocol %q", resp.Status, resp.Header.Get("Sec-WebSocket-Protocol"))
+			}
+			if !tc.early {
+				if _, err := nc.Write(connect); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fr, err := ws.ReadFrame(br)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fr.Header.OpCode != ws.OpText || !bytes.HasPrefix(fr.Payload, []byte("CONNECTED\n")) {
+				t.Fatalf("got %v %q, want a CONNECTED frame", fr.Header.OpCode, fr.Payload)
+			}
+		})
+	}
+}
+
+// TestIdleReadLoopHandsOff: once a connection has nothing to read, its read
+// loop goes on in a fresh goroutine (resume) that waits without a buffer;
+// the goroutine whose stack grew handling CONNECT and SUBSCRIBE is gone.
+// Frames that come later are handled as before.
+func TestIdleReadLoopHandsOff(t *testing.T) {
+	if !peekSupported {
+		t.Skip("no buffer-less wait on this platform")
+	}
+	forEachTransport(t, func(t *testing.T, tr string) {
+		srv := startServer(t, nil)
+		c := connected(t, srv, tr)
+		c.subscribe("/topic/idle", "s")
+		waitFor(t, "the read loop in a fresh goroutine", func() bool {
+			resumed, serving := 0, 0
+			for _, g := range brokerGoroutines() {
+				if strings.Contains(g, "(*conn).resume(") && strings.Contains(g, "(*conn).waitReadable(") {
+					resumed++
+				}
+				if strings.Contains(g, "(*conn).serve(") {
+					serving++
+				}
+			}
+			return resumed == 1 && serving == 0
+		})
+		pub := connected(t, srv, tr)
+		pub.publish("/topic/idle", "after idle")
+		c.expectMessage("after idle")
+		c.sync()
+	})
 }

@@ -463,12 +463,32 @@ func (c *Conn) keepalive(idle time.Duration) {
 	}
 }
 
+// beat writes one heart-beat EOL (over WebSocket, a masked text message
+// holding it) straight to the socket. Like keepalive it may run beside the
+// owner, which writes whole frames only.
+func (c *Conn) beat() {
+	if !c.ws {
+		_, _ = c.nc.Write([]byte{'\n'})
+		return
+	}
+	_, _ = c.nc.Write([]byte{wsFin | opText, wsMasked | 1, 0, 0, 0, 0, '\n'})
+}
+
 // Buffered is the number of output bytes not yet written.
 func (c *Conn) Buffered() int { return len(c.out) }
 
 // Subscribe queues a SUBSCRIBE frame asking for a receipt and flushes.
 func (c *Conn) Subscribe(id, dest, ack string, prefetch int) error {
-	f := frame.New(frame.SUBSCRIBE, "id", id, "destination", dest, "ack", ack, "receipt", "sub-"+id)
+	return c.subscribe(id, dest, ack, prefetch, true)
+}
+
+// subscribe queues a SUBSCRIBE frame, with a receipt header "sub-"+id when
+// receipt is set, and flushes.
+func (c *Conn) subscribe(id, dest, ack string, prefetch int, receipt bool) error {
+	f := frame.New(frame.SUBSCRIBE, "id", id, "destination", dest, "ack", ack)
+	if receipt {
+		f.Add("receipt", "sub-"+id)
+	}
 	if prefetch > 0 {
 		p := strconv.Itoa(prefetch)
 		f.Add("activemq.prefetchSize", p).Add("prefetch-count", p)

@@ -70,6 +70,7 @@ type config struct {
 	conns     int
 	hold      time.Duration
 	shared    bool
+	noReceipt bool // conns: SUBSCRIBE without a receipt
 	parallel  int
 	stall     time.Duration
 	cpuprof   string
@@ -131,11 +132,12 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&cfg.conns, "conns", 1000, "conns: connections to open")
 	fs.DurationVar(&cfg.hold, "hold", 5*time.Second, "conns: how long to hold them")
 	fs.BoolVar(&cfg.shared, "shared", false, "conns: subscribe all to one topic instead of one topic each")
+	fs.BoolVar(&cfg.noReceipt, "no-receipt", false, "conns: SUBSCRIBE without a receipt (a connection counts as set up once its SUBSCRIBE is written)")
 	fs.IntVar(&cfg.parallel, "parallel", 200, "connections set up at a time")
 	fs.DurationVar(&cfg.stall, "stall", 5*time.Second, "end the run when sending is over and nothing arrived for this long")
 	fs.StringVar(&cfg.cpuprof, "cpuprofile", "", "write a CPU profile of stompbench to `file`")
 	fs.IntVar(&cfg.churn, "churn", 8, "soak: churning topic subscribers (subscribe, unsubscribe, reconnect)")
-	fs.IntVar(&cfg.heartBeat, "heart-beat", 1000, "soak: client heart-beat in `ms`, offered both ways (0 = off)")
+	fs.IntVar(&cfg.heartBeat, "heart-beat", 1000, "soak and conns: client heart-beat in `ms`, offered both ways and sent (0 = off; conns: off unless given)")
 	fs.Int64Var(&cfg.budget, "memory-budget", 32_000_000, "soak: the broker's --memory-budget in `bytes`; sizes the flood that must pause publishers")
 	fs.DurationVar(&cfg.pauseEvery, "pause-every", 30*time.Second, "soak: time between backpressure pauses (the first at a quarter of --duration)")
 	fs.DurationVar(&cfg.pauseHold, "pause-hold", 5*time.Second, "soak: how long the flood queue's consumers stay away once publishers are paused")
@@ -228,6 +230,12 @@ func (c *config) applyDefaults(set map[string]bool) error {
 		c.dest = defStr(c.dest, "/topic/bench.latency")
 	case "conns":
 		c.dest = defStr(c.dest, "/topic/bench.conns")
+		if !set["heart-beat"] {
+			c.heartBeat = 0
+		}
+		if c.heartBeat < 0 {
+			return usageError{"conns: --heart-beat must not be negative"}
+		}
 	case "soak":
 		if !set["duration"] {
 			c.duration = 60 * time.Second

@@ -68,6 +68,10 @@ func newBench(parent context.Context, cfg *config, t target) *bench {
 	}
 	if cfg.scenario == "conns" {
 		b.opts.rbuf, b.opts.wbuf = 2048, 512
+		if hb := cfg.heartBeat; hb > 0 {
+			b.opts.heartBeat = strconv.Itoa(hb) + "," + strconv.Itoa(hb)
+			go b.heartBeats(time.Duration(hb) * time.Millisecond)
+		}
 	}
 	if t.ws {
 		go b.keepalives(wsKeepaliveEvery)
@@ -77,9 +81,22 @@ func newBench(parent context.Context, cfg *config, t target) *bench {
 
 const wsKeepaliveEvery = 15 * time.Second
 
+// heartBeats sends a heart-beat EOL on every connection every half
+// interval until the run stops (conns: the connections write nothing
+// else once subscribed).
+func (b *bench) heartBeats(every time.Duration) {
+	b.eachConnEvery(every/2, (*Conn).beat)
+}
+
 // keepalives pings idle WebSocket connections until the run stops.
 func (b *bench) keepalives(every time.Duration) {
-	tick := time.NewTicker(every / 3)
+	b.eachConnEvery(every/3, func(c *Conn) { c.keepalive(every) })
+}
+
+// eachConnEvery calls f on every connection of the run each period until
+// the run stops.
+func (b *bench) eachConnEvery(period time.Duration, f func(*Conn)) {
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
 		select {
@@ -94,7 +111,7 @@ func (b *bench) keepalives(every time.Duration) {
 			if b.stopped.Load() {
 				return
 			}
-			c.keepalive(every)
+			f(c)
 		}
 	}
 }
@@ -187,9 +204,14 @@ func (b *bench) consume(name, dest, ack string, prefetch int, ready *latch, onMs
 		}
 		defer release()
 		c.owner = true
-		if err := c.Subscribe("1", dest, ack, prefetch); err != nil {
+		receipt := b.cfg.scenario != "conns" || !b.cfg.noReceipt
+		if err := c.subscribe("1", dest, ack, prefetch, receipt); err != nil {
 			b.fail(fmt.Errorf("%s: subscribe: %w", name, err))
 			return
+		}
+		if !receipt {
+			release()
+			ready.add()
 		}
 		for {
 			f, err := c.ReadFrame()
@@ -706,6 +728,12 @@ func runConns(b *bench) *report {
 	connected := b.sample()
 	setup := connected.at.Sub(before.at).Seconds()
 	r.add("conns", "connections", cfg.conns, "")
+	r.add("heart_beat_ms", "client heart-beat", cfg.heartBeat, "ms")
+	receipt := 1
+	if cfg.noReceipt {
+		receipt = 0
+	}
+	r.add("subscribe_receipt", "RECEIPT asked on SUBSCRIBE", receipt, "")
 	r.add("connected", "connected+subscribed", ready.n.Load(), "")
 	r.add("setup_s", "setup time", setup, "s")
 	r.add("conns_per_s", "setup rate", rate(ready.n.Load(), setup), "conn/s")
