@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"stompica/frame"
@@ -49,6 +50,16 @@ func TestDurableTopicSubscription(t *testing.T) {
 				t.Errorf("live delivery: %s", fmtFrame(m))
 			}
 			c.close()
+			// Away means the broker has seen it go: until then an auto-ack
+			// delivery to the closing socket is lost like any other.
+			waitFor(t, "the durable subscriber to be gone", func() bool {
+				for _, q := range srv.router.queueStats() {
+					if strings.HasPrefix(q.Name, durablePrefix) && q.Consumers > 0 {
+						return false
+					}
+				}
+				return true
+			})
 			pub.publish("/topic/news", "away-1")
 			pub.publish("/topic/news", "away-2")
 			pub.publish("/topic/other", "not for it")
