@@ -1,4 +1,4 @@
-module stompica
+module github.com/stompica/stompica
 
 go 1.26.0
 

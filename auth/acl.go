@@ -6,7 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"stompica/sublist"
+	"github.com/stompica/stompica/sublist"
 )
 
 // ACLFile is the built-in Authorizer: rules read from a file. Checking a

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"stompica/sublist"
+	"github.com/stompica/stompica/sublist"
 )
 
 func TestACLLoad(t *testing.T) {

@@ -5,8 +5,8 @@ import (
 	"slices"
 	"sync/atomic"
 
-	"stompica/internal/deque"
-	"stompica/store"
+	"github.com/stompica/stompica/internal/deque"
+	"github.com/stompica/stompica/store"
 )
 
 type ackMode uint8

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // A client-ack consumer that holds a queue message past the ack timeout

@@ -8,7 +8,7 @@ package server
 import (
 	"strconv"
 
-	"stompica/auth"
+	"github.com/stompica/stompica/auth"
 )
 
 // authorize checks that login may use dest for access. With no Authorizer

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"stompica/auth"
+	"github.com/stompica/stompica/auth"
 )
 
 // aclServer returns a Server with the ACL text (and, with users, the test

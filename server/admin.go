@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // What the management API (api.go) needs from the broker's core: each

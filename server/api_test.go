@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // apiDo sends one request to the broker's HTTP port (redirects not

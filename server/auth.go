@@ -23,8 +23,8 @@ import (
 	"strings"
 	"time"
 
-	"stompica/auth"
-	"stompica/frame"
+	"github.com/stompica/stompica/auth"
+	"github.com/stompica/stompica/frame"
 )
 
 // authFailDelay is how long a refused login waits before it is answered,

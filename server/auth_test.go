@@ -28,8 +28,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"stompica/auth"
-	"stompica/frame"
+	"github.com/stompica/stompica/auth"
+	"github.com/stompica/stompica/frame"
 )
 
 const authTimeout = 5 * time.Second

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"stompica/auth"
-	"stompica/frame"
+	"github.com/stompica/stompica/auth"
+	"github.com/stompica/stompica/frame"
 )
 
 // testAuthn is an Authenticator that accepts passcode "pw-LOGIN" as the

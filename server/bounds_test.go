@@ -11,7 +11,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // onlyConn returns the broker side of the one client connection open.

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"testing"
 
-	"stompica/cluster"
-	"stompica/sublist"
+	"github.com/stompica/stompica/cluster"
+	"github.com/stompica/stompica/sublist"
 )
 
 // pipeLink is a test cluster link: it records what the router tells it and

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // A refused login gets an ERROR with a message and a body that says what

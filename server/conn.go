@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 const (

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 func TestConnectCommands(t *testing.T) {
@@ -25,7 +25,7 @@ func TestConnectCommands(t *testing.T) {
 				if got := f.GetString("heart-beat"); got != "3000,4000" {
 					t.Errorf("heart-beat = %q, want 3000,4000 (the server's offer)", got)
 				}
-				if got := f.GetString("server"); !strings.HasPrefix(got, "stompica/") {
+				if got := f.GetString("server"); !strings.HasPrefix(got, "github.com/stompica/stompica/") {
 					t.Errorf("server = %q, want stompica/<version>", got)
 				}
 				if f.GetString("session") == "" {

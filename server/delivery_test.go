@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // TestTopicCumulativeAckConcurrentPublishers: ack:client topic subscribers

@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"strings"
 
-	"stompica/auth"
-	"stompica/frame"
-	"stompica/store"
+	"github.com/stompica/stompica/auth"
+	"github.com/stompica/stompica/frame"
+	"github.com/stompica/stompica/store"
 )
 
 // diagQueries are the original stompica's DIAG queries.

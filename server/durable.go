@@ -5,9 +5,9 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"stompica/frame"
-	"stompica/store"
-	"stompica/sublist"
+	"github.com/stompica/stompica/frame"
+	"github.com/stompica/stompica/store"
+	"github.com/stompica/stompica/sublist"
 )
 
 // durablePrefix names the queue that keeps a durable topic subscription's

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // Durable topic subscriptions in the three header styles: messages

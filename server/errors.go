@@ -15,7 +15,7 @@ import (
 	"errors"
 	"fmt"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // errKind is why the broker sent an ERROR frame: the kind label of

@@ -6,7 +6,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // closedCount is how many connections of srv ended for reason r.

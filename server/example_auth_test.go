@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"stompica/auth"
-	"stompica/server"
-	"stompica/sublist"
+	"github.com/stompica/stompica/auth"
+	"github.com/stompica/stompica/server"
+	"github.com/stompica/stompica/sublist"
 )
 
 // reverseAuth is an Authenticator that accepts a passcode that is the

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"stompica/server"
+	"github.com/stompica/stompica/server"
 )
 
 // Embedding the broker: start it on a random port, publish and receive over

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // TTL "stale queue": a topic message that found no subscriber is handed to

@@ -7,7 +7,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // wsClientFrame encodes one masked client frame.

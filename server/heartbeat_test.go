@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 func TestHeartBeatServerSends(t *testing.T) {

@@ -22,7 +22,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // waitTimeout bounds every single wait of the test client (a frame, a

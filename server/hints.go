@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // sizeText writes a byte count for people: "16777216 bytes (16 MiB)".

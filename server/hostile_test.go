@@ -11,7 +11,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // hostileInput is one malformed thing a client may send.

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"stompica/web"
+	"github.com/stompica/stompica/web"
 )
 
 // httpHandler serves HTTP on the STOMP port: a WebSocket upgrade on any

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // httpConn is a raw keep-alive HTTP/1.1 client connection.

@@ -13,9 +13,9 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
-	"stompica/frame"
-	"stompica/store"
-	"stompica/store/jetstream"
+	"github.com/stompica/stompica/frame"
+	"github.com/stompica/stompica/store"
+	"github.com/stompica/stompica/store/jetstream"
 )
 
 // testStore, when set, gives every startServer that configures no store

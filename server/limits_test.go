@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 func TestMaxFrameSize(t *testing.T) {

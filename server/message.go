@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"stompica/cluster"
-	"stompica/frame"
-	"stompica/store"
+	"github.com/stompica/stompica/cluster"
+	"github.com/stompica/stompica/frame"
+	"github.com/stompica/stompica/store"
 )
 
 // message is a published message, encoded once: shared holds everything of

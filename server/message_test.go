@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // TestMessageEncodingSized: a message's encoding fits the buffer fill

@@ -19,7 +19,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // The tests of /metrics (and, in console_test.go, of the console and

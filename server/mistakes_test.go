@@ -17,7 +17,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // startLogged is startServer with the broker's log kept for the test.

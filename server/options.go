@@ -4,9 +4,9 @@ import (
 	"log/slog"
 	"time"
 
-	"stompica/auth"
-	"stompica/cluster"
-	"stompica/store"
+	"github.com/stompica/stompica/auth"
+	"github.com/stompica/stompica/cluster"
+	"github.com/stompica/stompica/store"
 )
 
 // Options configures a Server. The zero value of every field means its

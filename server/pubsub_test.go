@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"testing"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 func TestPubSubFanOut(t *testing.T) {

@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"stompica/frame"
-	"stompica/store"
+	"github.com/stompica/stompica/frame"
+	"github.com/stompica/stompica/store"
 )
 
 // queue is a work queue: messages wait in its store until one consumer

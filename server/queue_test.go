@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"testing"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 func TestQueueRoundRobin(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // reloadWrite replaces the content of path (as an operator's editor or a

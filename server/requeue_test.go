@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"stompica/internal/deque"
+	"github.com/stompica/stompica/internal/deque"
 )
 
 // routerServer is a broker that is not listening, for tests that drive the

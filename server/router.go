@@ -7,9 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"stompica/cluster"
-	"stompica/store"
-	"stompica/sublist"
+	"github.com/stompica/stompica/cluster"
+	"github.com/stompica/stompica/store"
+	"github.com/stompica/stompica/sublist"
 )
 
 // router owns destinations: topic subscriptions (exact names in a map,

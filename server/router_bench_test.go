@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // discardConn is a net.Conn whose writes vanish: the router benchmarks

@@ -56,8 +56,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"stompica/auth"
-	"stompica/store"
+	"github.com/stompica/stompica/auth"
+	"github.com/stompica/stompica/store"
 )
 
 // Version is the broker version reported in CONNECTED's server header.

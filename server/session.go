@@ -5,9 +5,9 @@ import (
 	"strings"
 	"time"
 
-	"stompica/auth"
-	"stompica/frame"
-	"stompica/sublist"
+	"github.com/stompica/stompica/auth"
+	"github.com/stompica/stompica/frame"
+	"github.com/stompica/stompica/sublist"
 )
 
 const supportedVersions = "1.0,1.1,1.2"
@@ -144,7 +144,7 @@ func (c *conn) onConnect(f *frame.Frame) bool {
 	c.sendFrame(frame.New(frame.CONNECTED,
 		"version", v.String(),
 		"heart-beat", strconv.FormatInt(sx, 10)+","+strconv.FormatInt(sy, 10),
-		"server", "stompica/"+Version,
+		"server", "github.com/stompica/stompica/"+Version,
 		"session", itoa(c.id),
 	), &c.batch)
 	return true

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 func TestShutdownNotifiesClients(t *testing.T) {
@@ -181,8 +181,8 @@ func TestShutdownRacesNewConnections(t *testing.T) {
 // (A goroutine may still be on its way out past its WaitGroup's Done, so
 // only frames of the loops themselves are looked for.)
 func TestShutdownWaitsForItsGoroutines(t *testing.T) {
-	loops := []string{"net/http.(*Server).Serve(", "stompica/server.(*Server).acceptLoop(",
-		"stompica/server.(*Server).handleConn(", "stompica/server.(*conn).serve("}
+	loops := []string{"net/http.(*Server).Serve(", "github.com/stompica/stompica/server.(*Server).acceptLoop(",
+		"github.com/stompica/stompica/server.(*Server).handleConn(", "github.com/stompica/stompica/server.(*conn).serve("}
 	for i := range 30 {
 		srv := startServer(t, nil)
 		if i%2 == 0 { // with a connection, and without: nothing else to wait for

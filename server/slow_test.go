@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // countingSubscriber is a raw TCP subscriber that counts the MESSAGE frames

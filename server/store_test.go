@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"stompica/frame"
-	"stompica/store"
+	"github.com/stompica/stompica/frame"
+	"github.com/stompica/stompica/store"
 )
 
 // faultStore is the memory store with faults injected per queue: Append or

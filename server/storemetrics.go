@@ -3,7 +3,7 @@ package server
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"stompica/store"
+	"github.com/stompica/stompica/store"
 )
 
 // storeCollector reports a persistent store's state when scraped (nothing

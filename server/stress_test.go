@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // stressLedger records what the stress workers know for certain.

@@ -6,9 +6,9 @@ import (
 	"sync"
 	"time"
 
-	"stompica/frame"
-	"stompica/internal/deque"
-	"stompica/sublist"
+	"github.com/stompica/stompica/frame"
+	"github.com/stompica/stompica/internal/deque"
+	"github.com/stompica/stompica/sublist"
 )
 
 // subscription is one SUBSCRIBE of one connection.

@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"strings"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // Temporary queues for request-reply, as RabbitMQ and ActiveMQ clients use

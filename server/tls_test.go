@@ -15,7 +15,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // tlsSetup makes a CA, a server certificate for 127.0.0.1 and a client

@@ -3,7 +3,7 @@ package server
 import (
 	"strconv"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // transaction buffers SENDs, ACKs and NACKs until COMMIT.

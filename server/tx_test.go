@@ -3,7 +3,7 @@ package server
 import (
 	"testing"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 func TestTxSendDeliveredAtCommit(t *testing.T) {

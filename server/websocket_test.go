@@ -14,7 +14,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // writeWS writes one masked WebSocket frame.

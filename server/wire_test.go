@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"testing"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 func TestWireCRLF(t *testing.T) {

@@ -1,6 +1,6 @@
 package store
 
-import "stompica/internal/deque"
+import "github.com/stompica/stompica/internal/deque"
 
 // NewMemory returns the default store: each queue is a ring of *Message in
 // the broker's memory, lost when the process ends. Every operation is O(1)

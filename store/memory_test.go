@@ -3,7 +3,7 @@ package store
 import (
 	"testing"
 
-	"stompica/internal/deque"
+	"github.com/stompica/stompica/internal/deque"
 )
 
 // TestMemoryQueueOrder: messages come out in the order appended; ones put

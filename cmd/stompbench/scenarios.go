@@ -13,7 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 // Message body layout: "SSSSSSSSSS RRRRRRRR PPPP TTTTTTTTTTTTTTT" then

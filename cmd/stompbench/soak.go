@@ -41,7 +41,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 const (

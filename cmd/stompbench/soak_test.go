@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"stompica/server"
+	"github.com/stompica/stompica/server"
 )
 
 // TestSoakShort runs the soak scenario for 3 s against a broker in this

@@ -13,7 +13,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"stompica/frame"
+	"github.com/stompica/stompica/frame"
 )
 
 func TestPercentiles(t *testing.T) {

@@ -19,7 +19,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"stompica/server"
+	"github.com/stompica/stompica/server"
 )
 
 // runCtl implements "stompica ctl": a small client of the broker's

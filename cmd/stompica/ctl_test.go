@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"stompica/auth"
-	"stompica/server"
+	"github.com/stompica/stompica/auth"
+	"github.com/stompica/stompica/server"
 )
 
 // ctlWait bounds every wait of these tests.

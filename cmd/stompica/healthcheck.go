@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"stompica/server"
+	"github.com/stompica/stompica/server"
 )
 
 // runHealthcheck asks a running broker's /healthz whether it is up and exits

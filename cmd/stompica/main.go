@@ -24,7 +24,7 @@ import (
 	"syscall"
 	"time"
 
-	"stompica/server"
+	"github.com/stompica/stompica/server"
 )
 
 func main() {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"stompica/server"
+	"github.com/stompica/stompica/server"
 )
 
 func parseWith(t *testing.T, env map[string]string, args ...string) *config {

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/term"
 
-	"stompica/auth"
+	"github.com/stompica/stompica/auth"
 )
 
 // runPasswd implements "stompica passwd [--cost N] LOGIN": it reads a

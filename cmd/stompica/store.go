@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"time"
 
-	"stompica/store/jetstream"
+	"github.com/stompica/stompica/store/jetstream"
 )
 
 // durability is what the command line says about the store.

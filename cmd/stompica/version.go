@@ -5,7 +5,7 @@ import (
 	"io"
 	"runtime"
 
-	"stompica/server"
+	"github.com/stompica/stompica/server"
 )
 
 // version and commit are stamped by the release build (the Makefile's

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"stompica/server"
+	"github.com/stompica/stompica/server"
 )
 
 func TestVersionSubcommand(t *testing.T) {

@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"stompica/internal/deque"
-	"stompica/store"
+	"github.com/stompica/stompica/internal/deque"
+	"github.com/stompica/stompica/store"
 )
 
 // readAhead bounds what a queue reads ahead of its consumers: at most

@@ -36,8 +36,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"stompica/internal/deque"
-	"stompica/store"
+	"github.com/stompica/stompica/internal/deque"
+	"github.com/stompica/stompica/store"
 )
 
 // Fsync says when JetStream forces written messages to the disk.

@@ -15,7 +15,7 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
-	"stompica/store"
+	"github.com/stompica/stompica/store"
 )
 
 // doneRec records Appended calls.
