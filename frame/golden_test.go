@@ -324,7 +324,7 @@ func goldenAppendCases() []appendCase {
 		{name: "escaping-error", f: New(ERROR, "message", "bad: x"),
 			want:  [3]string{"ERROR\nmessage:bad: x\n\n\x00", "ERROR\nmessage:bad\\c x\n\n\x00", "ERROR\nmessage:bad\\c x\n\n\x00"},
 			parse: vAll},
-		{name: "connected-not-escaped", f: New(CONNECTED, "version", "1.2", "server", "github.com/stompica/stompica/1:0", "session", "a\\b"),
+		{name: "connected-not-escaped", f: New(CONNECTED, "version", "1.2", "server", "stompica/1:0", "session", "a\\b"),
 			want: same3("CONNECTED\nversion:1.2\nserver:stompica/1:0\nsession:a\\b\n\n\x00"), parse: vAll},
 		{name: "connect-not-escaped", f: New(CONNECT, "login", "a:b", "passcode", "c\\d"),
 			want: same3("CONNECT\nlogin:a:b\npasscode:c\\d\n\n\x00"), parse: vAll},

@@ -25,7 +25,7 @@ func TestConnectCommands(t *testing.T) {
 				if got := f.GetString("heart-beat"); got != "3000,4000" {
 					t.Errorf("heart-beat = %q, want 3000,4000 (the server's offer)", got)
 				}
-				if got := f.GetString("server"); !strings.HasPrefix(got, "github.com/stompica/stompica/") {
+				if got := f.GetString("server"); !strings.HasPrefix(got, "stompica/") {
 					t.Errorf("server = %q, want stompica/<version>", got)
 				}
 				if f.GetString("session") == "" {

@@ -52,14 +52,7 @@ func TestDurableTopicSubscription(t *testing.T) {
 			c.close()
 			// Away means the broker has seen it go: until then an auto-ack
 			// delivery to the closing socket is lost like any other.
-			waitFor(t, "the durable subscriber to be gone", func() bool {
-				for _, q := range srv.router.queueStats() {
-					if strings.HasPrefix(q.Name, durablePrefix) && q.Consumers > 0 {
-						return false
-					}
-				}
-				return true
-			})
+			waitDurableAway(t, srv)
 			pub.publish("/topic/news", "away-1")
 			pub.publish("/topic/news", "away-2")
 			pub.publish("/topic/other", "not for it")
@@ -103,10 +96,26 @@ func TestDurableTopicSubscriptionMemory(t *testing.T) {
 	c.connect("1.2", "client-id", "me")
 	c.subscribe("/topic/t", "s", "activemq.subscriptionName", "x")
 	c.close()
+	waitDurableAway(t, srv)
 	pub := connected(t, srv, "tcp")
 	pub.publish("/topic/t", "kept")
 	c = dial(t, srv, "tcp")
 	c.connect("1.2", "client-id", "me")
 	c.subscribeNoWait("/topic/t", "s", "activemq.subscriptionName", "x")
 	c.expectMessage("kept")
+}
+
+// waitDurableAway waits until no durable subscription has a consumer: the
+// broker has seen its subscriber go. Until then an auto-ack delivery to the
+// closing socket is lost like any other.
+func waitDurableAway(t *testing.T, srv *Server) {
+	t.Helper()
+	waitFor(t, "the durable subscriber to be gone", func() bool {
+		for _, q := range srv.router.queueStats() {
+			if strings.HasPrefix(q.Name, durablePrefix) && q.Consumers > 0 {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -144,7 +144,7 @@ func (c *conn) onConnect(f *frame.Frame) bool {
 	c.sendFrame(frame.New(frame.CONNECTED,
 		"version", v.String(),
 		"heart-beat", strconv.FormatInt(sx, 10)+","+strconv.FormatInt(sy, 10),
-		"server", "github.com/stompica/stompica/"+Version,
+		"server", "stompica/"+Version,
 		"session", itoa(c.id),
 	), &c.batch)
 	return true
