@@ -112,6 +112,9 @@ func TestNpmPackage(t *testing.T) {
 	t.Run("run(object)", func(t *testing.T) {
 		testNpmRunObject(t, node, env)
 	})
+	t.Run("node killed", func(t *testing.T) {
+		testNpmNodeKilled(t, node, env)
+	})
 }
 
 // requireNpmDeps fails (never skips) when node, npm or the Node clients are
@@ -518,5 +521,24 @@ process.stdin.once('data', () => process.exit(7));`
 	}
 	if !waitGone(pid, stopTimeout) {
 		t.Errorf("broker pid %d outlived node's process.exit by %v", pid, stopTimeout)
+	}
+}
+
+// testNpmNodeKilled: a Node process killed with SIGKILL (no exit handler
+// runs) still takes the broker with it: the broker watches the pipe the
+// package gives it as standard input (--stop-with-stdin), which the kernel
+// closes when node dies.
+func testNpmNodeKilled(t *testing.T, node string, env []string) {
+	script := `
+const b = require('stompica').run({ host: '127.0.0.1', port: 0 });
+b.ready.then(() => console.log('ready', b.port, b.pid));`
+	p := startNode(t, node, env, script, true)
+	_, pid := p.ready(t)
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(t) //nolint:errcheck // killed on purpose
+	if !waitGone(pid, stopTimeout) {
+		t.Errorf("broker pid %d outlived node killed with SIGKILL by %v", pid, stopTimeout)
 	}
 }

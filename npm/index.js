@@ -198,9 +198,13 @@ function hostFrom(argv, env) {
 function runArgs(argv, options = {}) {
   const env = { ...process.env, ...(options.env || {}) };
   const bin = options.binary || binaryPath(process.platform, process.arch, env);
-  const child = spawn(bin, argv, {
+  // Unless the caller wires stdin itself, the broker gets a pipe it watches
+  // (--stop-with-stdin): the kernel closes it when this process dies, even
+  // by SIGKILL, and the broker then shuts down instead of outliving it.
+  const watch = !options.stdin && !argv.includes('version') && !argv.includes('--version');
+  const child = spawn(bin, watch ? ['--stop-with-stdin', ...argv] : argv, {
     env,
-    stdio: [options.stdin || 'ignore', options.stdout || 'pipe', 'pipe'],
+    stdio: [options.stdin || (watch ? 'pipe' : 'ignore'), options.stdout || 'pipe', 'pipe'],
   });
 
   let resolveReady;

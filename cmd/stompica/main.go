@@ -40,6 +40,7 @@ type config struct {
 	logFormat  string
 	wsOrigins  string
 	hostNames  string
+	stdinStop  bool // shut down when standard input closes (the parent died)
 	durability
 }
 
@@ -99,6 +100,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	durabilityFlags(fs, cfg)
 	fs.BoolVar(&o.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on the HTTP port")
 	fs.IntVar(&cfg.processors, "processors", 0, "CPUs the broker uses (0 = all)")
+	fs.BoolVar(&cfg.stdinStop, "stop-with-stdin", false, "shut down gracefully when standard input closes: a parent process (the npm package) that dies, even by SIGKILL, takes the broker with it")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
 	return fs
@@ -334,9 +336,19 @@ func run(args []string, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
+	var stdinClosed <-chan struct{}
+	if cfg.stdinStop {
+		// The parent that reads our log may be gone: a log line must not
+		// kill the broker with SIGPIPE before it has shut down gracefully.
+		signal.Ignore(syscall.SIGPIPE)
+		stdinClosed = watchStdin(os.Stdin)
+	}
 	for waiting := true; waiting; {
 		select {
 		case <-ctx.Done():
+			waiting = false
+		case <-stdinClosed:
+			log.Info("standard input closed (--stop-with-stdin)")
 			waiting = false
 		case <-hup:
 			reload(srv, log)
@@ -352,4 +364,16 @@ func run(args []string, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// watchStdin returns a channel closed once r ends (EOF or an error): with
+// --stop-with-stdin, the parent holds the other end of a pipe, which the
+// kernel closes when the parent dies, however it dies.
+func watchStdin(r io.Reader) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		io.Copy(io.Discard, r) //nolint:errcheck // any end means the parent is gone
+	}()
+	return done
 }

@@ -91,7 +91,7 @@ test('ready resolves with the listening port; stop() resolves when the process h
   assert.equal(b.port, 0);
   assert.equal(await b.ready, b);
   assert.equal(b.port, 4567);
-  assert.deepEqual(fs.readFileSync(argsFile, 'utf8').trim().split('\n'), ['--port=0', '--ttl=5000', 'TTL=5000']);
+  assert.deepEqual(fs.readFileSync(argsFile, 'utf8').trim().split('\n'), ['--stop-with-stdin', '--port=0', '--ttl=5000', 'TTL=5000']);
   assert.ok(alive(b.pid));
   assert.deepEqual(await b.stop(), { code: 0, signal: null });
   assert.ok(!alive(b.pid), `pid ${b.pid} still there after stop()`);
@@ -113,7 +113,7 @@ test('run(0, 5555, 0, 0, 5000) passes the original arguments to the binary', asy
   assert.equal(b.port, 5555);
   await b.ready;
   assert.deepEqual(fs.readFileSync(argsFile, 'utf8').trim().split('\n'),
-    ['processors=0', 'port=5555', 'max_input_queue_size=0', 'max_stale_queue_size=0', 'TTL=5000']);
+    ['--stop-with-stdin', 'processors=0', 'port=5555', 'max_input_queue_size=0', 'max_stale_queue_size=0', 'TTL=5000']);
   assert.deepEqual(await b.stop(), { code: 0, signal: null });
 });
 
