@@ -28,6 +28,7 @@ import (
 //	DELETE /api/queues/{name}            delete it (refused while it has consumers)
 //	GET    /api/topics                   topics with subscribers
 //	GET    /api/errors                   the last ERROR frames sent (newest first)
+//	GET    /api/durables                 durable topic subscriptions (what each keeps)
 //
 // A destination name is one path segment, escaped: /queue/a is
 // /api/queues/%2Fqueue%2Fa, and the original's #jobs is %23jobs. Lists
@@ -35,8 +36,8 @@ import (
 // connections, deepest first for queues, most subscribers first for
 // topics); the answer's "count" is the total before the limit.
 //
-// Durable subscriptions (/api/durables) and streams (/api/streams) belong
-// here next to queues and topics, once the broker has them.
+// Streams (/api/streams) belong here next to queues, topics and durable
+// subscriptions, once the broker has them.
 
 // apiHandler serves /api/.
 func (s *Server) apiHandler() http.Handler {
@@ -53,6 +54,7 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("DELETE /api/queues/{name}", s.apiDeleteQueue)
 	mux.HandleFunc("GET /api/topics", s.apiTopics)
 	mux.HandleFunc("GET /api/errors", s.apiErrors)
+	mux.HandleFunc("GET /api/durables", s.apiDurables)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		// The mux's own 404 and 405 are plain text: answer in JSON.
 		var allow []string
@@ -191,6 +193,7 @@ func (s *Server) apiIndex(w http.ResponseWriter, r *http.Request) {
 			"POST /api/queues/{name}/purge", "DELETE /api/queues/{name}",
 			"GET /api/topics",
 			"GET /api/errors",
+			"GET /api/durables",
 		},
 	})
 }
@@ -319,4 +322,24 @@ type apiErrorList struct {
 func (s *Server) apiErrors(w http.ResponseWriter, r *http.Request) {
 	list, total := s.admin.errors.list()
 	writeJSON(w, http.StatusOK, apiErrorList{Total: total, Capacity: recentErrorsCap, Errors: list})
+}
+
+// durableInfo is a durable topic subscription: the topic (or pattern) it
+// keeps, the queue that keeps it (purge or delete it through /api/queues),
+// and that queue's figures.
+type durableInfo struct {
+	Key       string `json:"key"`   // client-id and subscription name, or the RabbitMQ id
+	Topic     string `json:"topic"` // what it records
+	Queue     string `json:"queue"`
+	Depth     int    `json:"depth"`     // kept while the subscriber is away
+	Consumers int    `json:"consumers"` // 1 while the subscriber is connected
+	Unacked   int    `json:"unacked"`
+}
+
+func (a durableInfo) busier(b durableInfo) int { return cmp.Compare(b.Depth, a.Depth) }
+func (a durableInfo) before(b durableInfo) int { return cmp.Compare(a.Key, b.Key) }
+
+// apiDurables lists the durable topic subscriptions.
+func (s *Server) apiDurables(w http.ResponseWriter, r *http.Request) {
+	serveList(w, r, "durables", s.router.durableStats)
 }

@@ -377,7 +377,7 @@ func TestAPITopicsAndIndex(t *testing.T) {
 		Endpoints []string `json:"endpoints"`
 	}
 	apiJSON(t, srv, "GET", "/api/", 200, &index)
-	if index.Version != Version || len(index.Endpoints) != 11 {
+	if index.Version != Version || len(index.Endpoints) != 12 {
 		t.Errorf("index %+v", index)
 	}
 	apiJSON(t, srv, "GET", "/api/nothing", 404, nil)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -147,4 +148,22 @@ func (r *router) copyToDurables(m *message, b *batch, x *sendCtx) error {
 		}
 	}
 	return nil
+}
+
+// durableStats lists the durable subscriptions with their queues' figures,
+// in key order.
+func (r *router) durableStats() []durableInfo {
+	r.dur.mu.RLock()
+	out := make([]durableInfo, 0, len(r.dur.subs))
+	for key, topic := range r.dur.subs {
+		out = append(out, durableInfo{Key: key, Topic: topic, Queue: durablePrefix + key})
+	}
+	r.dur.mu.RUnlock()
+	slices.SortFunc(out, func(a, b durableInfo) int { return strings.Compare(a.Key, b.Key) })
+	for i := range out {
+		if q, ok := r.queueInfoOf(out[i].Queue); ok {
+			out[i].Depth, out[i].Consumers, out[i].Unacked = q.Depth, q.Consumers, q.Unacked
+		}
+	}
+	return out
 }

@@ -99,6 +99,16 @@ func TestDurableTopicSubscriptionMemory(t *testing.T) {
 	waitDurableAway(t, srv)
 	pub := connected(t, srv, "tcp")
 	pub.publish("/topic/t", "kept")
+	// The management API lists it, with what it keeps while away.
+	var list struct {
+		Count    int           `json:"count"`
+		Durables []durableInfo `json:"durables"`
+	}
+	apiJSON(t, srv, "GET", "/api/durables", 200, &list)
+	if list.Count != 1 || len(list.Durables) != 1 || list.Durables[0].Topic != "/topic/t" ||
+		list.Durables[0].Depth != 1 || list.Durables[0].Consumers != 0 {
+		t.Errorf("GET /api/durables: %+v", list)
+	}
 	c = dial(t, srv, "tcp")
 	c.connect("1.2", "client-id", "me")
 	c.subscribeNoWait("/topic/t", "s", "activemq.subscriptionName", "x")
