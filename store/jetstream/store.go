@@ -24,8 +24,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -855,11 +857,7 @@ func (s *Store) failPending(err error) {
 func (s *Store) queueList() []*queue {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	qs := make([]*queue, 0, len(s.queues))
-	for _, q := range s.queues {
-		qs = append(qs, q)
-	}
-	return qs
+	return slices.Collect(maps.Values(s.queues))
 }
 
 // reconnected resets the pull requests lost with the connection and wakes
