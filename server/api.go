@@ -273,23 +273,23 @@ type apiQueueResult struct {
 }
 
 func (s *Server) apiPurgeQueue(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	n, err := s.router.purgeQueue(name)
-	if s.queueActionFailed(w, name, err) {
-		return
-	}
-	s.log.Info("queue purged by an administrator", "queue", name, "messages", n, "by", httpLogin(r), "from", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, apiQueueResult{Queue: name, Purged: n})
+	s.apiQueueAction(w, r, "purged", (*router).purgeQueue)
 }
 
 func (s *Server) apiDeleteQueue(w http.ResponseWriter, r *http.Request) {
+	s.apiQueueAction(w, r, "deleted", (*router).deleteQueue)
+}
+
+// apiQueueAction purges or deletes (act) the queue the path names, logs it
+// as done ("purged", "deleted") and answers with the messages removed.
+func (s *Server) apiQueueAction(w http.ResponseWriter, r *http.Request, done string, act func(*router, string) (int, error)) {
 	name := r.PathValue("name")
-	n, err := s.router.deleteQueue(name)
+	n, err := act(s.router, name)
 	if s.queueActionFailed(w, name, err) {
 		return
 	}
-	s.log.Info("queue deleted by an administrator", "queue", name, "messages", n, "by", httpLogin(r), "from", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, apiQueueResult{Queue: name, Purged: n, Deleted: true})
+	s.log.Info("queue "+done+" by an administrator", "queue", name, "messages", n, "by", httpLogin(r), "from", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, apiQueueResult{Queue: name, Purged: n, Deleted: done == "deleted"})
 }
 
 // queueActionFailed answers a failed purge or delete (404, 409).

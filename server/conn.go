@@ -305,10 +305,7 @@ func (c *conn) readOnce() bool {
 }
 
 func (c *conn) readFailed(err error) {
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
+	if c.isClosed() {
 		return
 	}
 	var ne net.Error
@@ -799,10 +796,7 @@ func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
 
 // slowConsumer disconnects a subscriber that cannot keep up.
 func (c *conn) slowConsumer(why string) {
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
+	if c.isClosed() {
 		return
 	}
 	c.s.stats.slowConsumers.Add(1)

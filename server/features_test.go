@@ -139,18 +139,6 @@ func TestInputQueueBackpressure(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds or the test times out.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func diagAnswer(t *testing.T, c *client) map[string]any {
 	t.Helper()
 	m := c.expect(frame.MESSAGE)

@@ -29,6 +29,32 @@ import (
 // receipt, the end of a connection, goroutines winding down).
 const waitTimeout = 5 * time.Second
 
+// pollEvery is how long poll sleeps between two looks.
+const pollEvery = 5 * time.Millisecond
+
+// poll calls done every pause until it returns true (poll returns true) or
+// timeout has passed (poll returns false). Every test that waits for a
+// state it cannot be told about polls through it; waits for time itself to
+// pass (a TTL, heart-beat intervals) sleep instead.
+func poll(timeout, pause time.Duration, done func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !done() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(pause)
+	}
+	return true
+}
+
+// waitFor polls cond until it holds, failing the test after waitTimeout.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	if !poll(waitTimeout, pollEvery, cond) {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
 // transports are the two ways a client reaches the broker.
 var transports = []string{"tcp", "ws"}
 
@@ -96,21 +122,16 @@ func startServer(t *testing.T, configure func(*Options)) *Server {
 // than base goroutines run.
 func waitGoroutines(t testing.TB, base int) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		left := brokerGoroutines()
-		n := runtime.NumGoroutine()
-		if len(left) == 0 && n <= base {
-			return
-		}
-		if time.Now().After(deadline) {
-			var b bytes.Buffer
-			pprof.Lookup("goroutine").WriteTo(&b, 1) //nolint:errcheck
-			t.Errorf("goroutine leak after Shutdown: %d goroutines (%d before the server started), %d broker goroutines:\n%s\nall goroutines:\n%s",
-				n, base, len(left), strings.Join(left, "\n\n"), b.String())
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
+	var left []string
+	var n int
+	if !poll(waitTimeout, pollEvery, func() bool {
+		left, n = brokerGoroutines(), runtime.NumGoroutine()
+		return len(left) == 0 && n <= base
+	}) {
+		var b bytes.Buffer
+		pprof.Lookup("goroutine").WriteTo(&b, 1) //nolint:errcheck
+		t.Errorf("goroutine leak after Shutdown: %d goroutines (%d before the server started), %d broker goroutines:\n%s\nall goroutines:\n%s",
+			n, base, len(left), strings.Join(left, "\n\n"), b.String())
 	}
 }
 
@@ -771,21 +792,17 @@ func (c *client) messagesUntilReceipt(id string) []*frame.Frame {
 // broker counts n client connections (c included).
 func (c *client) waitSessions(n int) {
 	c.t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
+	var v map[string]int
+	if !poll(waitTimeout, pollEvery, func() bool {
 		c.sendFrame(frame.DIAG, "session-size")
 		m := c.expect(frame.MESSAGE)
-		var v map[string]int
+		v = nil
 		if err := json.Unmarshal(m.Body, &v); err != nil {
 			c.t.Fatalf("DIAG session-size: %v: %s", err, fmtFrame(m))
 		}
-		if v["session-size"] == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("DIAG session-size = %d, want %d", v["session-size"], n)
-		}
-		time.Sleep(5 * time.Millisecond)
+		return v["session-size"] == n
+	}) {
+		c.t.Fatalf("DIAG session-size = %d, want %d", v["session-size"], n)
 	}
 }
 

@@ -141,12 +141,8 @@ func TestHostileInput(t *testing.T) {
 		s.expectMessage("end")
 	}
 	// Goroutines and memory back to where they were.
-	deadline := time.Now().Add(waitTimeout)
-	for runtime.NumGoroutine() > baseGoroutines+2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("goroutines: %d after the hostile input, %d before", runtime.NumGoroutine(), baseGoroutines)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !poll(waitTimeout, pollEvery, func() bool { return runtime.NumGoroutine() <= baseGoroutines+2 }) {
+		t.Fatalf("goroutines: %d after the hostile input, %d before", runtime.NumGoroutine(), baseGoroutines)
 	}
 	runtime.GC()
 	var after runtime.MemStats

@@ -326,19 +326,17 @@ func TestJetStreamExternalNATSGoesAway(t *testing.T) {
 	ns = runNATS(port)
 	defer ns.Shutdown()
 	pub = connected(t, srv, "tcp")
-	deadline := time.Now().Add(waitTimeout)
-	for {
+	var ev event
+	if !poll(waitTimeout, 50*time.Millisecond, func() bool {
 		id := pub.newReceipt()
 		pub.sendFrame(frame.SEND, "after", "destination", "/queue/ext", "receipt", id)
-		ev := pub.nextFrame("RECEIPT " + id)
-		if ev.f.Command == frame.RECEIPT {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no RECEIPT after NATS came back: %s", fmtFrame(ev.f))
+		if ev = pub.nextFrame("RECEIPT " + id); ev.f.Command == frame.RECEIPT {
+			return true
 		}
 		pub = connected(t, srv, "tcp") // the ERROR closed it; try again
-		time.Sleep(50 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("no RECEIPT after NATS came back: %s", fmtFrame(ev.f))
 	}
 	c := connected(t, srv, "tcp")
 	c.subscribeNoWait("/queue/ext", "q")

@@ -163,20 +163,18 @@ func TestMaxConnections(t *testing.T) {
 		a.sendFrame(frame.DISCONNECT, "", "receipt", "bye")
 		a.expectReceipt("bye")
 		a.expectClosed()
-		deadline := time.Now().Add(waitTimeout)
-		for {
+		var ev event
+		if !poll(waitTimeout, pollEvery, func() bool {
 			c := dial(t, srv, tr)
 			c.trySend(string(c.encode(frame.CONNECT, "", "accept-version", "1.2", "host", "h")))
-			ev := c.nextFrame("CONNECTED")
-			if ev.f.Command == frame.CONNECTED {
+			if ev = c.nextFrame("CONNECTED"); ev.f.Command == frame.CONNECTED {
 				c.sync()
-				break
+				return true
 			}
 			c.close()
-			if time.Now().After(deadline) {
-				t.Fatalf("no connection accepted after one of %d left: %s", 2, fmtFrame(ev.f))
-			}
-			time.Sleep(5 * time.Millisecond)
+			return false
+		}) {
+			t.Fatalf("no connection accepted after one of %d left: %s", 2, fmtFrame(ev.f))
 		}
 	})
 }
@@ -341,13 +339,13 @@ func TestSlowQueueConsumer(t *testing.T) {
 			}
 		}
 		slow.resume()
-		deadline := time.Now().Add(waitTimeout)
-		for len(seen) < n && time.Now().Before(deadline) {
+		poll(waitTimeout, 0, func() bool {
 			for take(slow, "slow", 5*time.Millisecond) {
 			}
 			for take(fast, "fast", 5*time.Millisecond) {
 			}
-		}
+			return len(seen) >= n
+		})
 		if len(seen) != n {
 			t.Fatalf("%d of %d messages delivered", len(seen), n)
 		}

@@ -258,10 +258,10 @@ func metricsScrape(t testing.TB, srv *Server) map[string]float64 {
 // answered), and returns the last scrape.
 func metricsExpect(t testing.TB, srv *Server, want map[string]float64) map[string]float64 {
 	t.Helper()
-	deadline := time.Now().Add(metricsWait)
-	for {
-		got := metricsScrape(t, srv)
-		var diffs []string
+	var got map[string]float64
+	var diffs []string
+	if !poll(metricsWait, 10*time.Millisecond, func() bool {
+		got, diffs = metricsScrape(t, srv), nil
 		for k, w := range want {
 			if g, ok := got[k]; !ok {
 				diffs = append(diffs, fmt.Sprintf("%s missing, want %v", k, w))
@@ -269,22 +269,19 @@ func metricsExpect(t testing.TB, srv *Server, want map[string]float64) map[strin
 				diffs = append(diffs, fmt.Sprintf("%s = %v, want %v", k, g, w))
 			}
 		}
-		if len(diffs) == 0 {
-			return got
-		}
-		if time.Now().After(deadline) {
-			slices.Sort(diffs)
-			var names []string
-			for k := range got {
-				if strings.HasPrefix(k, "stompica_") {
-					names = append(names, fmt.Sprintf("  %s %v", k, got[k]))
-				}
+		return len(diffs) == 0
+	}) {
+		slices.Sort(diffs)
+		var names []string
+		for k := range got {
+			if strings.HasPrefix(k, "stompica_") {
+				names = append(names, fmt.Sprintf("  %s %v", k, got[k]))
 			}
-			slices.Sort(names)
-			t.Fatalf("metrics differ:\n  %s\nstompica series scraped:\n%s", strings.Join(diffs, "\n  "), strings.Join(names, "\n"))
 		}
-		time.Sleep(10 * time.Millisecond)
+		slices.Sort(names)
+		t.Fatalf("metrics differ:\n  %s\nstompica series scraped:\n%s", strings.Join(diffs, "\n  "), strings.Join(names, "\n"))
 	}
+	return got
 }
 
 // metricsTraffic is the known traffic both the metrics and the console
@@ -423,12 +420,11 @@ func TestMetricsErrorsAndRefused(t *testing.T) {
 	if f := first.read(); f.cmd != "ERROR" {
 		t.Fatalf("after an unknown command: got %v, want ERROR", f)
 	}
-	got := metricsScrape(t, srv)
-	deadline := time.Now().Add(metricsWait)
-	for got[`stompica_errors_total{kind="protocol"}`]+got[`stompica_errors_total{kind="other"}`] < 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	var got map[string]float64
+	poll(metricsWait, 10*time.Millisecond, func() bool {
 		got = metricsScrape(t, srv)
-	}
+		return got[`stompica_errors_total{kind="protocol"}`]+got[`stompica_errors_total{kind="other"}`] >= 1
+	})
 	// The unknown command counts once, as "protocol".
 	if n := got[`stompica_errors_total{kind="protocol"}`]; n != 1 {
 		t.Errorf("protocol errors = %v, want 1", n)

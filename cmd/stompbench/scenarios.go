@@ -216,9 +216,7 @@ func (b *bench) consume(name, dest, ack string, prefetch int, ready *latch, onMs
 		for {
 			f, err := c.ReadFrame()
 			if err != nil {
-				if !b.stopped.Load() {
-					b.fail(fmt.Errorf("%s: %w", name, err))
-				}
+				b.fail(fmt.Errorf("%s: %w", name, err)) // ignored once the run stops
 				return
 			}
 			switch f.Command {
@@ -265,9 +263,7 @@ func (b *bench) publish(name, dest string, prod, n int, rate float64, stamp bool
 			for {
 				f, err := c.ReadFrame()
 				if err != nil {
-					if !b.stopped.Load() {
-						b.fail(fmt.Errorf("%s: %w", name, err))
-					}
+					b.fail(fmt.Errorf("%s: %w", name, err)) // ignored once the run stops
 					return
 				}
 				if f.Command == frame.ERROR {
@@ -429,6 +425,7 @@ func (b *bench) clearProgress() {
 	}
 }
 
+// isClosed reports whether ch is closed.
 func isClosed(ch <-chan struct{}) bool {
 	select {
 	case <-ch:
@@ -504,8 +501,19 @@ func sumDelivered(subs []*subStat) int64 {
 	return n
 }
 
-// runTopic is fanout and latency: one publisher, cfg.subs subscribers.
-func runTopic(b *bench, latency bool) (*report, []*subStat, *pubStat, sample, sample, string) {
+// topicRun is what a topic run measured, for the scenario's own rows.
+type topicRun struct {
+	subs  []*subStat
+	ps    *pubStat
+	after sample
+	why   string
+	acc   accounting
+}
+
+// runTopic is fanout and latency: one publisher, cfg.subs subscribers. A
+// run that got past setup reports its shape (subscribers, messages, size),
+// the scenario's rows, then the accounting and the resources used.
+func runTopic(b *bench, latency bool, rows func(r *report, t *topicRun)) *report {
 	cfg := b.cfg
 	subs := newSubs(cfg.subs, cfg.msgs, latency)
 	ready, done, sent := newLatch(cfg.subs+1), newLatch(cfg.subs), newLatch(1)
@@ -537,7 +545,7 @@ func runTopic(b *bench, latency bool) (*report, []*subStat, *pubStat, sample, sa
 	})
 	if why != "complete" {
 		r.status = "setup " + why
-		return r, subs, ps, sample{}, sample{}, r.status
+		return r
 	}
 	before := b.sample()
 	close(start)
@@ -549,59 +557,48 @@ func runTopic(b *bench, latency bool) (*report, []*subStat, *pubStat, sample, sa
 	after := b.sample()
 	b.stop()
 	r.status = why
-	return r, subs, ps, before, after, why
+	r.add("subscribers", "subscribers", cfg.subs, "")
+	r.add("messages", "messages", cfg.msgs, "")
+	r.add("size", "body size", cfg.size, "B")
+	t := &topicRun{subs: subs, ps: ps, after: after, why: why, acc: accountSubs(subs, int64(cfg.msgs))}
+	rows(r, t)
+	r.accounting(t.acc, "subscriber")
+	r.resources(before, after, t.acc.delivered, "delivery")
+	return r
 }
 
 func runFanout(b *bench) *report {
 	cfg := b.cfg
-	r, subs, ps, before, after, why := runTopic(b, false)
-	if before.at.IsZero() {
-		return r
-	}
-	acc := accountSubs(subs, int64(cfg.msgs))
-	r.add("subscribers", "subscribers", cfg.subs, "")
-	r.add("messages", "messages", cfg.msgs, "")
-	r.add("size", "body size", cfg.size, "B")
-	r.pubRate(ps, cfg.msgs)
-	endNS := acc.lastNS
-	if why != "complete" {
-		endNS = after.at.Sub(b.start).Nanoseconds()
-	}
-	dur := nsSeconds(endNS - ps.startNS)
-	r.add("duration_s", "measured time", dur, "s")
-	r.add("deliveries", "deliveries", acc.delivered, "")
-	r.add("deliveries_per_s", "deliveries/s", rate(acc.delivered, dur), "msg/s")
-	r.add("mb_per_s", "delivered body MB/s", rate(acc.delivered*int64(cfg.size), dur)/1e6, "MB/s")
-	r.accounting(acc, "subscriber")
-	r.resources(before, after, acc.delivered, "delivery")
-	return r
+	return runTopic(b, false, func(r *report, t *topicRun) {
+		r.pubRate(t.ps, cfg.msgs)
+		endNS := t.acc.lastNS
+		if t.why != "complete" {
+			endNS = t.after.at.Sub(b.start).Nanoseconds()
+		}
+		dur := nsSeconds(endNS - t.ps.startNS)
+		r.add("duration_s", "measured time", dur, "s")
+		r.add("deliveries", "deliveries", t.acc.delivered, "")
+		r.add("deliveries_per_s", "deliveries/s", rate(t.acc.delivered, dur), "msg/s")
+		r.add("mb_per_s", "delivered body MB/s", rate(t.acc.delivered*int64(cfg.size), dur)/1e6, "MB/s")
+	})
 }
 
 func runLatency(b *bench) *report {
 	cfg := b.cfg
-	r, subs, ps, before, after, _ := runTopic(b, true)
-	if before.at.IsZero() {
-		return r
-	}
-	acc := accountSubs(subs, int64(cfg.msgs))
-	var lat []int64
-	for _, s := range subs {
-		lat = append(lat, s.lat...)
-	}
-	q := percentiles(lat, 0.5, 0.9, 0.99, 0.999, 1)
-	r.add("subscribers", "subscribers", cfg.subs, "")
-	r.add("messages", "messages", cfg.msgs, "")
-	r.add("size", "body size", cfg.size, "B")
-	r.add("rate", "target rate", cfg.rate, "msg/s")
-	r.pubRate(ps, cfg.msgs)
-	r.add("deliveries", "deliveries", acc.delivered, "")
-	r.add("samples", "latency samples", len(lat), "")
-	for i, name := range []string{"p50", "p90", "p99", "p99.9", "max"} {
-		r.add(strings.ReplaceAll(name, ".", "")+"_us", "latency "+name, float64(q[i])/1e3, "µs")
-	}
-	r.accounting(acc, "subscriber")
-	r.resources(before, after, acc.delivered, "delivery")
-	return r
+	return runTopic(b, true, func(r *report, t *topicRun) {
+		var lat []int64
+		for _, s := range t.subs {
+			lat = append(lat, s.lat...)
+		}
+		q := percentiles(lat, 0.5, 0.9, 0.99, 0.999, 1)
+		r.add("rate", "target rate", cfg.rate, "msg/s")
+		r.pubRate(t.ps, cfg.msgs)
+		r.add("deliveries", "deliveries", t.acc.delivered, "")
+		r.add("samples", "latency samples", len(lat), "")
+		for i, name := range []string{"p50", "p90", "p99", "p99.9", "max"} {
+			r.add(strings.ReplaceAll(name, ".", "")+"_us", "latency "+name, float64(q[i])/1e3, "µs")
+		}
+	})
 }
 
 func runQueue(b *bench) *report {

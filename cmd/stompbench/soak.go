@@ -305,15 +305,6 @@ func (s *soak) logf(format string, args ...any) {
 	fmt.Fprintf(s.b.stdout, format+"\n", args...)
 }
 
-func closed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
 // sleep waits d, or less when one of stops is closed or the run ends; it
 // reports whether the whole time passed.
 func (s *soak) sleep(d time.Duration, stops ...<-chan struct{}) bool {
@@ -854,7 +845,7 @@ func (s *soak) publishOnce(name, dest string, topic int, ws bool, size int, rate
 	start := time.Now()
 	sent := 0
 loop:
-	for time.Now().Before(end) && !closed(stop) && !sc.failed.Load() {
+	for time.Now().Before(end) && !isClosed(stop) && !sc.failed.Load() {
 		if rate > 0 {
 			due := start.Add(time.Duration(float64(sent) / rate * 1e9))
 			if d := time.Until(due); d > 0 {
@@ -895,14 +886,14 @@ loop:
 		st.broken = true
 		st.mu.Unlock()
 	}
-	if abrupt && !closed(stop) && !sc.failed.Load() {
+	if abrupt && !isClosed(stop) && !sc.failed.Load() {
 		s.abruptPubs.Add(1)
 		sc.abort()
 		return true
 	}
 	// graceful: every RECEIPT, then DISCONNECT
 	s.waitFor(soakWait+s.cfg.pauseHold, 10*time.Millisecond, func() bool {
-		return len(tokens) == 0 || closed(sc.done)
+		return len(tokens) == 0 || isClosed(sc.done)
 	})
 	if len(tokens) != 0 && !sc.failed.Load() && s.ctx.Err() == nil {
 		s.errorf("%s: %d SENDs without a RECEIPT at the end", name, len(tokens))
@@ -930,7 +921,7 @@ func (s *soak) publisher(kind string, i int, dest string, topic int) {
 	defer s.steadyWG.Done()
 	rng := rand.New(rand.NewPCG(s.seed, uint64(i)<<8|uint64(len(kind))))
 	rate := s.cfg.rate / float64(2*s.cfg.producers)
-	for gen := 0; !closed(s.stopSteady) && s.ctx.Err() == nil; gen++ {
+	for gen := 0; !isClosed(s.stopSteady) && s.ctx.Err() == nil; gen++ {
 		ws := (i+gen)%2 == 1
 		name := fmt.Sprintf("%s publisher %d.%d (%s)", kind, i, gen, transport(ws))
 		if !s.publishOnce(name, dest, topic, ws, s.cfg.size, rate, soakWindow, s.life(rng), abruptGen(i, gen), s.stopSteady, nil, nil) {
@@ -1014,7 +1005,7 @@ func (s *soak) unsubscribeTopic(sc *sconn, id string, p *period) bool {
 func (s *soak) churner(i int) {
 	defer s.steadyWG.Done()
 	rng := rand.New(rand.NewPCG(s.seed, uint64(1000+i)))
-	for gen := 0; !closed(s.stopSteady) && s.ctx.Err() == nil; gen++ {
+	for gen := 0; !isClosed(s.stopSteady) && s.ctx.Err() == nil; gen++ {
 		ws := (i+gen)%2 == 1
 		sc, err := s.dial(fmt.Sprintf("churning subscriber %d.%d (%s)", i, gen, transport(ws)), ws)
 		if err != nil {
@@ -1032,14 +1023,14 @@ func (s *soak) churner(i int) {
 				break
 			}
 			s.sleep(100*time.Millisecond+time.Duration(rng.Int64N(int64(1400*time.Millisecond))), s.stopSteady, sc.done)
-			if k == cycles-1 && rng.IntN(3) == 0 && !closed(s.stopSteady) && !sc.failed.Load() {
+			if k == cycles-1 && rng.IntN(3) == 0 && !isClosed(s.stopSteady) && !sc.failed.Load() {
 				p.leaveNS = nowNS()
 				s.abruptSubs.Add(1)
 				sc.abort()
 				aborted = true
 				break
 			}
-			if !s.unsubscribeTopic(sc, id, p) || closed(s.stopSteady) {
+			if !s.unsubscribeTopic(sc, id, p) || isClosed(s.stopSteady) {
 				break
 			}
 		}
@@ -1105,14 +1096,14 @@ func (s *soak) consumeOnce(name, dest string, ws bool, rng *rand.Rand, until fun
 func (s *soak) consumer(i int, dest string) {
 	defer s.consWG.Done()
 	rng := rand.New(rand.NewPCG(s.seed, uint64(2000+i)))
-	for gen := 0; !closed(s.stopCons) && s.ctx.Err() == nil; gen++ {
+	for gen := 0; !isClosed(s.stopCons) && s.ctx.Err() == nil; gen++ {
 		ws := (i+gen)%2 == 1
 		name := fmt.Sprintf("consumer %d.%d (%s)", i, gen, transport(ws))
 		s.consumeOnce(name, dest, ws, rng, func(sc *sconn) bool {
 			if s.sleep(s.life(rng), s.stopSteady, sc.done) {
 				return abruptGen(i, gen)
 			}
-			if closed(sc.done) || closed(s.stopCons) {
+			if isClosed(sc.done) || isClosed(s.stopCons) {
 				return false
 			}
 			// steady phase over: stay until the end of the drain
@@ -1130,7 +1121,7 @@ func (s *soak) consumer(i int, dest string) {
 func (s *soak) floodConsumer(i int) {
 	defer s.consWG.Done()
 	rng := rand.New(rand.NewPCG(s.seed, uint64(3000+i)))
-	for gen := 0; !closed(s.stopCons) && s.ctx.Err() == nil; gen++ {
+	for gen := 0; !isClosed(s.stopCons) && s.ctx.Err() == nil; gen++ {
 		on, changed := s.flood.get()
 		if !on {
 			select {

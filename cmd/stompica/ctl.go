@@ -67,10 +67,7 @@ Flags (before or after the command):
 	var pos []string
 	for rest := args; ; {
 		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
+			return flagExit(err)
 		}
 		if fs.NArg() == 0 {
 			break
@@ -426,4 +423,13 @@ func printOverview(w io.Writer, obj map[string]any) error {
 		{"bytes in / out", "{counters.bytes_in} / {counters.bytes_out}"},
 		{"errors", "{counters.errors}"},
 	})
+}
+
+// flagExit is the exit code for a failed flag parse: 0 for -h/--help (the
+// usage was printed), 2 for a bad flag.
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
 }

@@ -40,23 +40,31 @@ func openPTY(t *testing.T) (ptmx, tty *os.File) {
 	return ptmx, tty
 }
 
+// poll calls done every millisecond until it returns true (poll returns
+// true) or 5 s have passed (poll returns false).
+func poll(done func() bool) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for !done() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
+}
+
 // typeWhenSilent waits until the terminal no longer echoes (the command is
 // reading a password), then types line.
 func typeWhenSilent(t *testing.T, ptmx, tty *os.File, line string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	if !poll(func() bool {
 		tio, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tio.Lflag&unix.ECHO == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the terminal still echoes: the password would be shown")
-		}
-		time.Sleep(time.Millisecond)
+		return tio.Lflag&unix.ECHO == 0
+	}) {
+		t.Fatal("the terminal still echoes: the password would be shown")
 	}
 	if _, err := ptmx.WriteString(line); err != nil {
 		t.Fatal(err)
@@ -78,12 +86,8 @@ func TestPasswdTerminalNoEcho(t *testing.T) {
 			typeWhenSilent(t, ptmx, tty, tc.first+"\n")
 			// Echo is back on between the two reads: wait for the second
 			// prompt, then for the echo to go off again.
-			deadline := time.Now().Add(5 * time.Second)
-			for !strings.Contains(errb.String(), "Again: ") {
-				if time.Now().After(deadline) {
-					t.Fatalf("no second prompt: %q", errb.String())
-				}
-				time.Sleep(time.Millisecond)
+			if !poll(func() bool { return strings.Contains(errb.String(), "Again: ") }) {
+				t.Fatalf("no second prompt: %q", errb.String())
 			}
 			typeWhenSilent(t, ptmx, tty, tc.again+"\n")
 			var code int

@@ -24,8 +24,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -581,13 +583,7 @@ func (s *Store) Close() error {
 	s.failPending(ErrClosed)
 	// A graceful stop: the watermarks become exact, so that after the
 	// restart only what reached a client is flagged redelivered.
-	s.mu.Lock()
-	qs := make([]*queue, 0, len(s.queues))
-	for _, q := range s.queues {
-		qs = append(qs, q)
-	}
-	s.mu.Unlock()
-	for _, q := range qs {
+	for _, q := range s.queueList() {
 		q.mu.Lock()
 		handed, hinted := q.handed, q.hinted
 		q.mu.Unlock()
@@ -857,16 +853,17 @@ func (s *Store) failPending(err error) {
 	s.fail(failed)
 }
 
+// queueList returns the queues open now (a copy, to walk without s.mu).
+func (s *Store) queueList() []*queue {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Values(s.queues))
+}
+
 // reconnected resets the pull requests lost with the connection and wakes
 // the queues.
 func (s *Store) reconnected() {
-	s.mu.Lock()
-	qs := make([]*queue, 0, len(s.queues))
-	for _, q := range s.queues {
-		qs = append(qs, q)
-	}
-	s.mu.Unlock()
-	for _, q := range qs {
+	for _, q := range s.queueList() {
 		q.resetRequests()
 	}
 }
