@@ -243,3 +243,17 @@ func TestStreamRecordTopic(t *testing.T) {
 		c.sync()
 	})
 }
+
+// A SEND the store cannot record gets an ERROR with its receipt-id, never
+// a RECEIPT.
+func TestStreamStoreFault(t *testing.T) {
+	st := openJetStream(t, "")
+	srv := startServer(t, func(o *Options) { o.Store = st })
+	c := connected(t, srv, "tcp")
+	c.publish("/stream/f", "ok")
+	st.Close() // the store fails from now on
+	c.sendFrame(frame.SEND, "lost", "destination", "/stream/f", "receipt", "r-lost")
+	if f := c.expectError("cannot record stream"); f.GetString("receipt-id") != "r-lost" {
+		t.Fatalf("ERROR without the receipt-id: %s", fmtFrame(f))
+	}
+}

@@ -53,13 +53,13 @@ func (s *Store) openStreams(ctx context.Context) error {
 
 // Record appends data to the log of dest.
 func (s *Store) Record(dest string, data []byte, done func(error)) {
-	if s.isClosed() {
-		done(ErrClosed)
-		return
+	var f jetstream.PubAckFuture
+	err := ErrClosed
+	if !s.isClosed() {
+		f, err = s.js.PublishAsync(streamsSubj+encodeName(dest), data)
 	}
-	f, err := s.js.PublishAsync(streamsSubj+encodeName(dest), data)
 	if err != nil {
-		done(err)
+		go done(err) // never from inside the call
 		return
 	}
 	s.wg.Add(1)
