@@ -3,10 +3,12 @@ package server
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stompica/stompica/frame"
+	"github.com/stompica/stompica/store/jetstream"
 )
 
 // streamServer is a broker on a fresh JetStream store.
@@ -256,4 +258,34 @@ func TestStreamStoreFault(t *testing.T) {
 	if f := c.expectError("cannot record stream"); f.GetString("receipt-id") != "r-lost" {
 		t.Fatalf("ERROR without the receipt-id: %s", fmtFrame(f))
 	}
+}
+
+// A stream keeps at most --stream-max-bytes: past it the oldest messages
+// go, and "first" replays from the oldest one kept.
+func TestStreamBounded(t *testing.T) {
+	srv := startServer(t, func(o *Options) {
+		o.Store = openJetStream(t, "", func(o *jetstream.Options) { o.StreamMaxBytes = 8 << 10 })
+	})
+	pub := connected(t, srv, "tcp")
+	body := strings.Repeat("x", 500)
+	const n = 100 // 50 KB published, 8 KiB kept
+	for i := 1; i <= n; i++ {
+		pub.sendFrame(frame.SEND, body+strconv.Itoa(i), "destination", "/stream/b")
+	}
+	pub.sync()
+	pub.publish("/stream/b", body+"last")
+	c := connected(t, srv, "tcp")
+	c.subscribeNoWait("/stream/b", "s", "x-stream-offset", "first")
+	f := c.expect(frame.MESSAGE)
+	first, _ := strconv.Atoi(f.GetString("x-stream-offset"))
+	if first <= 1 || first > n-5 {
+		t.Fatalf("first offset kept %d of %d published into 8 KiB", first, n+1)
+	}
+	if got := string(f.Body); got != body+strconv.Itoa(first) {
+		t.Fatalf("offset %d has body ...%s", first, got[len(got)-4:])
+	}
+	for i := first + 1; i <= n; i++ {
+		c.expectOffset(body+strconv.Itoa(i), uint64(i))
+	}
+	c.expectOffset(body+"last", n+1)
 }
