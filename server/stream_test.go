@@ -289,3 +289,45 @@ func TestStreamBounded(t *testing.T) {
 	}
 	c.expectOffset(body+"last", n+1)
 }
+
+// A replay larger than --max-pending-bytes goes at the client's pace: the
+// reader waits while the output is full, the subscriber is not cut off as
+// a slow consumer, and every message comes, in order, once it reads.
+func TestStreamReplayPacedToClient(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		const maxPending = 64 << 10
+		srv := startServer(t, func(o *Options) {
+			o.Store = openJetStream(t, "")
+			o.MaxPendingBytes = maxPending
+		})
+		pub := connected(t, srv, tr)
+		body := strings.Repeat("y", 1000)
+		const n = 2000 // 2 MB: 30 times the output bound
+		for i := 1; i <= n; i++ {
+			pub.sendFrame(frame.SEND, body, "destination", "/stream/big")
+		}
+		pub.sync()
+		pub.close()
+		c := connected(t, srv, tr, withRcvBuf(4096))
+		waitFor(t, "the publisher's connection to close", func() bool {
+			srv.mu.Lock()
+			defer srv.mu.Unlock()
+			return len(srv.conns) == 1
+		})
+		bc := onlyConn(t, srv)
+		c.pause()
+		c.subscribeNoWait("/stream/big", "s", "x-stream-offset", "first")
+		waitFor(t, "the replay to fill the output", func() bool {
+			bc.mu.Lock()
+			defer bc.mu.Unlock()
+			return bc.pendingLocked() >= maxPending/2
+		})
+		c.resume()
+		for i := 1; i <= n; i++ {
+			c.expectOffset(body, uint64(i))
+		}
+		if got := srv.stats.slowConsumers.Load(); got != 0 {
+			t.Fatalf("%d slow consumer disconnects", got)
+		}
+	})
+}
