@@ -204,7 +204,11 @@ func (r *router) decode(sm *store.Message) (*message, error) {
 // parseEncoded rebuilds a message from its STOMP 1.2 encoding (the shared
 // part of a MESSAGE frame, as stored or as carried between nodes), keeping
 // the message-id it carries.
-func parseEncoded(data []byte) (*message, error) {
+func parseEncoded(data []byte) (*message, error) { return parseEncodedWith(data) }
+
+// parseEncodedWith is parseEncoded with extra headers, which replace any
+// of the same name the encoding carries.
+func parseEncodedWith(data []byte, extra ...frame.Header) (*message, error) {
 	p := frame.Parser{Version: frame.Version12, MaxFrame: len(data) + 16, MaxHeaders: 1 << 20, MaxHeaderLine: len(data) + 16}
 	buf := append([]byte("MESSAGE\n"), data...)
 	f, _, err := p.Parse(buf)
@@ -222,7 +226,14 @@ func parseEncoded(data []byte) (*message, error) {
 	if id, ok := f.Get("message-id"); ok {
 		m.id, _ = strconv.ParseUint(string(id), 10, 64)
 	}
-	m.fill(f.Headers, f.Body, time.Time{})
+	hdrs := f.Headers
+	if len(extra) > 0 {
+		hdrs = slices.DeleteFunc(hdrs, func(h frame.Header) bool {
+			return slices.ContainsFunc(extra, func(e frame.Header) bool { return bytes.Equal(e.Key, h.Key) })
+		})
+		hdrs = append(hdrs, extra...)
+	}
+	m.fill(hdrs, f.Body, time.Time{})
 	return m, nil
 }
 

@@ -150,6 +150,12 @@ type Options struct {
 	// A store error on SEND is answered with an ERROR, never a RECEIPT.
 	// Shutdown closes it.
 	Store store.Store
+	// Record lists topic destinations (names or sublist patterns such as
+	// "/topic/prices.>") whose messages are also kept in the store's
+	// streams, for subscribers that replay them with x-stream-offset.
+	// Destinations under /stream/ are always kept. Needs a Store that
+	// keeps streams (store.Streams).
+	Record []string
 
 	// Cluster links this node to others (nil = this node alone, and the
 	// seam costs nothing): the router tells it of every topic message a

@@ -117,6 +117,13 @@ func (r *router) publishFrom(m *message, b *batch, x *sendCtx) error {
 		r.s.stats.expired.Add(1)
 		return nil
 	}
+	if isStream(m.dest) || len(r.s.opts.Record) > 0 {
+		if st := r.streams(); st != nil && r.recorded(m.dest) {
+			r.record(st, m, x)
+		} else if isStream(m.dest) {
+			return errNoStreams
+		}
+	}
 	if r.dur.count.Load() > 0 {
 		if err := r.copyToDurables(m, b, x); err != nil {
 			return err
@@ -231,6 +238,9 @@ func (r *router) subscribe(sub *subscription, b *batch) {
 		sub.c.addQueueSub(sub)
 		return
 	}
+	if sub.follow != nil {
+		return // its stream reader delivers
+	}
 	r.mu.Lock()
 	first := false
 	if sub.pattern {
@@ -271,6 +281,11 @@ func (r *router) unsubscribe(sub *subscription, b *batch) {
 		for _, q := range qs {
 			r.dropIfUnused(q)
 		}
+		return
+	}
+	if sub.follow != nil {
+		sub.stopFollow()
+		sub.dropUnacked()
 		return
 	}
 	r.mu.Lock()

@@ -264,7 +264,11 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 		target = c.tempName(target)
 		c.useTemp()
 	}
-	if !isQueue(target) { // a durable topic subscription reads its own queue
+	follow, err := c.streamSubscription(f, target)
+	if err != nil {
+		return err
+	}
+	if follow == nil && !isQueue(target) { // a durable topic subscription reads its own queue
 		key, err := c.durableKey(f)
 		if err != nil {
 			return err
@@ -277,6 +281,12 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 	}
 	c.subSeq++
 	sub := newSubscription(c, string(id), target, mode, prefetch, c.subSeq)
+	if follow != nil {
+		sub.follow = follow
+		if err := sub.startFollow(); err != nil {
+			return err
+		}
+	}
 	if c.subs == nil {
 		c.subs = make(map[string]*subscription)
 	}

@@ -19,6 +19,7 @@ type subscription struct {
 	dest     string
 	pattern  bool
 	queue    bool
+	follow   *streamFollow // reads a stream (see stream.go), not the live topic
 	ack      ackMode
 	prefetch int    // client ack modes: most unacknowledged deliveries at once
 	prefix   []byte // "MESSAGE\nsubscription:<id>\n", escaped for the connection's version

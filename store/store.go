@@ -160,3 +160,38 @@ type Registry interface {
 	// Purge drops every message of the named queue.
 	Purge(name string) error
 }
+
+// StreamStart says where a stream reader begins.
+type StreamStart struct {
+	Kind StartKind
+	Seq  uint64    // StartSeq: the first sequence delivered
+	Time time.Time // StartTime: the first message stored at or after it
+}
+
+// StartKind is the kind of a StreamStart.
+type StartKind int
+
+// Where a stream reader begins.
+const (
+	StartNext  StartKind = iota // only messages stored from now on
+	StartFirst                  // the oldest message kept
+	StartLast                   // the newest message kept, then the new ones
+	StartSeq                    // a stream sequence (an x-stream-offset)
+	StartTime                   // a time
+)
+
+// Streams is implemented by a Store that keeps append-only logs of topic
+// messages (destinations under /stream/, and recorded topics), bounded by
+// age and size, for subscribers that replay them.
+type Streams interface {
+	// Record appends a message (encoded as Message.Data) to the log of
+	// dest and calls done once, from a goroutine of the store's, when it
+	// is stored or refused.
+	Record(dest string, data []byte, done func(error))
+	// Follow reads the log of dest from start, then the messages stored
+	// after, in order, calling fn for each from one goroutine of the
+	// store's (fn may block: the reader waits). With original the
+	// messages come at the pace they were stored. stop ends the reader;
+	// fn is not called once stop returns.
+	Follow(dest string, start StreamStart, original bool, fn func(seq uint64, data []byte)) (stop func(), err error)
+}

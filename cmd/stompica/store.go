@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/stompica/stompica/store/jetstream"
@@ -17,6 +18,9 @@ type durability struct {
 	syncInterval time.Duration
 	storeMax     int64
 	dedupWindow  time.Duration
+	streamAge    time.Duration
+	streamBytes  int64
+	record       string
 }
 
 func durabilityFlags(fs *flag.FlagSet, cfg *config) {
@@ -27,6 +31,10 @@ func durabilityFlags(fs *flag.FlagSet, cfg *config) {
 	fs.StringVar(&d.fsync, "fsync", "interval", "with --data-dir, when messages are forced to disk: 'always' (before each RECEIPT) or 'interval' (every --fsync-interval)")
 	fs.DurationVar(&d.syncInterval, "fsync-interval", jetstream.DefaultSyncInterval, "with --fsync interval, how often written messages are forced to disk (0 = default)")
 	fs.DurationVar(&d.dedupWindow, "dedup-window", jetstream.DefaultDedupWindow, "with --data-dir or --nats, a SEND whose x-dedup-id repeats one seen this recently (on the same queue) is receipted but stored once (0 = default)")
+	fs.DurationVar(&d.streamAge, "stream-max-age", jetstream.DefaultStreamMaxAge, "with --data-dir or --nats, how long /stream/ and recorded topic messages are kept for replay (0 = default)")
+	d.streamBytes = jetstream.DefaultStreamMaxBytes
+	fs.Var(sizeValue[int64]{&d.streamBytes}, "stream-max-bytes", "with --data-dir or --nats, most `size` kept of /stream/ and recorded topic messages (the oldest go first; 0 = default)")
+	fs.StringVar(&d.record, "record", "", "also keep these topic destinations for replay with x-stream-offset: comma-separated names or patterns such as /topic/prices.> (needs --data-dir or --nats)")
 	fs.Int64Var(&d.storeMax, "store-max-bytes", 0, "with --data-dir or --nats, most bytes of stored queue messages; past it SENDs get an ERROR (0 = what the disk holds)")
 }
 
@@ -34,7 +42,15 @@ func durabilityFlags(fs *flag.FlagSet, cfg *config) {
 // server's memory store).
 func openStore(cfg *config, log *slog.Logger) error {
 	d := cfg.durability
+	for _, p := range strings.Split(d.record, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.opts.Record = append(cfg.opts.Record, p)
+		}
+	}
 	if d.dataDir == "" && d.natsURL == "" {
+		if len(cfg.opts.Record) > 0 {
+			return errors.New("--record needs --data-dir or --nats")
+		}
 		return nil
 	}
 	if d.dataDir != "" && d.natsURL != "" {
@@ -45,14 +61,16 @@ func openStore(cfg *config, log *slog.Logger) error {
 		return err
 	}
 	st, err := jetstream.Open(jetstream.Options{
-		Dir:          d.dataDir,
-		URL:          d.natsURL,
-		Fsync:        fsync,
-		SyncInterval: d.syncInterval,
-		MaxBytes:     d.storeMax,
-		DedupWindow:  d.dedupWindow,
-		MaxMessage:   cfg.opts.MaxFrameSize,
-		Logger:       log,
+		Dir:            d.dataDir,
+		URL:            d.natsURL,
+		Fsync:          fsync,
+		SyncInterval:   d.syncInterval,
+		MaxBytes:       d.storeMax,
+		DedupWindow:    d.dedupWindow,
+		StreamMaxAge:   d.streamAge,
+		StreamMaxBytes: d.streamBytes,
+		MaxMessage:     cfg.opts.MaxFrameSize,
+		Logger:         log,
 	})
 	if err != nil {
 		return err

@@ -45,3 +45,23 @@ func TestDurabilityFlags(t *testing.T) {
 	}
 	ok.opts.Store.Close()
 }
+
+// --record takes comma-separated destinations and needs a store; the
+// stream bounds take a duration and a size.
+func TestStreamFlags(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := parseWith(t, nil, "--record", "/topic/prices.>, /topic/news", "--stream-max-age", "2h", "--stream-max-bytes", "64MiB")
+	if cfg.streamAge != 2*time.Hour || cfg.streamBytes != 64<<20 {
+		t.Errorf("stream bounds %v, %d", cfg.streamAge, cfg.streamBytes)
+	}
+	if err := openStore(cfg, log); err == nil || !strings.Contains(err.Error(), "--record needs --data-dir or --nats") {
+		t.Errorf("--record without a store: %v", err)
+	}
+	if got := strings.Join(cfg.opts.Record, ","); got != "/topic/prices.>,/topic/news" {
+		t.Errorf("recorded %q", got)
+	}
+	def := parseWith(t, nil)
+	if def.streamAge != 24*time.Hour || def.streamBytes != 1<<30 {
+		t.Errorf("default stream bounds %v, %d", def.streamAge, def.streamBytes)
+	}
+}

@@ -99,6 +99,11 @@ type Options struct {
 	// DedupWindow is how long a message's x-dedup-id is remembered
 	// (default DefaultDedupWindow).
 	DedupWindow time.Duration
+	// StreamMaxAge and StreamMaxBytes bound the logs of /stream/
+	// destinations and recorded topics (defaults DefaultStreamMaxAge and
+	// DefaultStreamMaxBytes): older messages are dropped first.
+	StreamMaxAge   time.Duration
+	StreamMaxBytes int64
 	// Logger receives the store's logs and, at debug level, the embedded
 	// server's (default slog.Default()).
 	Logger *slog.Logger
@@ -325,6 +330,9 @@ func (s *Store) open() error {
 	})
 	if err != nil {
 		return fmt.Errorf("jetstream store: stream %s: %w", metaStream, err)
+	}
+	if err := s.openStreams(ctx); err != nil {
+		return err
 	}
 	// The epoch counts the starts: message ids of this run are above
 	// every id an earlier run gave.
