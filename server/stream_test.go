@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -315,6 +316,9 @@ func TestStreamReplayPacedToClient(t *testing.T) {
 			return len(srv.conns) == 1
 		})
 		bc := onlyConn(t, srv)
+		// A small send buffer on the broker's side too: otherwise the
+		// kernel may take the whole replay and the output never fills.
+		shrinkSendBuffer(t, bc.nc)
 		c.pause()
 		c.subscribeNoWait("/stream/big", "s", "x-stream-offset", "first")
 		waitFor(t, "the replay to fill the output", func() bool {
@@ -330,4 +334,23 @@ func TestStreamReplayPacedToClient(t *testing.T) {
 			t.Fatalf("%d slow consumer disconnects", got)
 		}
 	})
+}
+
+// shrinkSendBuffer sets a small SO_SNDBUF on the broker's side of a
+// connection (which turns the kernel's send-buffer autotuning off).
+func shrinkSendBuffer(t *testing.T, nc net.Conn) {
+	t.Helper()
+	for {
+		switch c := nc.(type) {
+		case *net.TCPConn:
+			if err := c.SetWriteBuffer(4096); err != nil {
+				t.Fatal(err)
+			}
+			return
+		case *prefixConn:
+			nc = c.Conn
+		default:
+			t.Fatalf("no TCP connection under %T", nc)
+		}
+	}
 }
