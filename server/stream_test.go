@@ -54,7 +54,8 @@ func TestStreamOffsets(t *testing.T) {
 			{"next", 6},
 			{"3", 3},
 			{"1", 1},
-			{"6", 6}, // the next offset: nothing yet
+			{"6", 6},    // the next offset: nothing yet
+			{"1000", 6}, // past the end: the next message, as RabbitMQ does
 			{fmt.Sprintf("timestamp=%.3f", float64(between.UnixMilli())/1000), 3},
 			{"timestamp=0", 1},
 			{"timestamp=" + strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10), 6},
@@ -262,7 +263,8 @@ func TestStreamStoreFault(t *testing.T) {
 }
 
 // A stream keeps at most --stream-max-bytes: past it the oldest messages
-// go, and "first" replays from the oldest one kept.
+// go, and "first", like a numeric offset below the oldest one kept,
+// replays from the oldest one kept.
 func TestStreamBounded(t *testing.T) {
 	srv := startServer(t, func(o *Options) {
 		o.Store = openJetStream(t, "", func(o *jetstream.Options) { o.StreamMaxBytes = 8 << 10 })
@@ -275,20 +277,28 @@ func TestStreamBounded(t *testing.T) {
 	}
 	pub.sync()
 	pub.publish("/stream/b", body+"last")
-	c := connected(t, srv, "tcp")
-	c.subscribeNoWait("/stream/b", "s", "x-stream-offset", "first")
-	f := c.expect(frame.MESSAGE)
-	first, _ := strconv.Atoi(f.GetString("x-stream-offset"))
-	if first <= 1 || first > n-5 {
-		t.Fatalf("first offset kept %d of %d published into 8 KiB", first, n+1)
+	first := 0
+	for _, offset := range []string{"first", "1", "2"} {
+		c := connected(t, srv, "tcp")
+		c.subscribeNoWait("/stream/b", "s", "x-stream-offset", offset)
+		f := c.expect(frame.MESSAGE)
+		got, _ := strconv.Atoi(f.GetString("x-stream-offset"))
+		if offset == "first" {
+			if first = got; first <= 2 || first > n-5 {
+				t.Fatalf("first offset kept %d of %d published into 8 KiB", first, n+1)
+			}
+		} else if got != first {
+			t.Fatalf("x-stream-offset:%s started at %d, want the oldest kept, %d", offset, got, first)
+		}
+		if b := string(f.Body); b != body+strconv.Itoa(first) {
+			t.Fatalf("offset %d has body ...%s", first, b[len(b)-4:])
+		}
+		for i := first + 1; i <= n; i++ {
+			c.expectOffset(body+strconv.Itoa(i), uint64(i))
+		}
+		c.expectOffset(body+"last", n+1)
+		c.close()
 	}
-	if got := string(f.Body); got != body+strconv.Itoa(first) {
-		t.Fatalf("offset %d has body ...%s", first, got[len(got)-4:])
-	}
-	for i := first + 1; i <= n; i++ {
-		c.expectOffset(body+strconv.Itoa(i), uint64(i))
-	}
-	c.expectOffset(body+"last", n+1)
 }
 
 // A replay larger than --max-pending-bytes goes at the client's pace: the

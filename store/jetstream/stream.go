@@ -81,7 +81,12 @@ func (s *Store) Record(dest string, data []byte, done func(error)) {
 }
 
 // Follow reads the log of dest through an ordered, ephemeral consumer.
+// A sequence past the end of the log starts at the next message stored, and
+// one below the oldest message kept starts at that one, as RabbitMQ's
+// streams do with a numeric offset.
 func (s *Store) Follow(dest string, start store.StreamStart, original bool, fn func(seq uint64, data []byte)) (func(), error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{streamsSubj + encodeName(dest)},
 		InactiveThreshold: 5 * time.Minute,
@@ -94,15 +99,20 @@ func (s *Store) Follow(dest string, start store.StreamStart, original bool, fn f
 	case store.StartLast:
 		cfg.DeliverPolicy = jetstream.DeliverLastPerSubjectPolicy
 	case store.StartSeq:
+		// JetStream would wait for a sequence past the end; the next one
+		// stored is where such a reader starts (the messages stored
+		// between this look and the reader's start included).
+		st, err := s.js.Stream(ctx, streamsName)
+		if err != nil {
+			return nil, err
+		}
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = max(start.Seq, 1)
+		cfg.OptStartSeq = min(max(start.Seq, 1), st.CachedInfo().State.LastSeq+1)
 	case store.StartTime:
 		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
 		t := start.Time
 		cfg.OptStartTime = &t
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	cons, err := s.js.OrderedConsumer(ctx, streamsName, cfg)
 	if err != nil {
 		return nil, err
