@@ -186,11 +186,16 @@ const (
 type Streams interface {
 	// Record appends a message (encoded as Message.Data) to the log of
 	// dest and calls done once, from a goroutine of the store's, when it
-	// is stored or refused.
+	// is stored or refused. Record does not keep data after it returns;
+	// it may wait while the store has too many records to confirm, which
+	// slows the publisher down.
 	Record(dest string, data []byte, done func(error))
 	// Follow reads the log of dest from start, then the messages stored
 	// after, in order, calling fn for each from one goroutine of the
-	// store's (fn may block: the reader waits). With original the
+	// store's (fn may block: the reader waits, holding a bounded
+	// read-ahead, never the whole log). A sequence past the end starts at
+	// the next message stored, one below the oldest kept at the oldest
+	// kept. With original the
 	// messages come at the pace they were stored. stop ends the reader;
 	// fn is not called once stop returns.
 	Follow(dest string, start StreamStart, original bool, fn func(seq uint64, data []byte)) (stop func(), err error)

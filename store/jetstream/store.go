@@ -166,6 +166,8 @@ type Store struct {
 	inflight      int
 	inflightBytes int
 	waiting       deque.Deque[*pub]
+	// rec tracks the records of streams (stream.go).
+	rec recorder
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -583,7 +585,7 @@ func (s *Store) Close() error {
 		s.pmu.Lock()
 		n := len(s.pending)
 		s.pmu.Unlock()
-		if n == 0 {
+		if n+s.rec.len() == 0 {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)

@@ -3,9 +3,13 @@ package jetstream
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stompica/stompica/store"
@@ -22,9 +26,62 @@ const (
 	streamsSubj = "stompica.s."
 )
 
+// Bounds on the records awaiting their acknowledgement (as for queue
+// publishes, well under JetStream's own inbound bound per stream): a
+// Record past them waits, so a publisher that outruns the disk is slowed
+// down (TCP pushes back) instead of being refused.
+const (
+	maxRecordInflight      = 8192
+	maxRecordInflightBytes = 32 << 20
+)
+
+// streamReadAhead bounds the messages a stream reader holds that its
+// subscriber has not taken yet: a replay goes from the disk at the
+// subscriber's pace, and never holds the whole stream in memory.
+const streamReadAhead = 256
+
+// recorder tracks the records sent and not yet acknowledged. Records are
+// plain publishes whose acknowledgements come to one subscription (reply
+// subject prefix + number), so a Record costs no goroutine and no timer;
+// one sweeper per store fails the overdue ones.
+type recorder struct {
+	prefix  string // reply subjects: prefix + number
+	lastAck atomic.Int64
+
+	mu   sync.Mutex
+	room sync.Cond // signalled when records end (room, or closed)
+	// pending are the records sent, by number; next is the last number
+	// given, oldest the lowest that may still be pending.
+	pending       map[uint64]pendingRecord
+	next, oldest  uint64
+	inflightBytes int
+	closed        bool
+}
+
+type pendingRecord struct {
+	done func(error)
+	at   int64 // Unix ns
+	size int
+}
+
+// len is the number of records awaiting their acknowledgement.
+func (r *recorder) len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.pending)
+}
+
+// endLocked removes record n, which was pending. Lock held: r.mu.
+func (r *recorder) endLocked(n uint64, p pendingRecord) {
+	delete(r.pending, n)
+	r.inflightBytes -= p.size
+	r.room.Broadcast()
+}
+
 // openStreams creates (or updates) the stream that keeps the logs of
 // /stream/ destinations and recorded topics: limits retention, the oldest
-// messages dropped past the age or size bound.
+// messages dropped past the age or size bound. It starts the records'
+// acknowledgement subscription and sweeper.
 func (s *Store) openStreams(ctx context.Context) error {
 	age, size := s.o.StreamMaxAge, s.o.StreamMaxBytes
 	if age <= 0 {
@@ -48,36 +105,125 @@ func (s *Store) openStreams(ctx context.Context) error {
 	if err != nil {
 		return errors.Join(errors.New("jetstream store: stream "+streamsName), err)
 	}
+	r := &s.rec
+	r.room.L = &r.mu
+	r.pending = make(map[uint64]pendingRecord)
+	r.oldest = 1
+	r.prefix = nats.NewInbox() + "."
+	sub, err := s.nc.Subscribe(r.prefix+"*", s.onRecordAck)
+	if err == nil {
+		err = sub.SetPendingLimits(-1, -1)
+	}
+	if err != nil {
+		return err
+	}
+	s.wg.Add(1)
+	go s.sweepRecords()
 	return nil
 }
 
-// Record appends data to the log of dest.
+// Record appends data to the log of dest. It waits while too many records
+// await their acknowledgement (see maxRecordInflight); done comes from the
+// acknowledgement's subscription, or from the sweeper when none came in
+// time.
 func (s *Store) Record(dest string, data []byte, done func(error)) {
-	var f jetstream.PubAckFuture
-	err := ErrClosed
-	if !s.isClosed() {
-		f, err = s.js.PublishAsync(streamsSubj+encodeName(dest), data)
-	}
-	if err != nil {
-		go done(err) // never from inside the call
+	if s.isClosed() {
+		go done(ErrClosed) // never from inside the call
 		return
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		t := time.NewTimer(s.o.PublishTimeout)
-		defer t.Stop()
+	r := &s.rec
+	r.mu.Lock()
+	for !r.closed && len(r.pending) > 0 &&
+		(len(r.pending) >= maxRecordInflight || r.inflightBytes+len(data) > maxRecordInflightBytes) {
+		r.room.Wait()
+	}
+	if r.closed {
+		r.mu.Unlock()
+		go done(ErrClosed)
+		return
+	}
+	// Under r.mu: the acknowledgement cannot come before the record is
+	// pending, and the records go out in the order they are numbered.
+	n := r.next + 1
+	if err := s.nc.PublishRequest(streamsSubj+encodeName(dest), r.prefix+strconv.FormatUint(n, 10), data); err != nil {
+		r.mu.Unlock()
+		go done(err)
+		return
+	}
+	r.next = n
+	r.pending[n] = pendingRecord{done: done, at: time.Now().UnixNano(), size: len(data)}
+	r.inflightBytes += len(data)
+	r.mu.Unlock()
+}
+
+// onRecordAck completes a record.
+func (s *Store) onRecordAck(msg *nats.Msg) {
+	i := strings.LastIndexByte(msg.Subject, '.')
+	n, _ := strconv.ParseUint(msg.Subject[i+1:], 10, 64)
+	r := &s.rec
+	r.lastAck.Store(time.Now().UnixNano())
+	r.mu.Lock()
+	p, ok := r.pending[n]
+	if ok {
+		r.endLocked(n, p)
+	}
+	r.mu.Unlock()
+	if ok {
+		p.done(pubAckError(msg))
+	}
+}
+
+// sweepRecords fails the records whose acknowledgement is overdue while
+// none at all came for PublishTimeout (as sweep does for queue
+// publishes), and every record left at shutdown.
+func (s *Store) sweepRecords() {
+	defer s.wg.Done()
+	r := &s.rec
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	var failed []func(error)
+	for {
 		select {
-		case <-f.Ok():
-			done(nil)
-		case err := <-f.Err():
-			done(err)
-		case <-t.C:
-			done(errors.New("jetstream store: no acknowledgement in " + s.o.PublishTimeout.String()))
 		case <-s.stop:
-			done(ErrClosed)
+			r.mu.Lock()
+			r.closed = true
+			failed = failed[:0]
+			for n, p := range r.pending {
+				failed = append(failed, p.done)
+				r.endLocked(n, p)
+			}
+			r.room.Broadcast() // a Record waiting for room sees closed
+			r.mu.Unlock()
+			for _, done := range failed {
+				done(ErrClosed)
+			}
+			return
+		case now := <-t.C:
+			if now.UnixNano()-r.lastAck.Load() <= int64(s.o.PublishTimeout) {
+				continue
+			}
+			failed = failed[:0]
+			r.mu.Lock()
+			if len(r.pending) == 0 {
+				r.oldest = r.next + 1
+			}
+			for ; r.oldest <= r.next; r.oldest++ {
+				p, ok := r.pending[r.oldest]
+				if !ok {
+					continue
+				}
+				if now.UnixNano()-p.at <= int64(s.o.PublishTimeout) {
+					break
+				}
+				failed = append(failed, p.done)
+				r.endLocked(r.oldest, p)
+			}
+			r.mu.Unlock()
+			for _, done := range failed {
+				done(errTimeout)
+			}
 		}
-	}()
+	}
 }
 
 // Follow reads the log of dest through an ordered, ephemeral consumer.
@@ -152,16 +298,54 @@ func (s *Store) Follow(dest string, start store.StreamStart, original bool, fn f
 		if !stopped {
 			fn(md.Sequence.Stream, msg.Data())
 		}
-	})
+	},
+		// The read-ahead: at most streamReadAhead messages, fetched at
+		// most a message's worth of bytes over the largest one at a
+		// time, wait for fn (which waits for the subscriber).
+		jetstream.PullMaxMessagesWithBytesLimit(streamReadAhead, streamFetchBytes(s.nc)))
 	if err != nil {
 		return nil, err
 	}
 	var once sync.Once
 	return func() {
-		once.Do(func() { close(quit) })
-		cc.Stop()
-		mu.Lock()
-		stopped = true
-		mu.Unlock()
+		once.Do(func() {
+			close(quit)
+			cc.Stop()
+			mu.Lock()
+			stopped = true
+			mu.Unlock()
+			s.deleteReader(cons)
+		})
 	}, nil
+}
+
+// streamFetchBytes bounds the bytes of one fetch of a stream reader: at
+// least the largest message the server takes (a fetch smaller than a
+// message would never get it).
+func streamFetchBytes(nc *nats.Conn) int {
+	return max(int(nc.MaxPayload())+64<<10, 1<<20)
+}
+
+// deleteReader removes a stopped reader's consumer from the server now,
+// rather than after its inactivity threshold: an abandoned consumer
+// costs the server a goroutine and its state until then.
+func (s *Store) deleteReader(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return // the server goes, and the consumer with it
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.js.DeleteConsumer(ctx, streamsName, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			s.log.Debug("store: cannot delete a stream reader's consumer; it goes when inactive", "consumer", info.Name, "err", err)
+		}
+	}()
 }
