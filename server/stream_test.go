@@ -1,10 +1,16 @@
 package server
 
 import (
+	"bytes"
+	"cmp"
+	"errors"
 	"fmt"
 	"net"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -363,4 +369,161 @@ func shrinkSendBuffer(t *testing.T, nc net.Conn) {
 			t.Fatalf("no TCP connection under %T", nc)
 		}
 	}
+}
+
+// heldRecords is a JetStream store whose records wait for the test: it
+// confirms (or refuses with fail) each one only when release is called.
+type heldRecords struct {
+	*jetstream.Store
+	mu   sync.Mutex
+	held []func(error)
+	fail error
+}
+
+func (h *heldRecords) Record(dest string, data []byte, done func(error)) {
+	h.Store.Record(dest, data, func(err error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.held = append(h.held, func(error) { done(cmp.Or(err, h.fail)) })
+	})
+}
+
+// release confirms the n records held once they are stored.
+func (h *heldRecords) release(t *testing.T, n int) {
+	t.Helper()
+	var held []func(error)
+	waitFor(t, strconv.Itoa(n)+" records stored", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if len(h.held) < n {
+			return false
+		}
+		held, h.held = h.held, nil
+		return true
+	})
+	for _, done := range held {
+		done(nil)
+	}
+}
+
+// A SEND to a recorded topic or a stream gets its RECEIPT only once the
+// message is stored, and an ERROR with its receipt-id when the store
+// refuses it.
+func TestStreamRecordReceipt(t *testing.T) {
+	for _, dest := range []string{"/topic/rec.a", "/stream/a"} {
+		t.Run(strings.Split(dest, "/")[1], func(t *testing.T) { testRecordReceipt(t, dest) })
+	}
+}
+
+func testRecordReceipt(t *testing.T, dest string) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		st := &heldRecords{Store: openJetStream(t, "")}
+		srv := startServer(t, func(o *Options) {
+			o.Store = st
+			o.Record = []string{"/topic/rec.>"}
+		})
+		c := connected(t, srv, tr)
+		c.sendFrame(frame.SEND, "m1", "destination", dest, "receipt", "r-stored")
+		// A SEND that is not recorded is receipted at once: its
+		// RECEIPT comes first, while the record is held.
+		c.sendFrame(frame.SEND, "x", "destination", "/topic/other", "receipt", "r-other")
+		if f := c.expect(frame.RECEIPT); f.GetString("receipt-id") != "r-other" {
+			t.Fatalf("%s: %s before the record was confirmed", dest, fmtFrame(f))
+		}
+		st.release(t, 1)
+		if f := c.expect(frame.RECEIPT); f.GetString("receipt-id") != "r-stored" {
+			t.Fatalf("%s: %s, want the RECEIPT r-stored", dest, fmtFrame(f))
+		}
+		st.mu.Lock()
+		st.fail = errors.New("disk full")
+		st.mu.Unlock()
+		c.sendFrame(frame.SEND, "m2", "destination", dest, "receipt", "r-refused")
+		st.release(t, 1)
+		f := c.expectError("cannot record stream")
+		if f.GetString("receipt-id") != "r-refused" || !strings.Contains(f.GetString("message"), "disk full") {
+			t.Fatalf("%s: %s, want an ERROR for r-refused saying why", dest, fmtFrame(f))
+		}
+	})
+}
+
+// heapInUse is the heap the process retains (after a collection).
+func heapInUse() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapInuse)
+}
+
+// A replay of a large stream to a client that stops reading holds a
+// bounded read-ahead and the client's output, not the stream; and a client
+// that goes away mid-replay leaves no goroutine behind: the reader ends
+// and its JetStream consumer (with the server's goroutines for it) is
+// deleted.
+func TestStreamReplayBoundedAndLeavesNothing(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		const maxPending = 64 << 10
+		srv := startServer(t, func(o *Options) {
+			o.Store = openJetStream(t, "")
+			o.MaxPendingBytes = maxPending
+		})
+		pub := connected(t, srv, tr)
+		body := strings.Repeat("z", 16<<10)
+		const n = 4000 // 64 MB
+		for range n {
+			pub.sendFrame(frame.SEND, body, "destination", "/stream/huge")
+		}
+		pub.sync()
+		pub.close()
+		waitFor(t, "the publisher's connection to close", func() bool {
+			srv.mu.Lock()
+			defer srv.mu.Unlock()
+			return len(srv.conns) == 0
+		})
+		goroutines := runtime.NumGoroutine()
+		heap := heapInUse()
+
+		c := connected(t, srv, tr, withRcvBuf(4096))
+		bc := onlyConn(t, srv)
+		shrinkSendBuffer(t, bc.nc)
+		c.pause()
+		c.subscribeNoWait("/stream/huge", "s", "x-stream-offset", "first")
+		waitFor(t, "the replay to fill the output", func() bool {
+			bc.mu.Lock()
+			defer bc.mu.Unlock()
+			return bc.pendingLocked() >= maxPending/2
+		})
+		// The reader stalls on the client: what it holds stays bounded
+		// however long the client stays away (samples over a second).
+		var peak int64
+		for range 10 {
+			peak = max(peak, heapInUse()-heap)
+			time.Sleep(100 * time.Millisecond)
+		}
+		// What it may hold: the read-ahead (256 messages, 4 MB here), the
+		// output, and JetStream's cache of the block it reads (8 MB);
+		// measured 16-21 MB. The whole stream would be 64 MB and more.
+		t.Logf("heap grew by %.1f MB while a %d MB replay stalled", float64(peak)/(1<<20), n*len(body)>>20)
+		if peak > n*int64(len(body))/2 {
+			t.Errorf("heap grew by %d MB while a %d MB replay stalled: the replay is held in memory", peak>>20, n*len(body)>>20)
+		}
+		c.resume()
+		for i := 1; i <= 10; i++ {
+			c.expectOffset(body, uint64(i))
+		}
+		c.close() // mid-replay
+		waitFor(t, "the connection to close", func() bool {
+			srv.mu.Lock()
+			defer srv.mu.Unlock()
+			return len(srv.conns) == 0
+		})
+		var now int
+		if !poll(waitTimeout, pollEvery, func() bool {
+			now = runtime.NumGoroutine()
+			return now <= goroutines
+		}) {
+			var b bytes.Buffer
+			pprof.Lookup("goroutine").WriteTo(&b, 1) //nolint:errcheck
+			t.Fatalf("%d goroutines after the replaying client left, %d before it came:\n%s", now, goroutines, b.String())
+		}
+	})
 }
