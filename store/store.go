@@ -195,8 +195,7 @@ type Streams interface {
 	// store's (fn may block: the reader waits, holding a bounded
 	// read-ahead, never the whole log). A sequence past the end starts at
 	// the next message stored, one below the oldest kept at the oldest
-	// kept. With original the
-	// messages come at the pace they were stored. stop ends the reader;
-	// fn is not called once stop returns.
+	// kept. With original the messages come at the pace they were
+	// stored. stop ends the reader; fn is not called once stop returns.
 	Follow(dest string, start StreamStart, original bool, fn func(seq uint64, data []byte)) (stop func(), err error)
 }
