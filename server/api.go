@@ -425,13 +425,7 @@ func (s *Server) streamStats() ([]streamInfo, error) {
 	// Who reads each: the subscriptions reading a log, from the
 	// connections; the live subscribers of a recorded topic, from the
 	// router.
-	s.mu.Lock()
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range s.connList() {
 		c.mu.Lock()
 		subs := c.adm.subs
 		c.mu.Unlock()

@@ -193,6 +193,13 @@ func TestAPICloseConnection(t *testing.T) {
 			if q.Unacked != 0 || q.Redelivered != 1 {
 				t.Errorf("queue after the close: %+v", q)
 			}
+			// The connection leaves the list once its close is done (the
+			// queue may see it go a moment before).
+			getPath := "/api/connections/" + strconv.FormatUint(c.ID, 10)
+			waitFor(t, "the closed connection to leave the list", func() bool {
+				resp, _ := apiDo(t, srv, "GET", getPath)
+				return resp.StatusCode == 404
+			})
 			apiJSON(t, srv, how, path, 404, nil)
 
 			var errs apiErrorList

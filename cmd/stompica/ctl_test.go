@@ -168,15 +168,7 @@ func TestCtlStreams(t *testing.T) {
 		o.Store = st
 		o.Record = []string{"/topic/ctl-rec"}
 	})
-	env := map[string]string{"STOMPICA_URL": "http://" + addr, "STOMPICA_USER": "ops", "STOMPICA_PASSWORD": "ops-pw"}
-	run := func(args ...string) string {
-		t.Helper()
-		code, out, errOut := ctl(env, args...)
-		if code != 0 {
-			t.Fatalf("ctl %q: exit %d: %s", args, code, errOut)
-		}
-		return out
-	}
+	env, run := ctlAsOps(t, addr)
 	sub := stompConnect(t, addr, "alice", "alice-pw")
 	sub.request("SUBSCRIBE", "", "id", "d1", "destination", "/topic/ctl-dur", "durable", "true", "auto-delete", "false")
 	pub := stompConnect(t, addr, "alice", "alice-pw")
@@ -247,13 +239,12 @@ func TestCtlUsage(t *testing.T) {
 	}
 }
 
-// TestCtl: every command against a broker with authentication on: tables,
-// --json, --limit, flags after the command, credentials from the
-// environment, and 401/403.
-func TestCtl(t *testing.T) {
-	addr := ctlServer(t)
+// ctlAsOps returns the environment that makes ctl reach the broker at addr
+// as ops (an admin), and a runner that fails the test unless ctl exits 0
+// and returns what it printed.
+func ctlAsOps(t *testing.T, addr string) (map[string]string, func(args ...string) string) {
 	env := map[string]string{"STOMPICA_URL": "http://" + addr, "STOMPICA_USER": "ops", "STOMPICA_PASSWORD": "ops-pw"}
-	run := func(args ...string) string {
+	return env, func(args ...string) string {
 		t.Helper()
 		code, out, errOut := ctl(env, args...)
 		if code != 0 {
@@ -261,6 +252,14 @@ func TestCtl(t *testing.T) {
 		}
 		return out
 	}
+}
+
+// TestCtl: every command against a broker with authentication on: tables,
+// --json, --limit, flags after the command, credentials from the
+// environment, and 401/403.
+func TestCtl(t *testing.T) {
+	addr := ctlServer(t)
+	env, run := ctlAsOps(t, addr)
 
 	cons := stompConnect(t, addr, "alice", "alice-pw")
 	cons.request("SUBSCRIBE", "", "id", "s1", "destination", "/queue/ctl-work", "ack", "client-individual")
