@@ -2,7 +2,9 @@
 // (served here on 127.0.0.1) that connects to stompica with @stomp/stompjs
 // over the browser's own WebSocket, ws and wss. The page publishes and
 // receives, and a message that Debian's python3-stomp publishes over raw TCP
-// arrives in the page.
+// arrives in the page. Run by TestNodeDurable with STOMPICA_PHASE set, it
+// checks instead that the page's durable subscriptions keep what is
+// published while it is away, across a broker restart (see below).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
