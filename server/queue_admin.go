@@ -23,7 +23,8 @@ type queueInfo struct {
 	Redelivered uint64 `json:"redelivered"` // put back after a NACK or a lost consumer
 	// Durable is set when the queue's messages are stored (--data-dir or
 	// --nats), so they survive a restart; temporary queues never are.
-	Durable bool `json:"durable"`
+	// Left out when false: DIAG's answer is as it was without a store.
+	Durable bool `json:"durable,omitempty"`
 }
 
 // queueStats lists every queue in name order.
