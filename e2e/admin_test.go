@@ -187,7 +187,7 @@ func TestManagementAPI(t *testing.T) {
 
 	var index struct{ Endpoints []string }
 	asOps(t, addr, "GET", "/api/", 200, &index)
-	if len(index.Endpoints) != 12 {
+	if len(index.Endpoints) != 14 {
 		t.Errorf("GET /api/: %v", index.Endpoints)
 	}
 	var q apiQueue

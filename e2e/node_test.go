@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -17,9 +18,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-stomp/stomp/v3"
 )
 
 const (
@@ -61,16 +65,24 @@ func TestNode(t *testing.T) {
 		files[i] = filepath.Base(f)
 	}
 
+	runNode(t, node, []string{
+		"STOMPICA_WS=ws://" + plain + "/ws",
+		"STOMPICA_WSS=wss://" + tlsAddr + "/stomp",
+		"STOMPICA_TCP=" + plain,
+		"STOMPICA_TLS_CA=" + certFile,
+	}, files...)
+}
+
+// runNode runs `node --test` on files in e2e/node with env added to the
+// environment, and fails unless every test it registered passed.
+func runNode(t *testing.T, node string, env []string, files ...string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
 	defer cancel()
 	args := append([]string{"--test", "--test-reporter=spec"}, files...)
 	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Dir = nodeDir
-	cmd.Env = append(pythonEnv(),
-		"STOMPICA_WS=ws://"+plain+"/ws",
-		"STOMPICA_WSS=wss://"+tlsAddr+"/stomp",
-		"STOMPICA_TCP="+plain,
-		"STOMPICA_TLS_CA="+certFile,
+	cmd.Env = append(append(pythonEnv(), env...),
 		"STOMPICA_PYTHON="+debianPython,
 		"STOMPICA_CHROMIUM="+chromiumPath,
 		"NO_COLOR=1",
@@ -80,9 +92,9 @@ func TestNode(t *testing.T) {
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	start := time.Now()
-	err = cmd.Run()
-	t.Logf("STOMPICA_WS=ws://%s/ws STOMPICA_WSS=wss://%s/stomp STOMPICA_TCP=%s (cd e2e/%s && %s %s) took %v:\n%s",
-		plain, tlsAddr, plain, nodeDir, node, strings.Join(args, " "), time.Since(start).Round(time.Millisecond), out.String())
+	err := cmd.Run()
+	t.Logf("%s (cd e2e/%s && %s %s) took %v:\n%s",
+		strings.Join(env, " "), nodeDir, node, strings.Join(args, " "), time.Since(start).Round(time.Millisecond), out.String())
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		t.Fatalf("node --test did not finish within %v (output above)", nodeTimeout)
@@ -218,4 +230,97 @@ func nodeRanTests(out string) bool {
 	return counts["pass"] != "" && counts["pass"] != "0" &&
 		counts["fail"] == "0" && counts["cancelled"] == "0" && counts["skipped"] == "0" &&
 		fmt.Sprint(counts["tests"]) == counts["pass"]
+}
+
+// TestNodeDurable: durable subscriptions from @stomp/stompjs in headless
+// Chromium over WebSocket, across a broker restart, and the console's view
+// of the durable pieces. Three node runs around what this driver does
+// (browser.test.mjs and console.test.mjs, by STOMPICA_PHASE):
+//
+//  1. durable-away: the page subscribes durably to a topic in the RabbitMQ
+//     (durable:true, auto-delete:false, id) and ActiveMQ (client-id,
+//     activemq.subscriptionName) styles, gets a live message on each and
+//     disconnects. Go (go-stomp) then publishes away-1..away-5 with
+//     receipts, 4 messages to a durable queue, 3 to a /stream/ destination
+//     and 2 to a --record'ed topic.
+//  2. durable-console: the console in Chromium shows the queue marked
+//     durable, both subscriptions away with 5 messages waiting each, and
+//     the two streams with their counts and offsets.
+//  3. The broker stops and starts again on the same --data-dir; then
+//     durable-back: the page subscribes again with the same headers and
+//     gets exactly away-1..away-5, in order, on each subscription, then a
+//     live message.
+func TestNodeDurable(t *testing.T) {
+	node := requireNodeDeps(t)
+	args := []string{"--data-dir", t.TempDir(), "--record", "/topic/e2e.rec.>"}
+	b := startBrokerProc(t, args...)
+	const away, queued, streamed = 5, 4, 3
+	topic, queue, stream := dest(t, "topic"), dest(t, "queue"), dest(t, "stream")
+	recorded := "/topic/e2e.rec" + strings.TrimPrefix(dest(t, "topic"), "/topic/e2e")
+	phase := func(addr, name string) []string {
+		return []string{"STOMPICA_PHASE=" + name, "STOMPICA_WS=ws://" + addr + "/ws", "STOMPICA_TCP=" + addr,
+			"STOMPICA_DURABLE_TOPIC=" + topic, "STOMPICA_DURABLE_AWAY=" + strconv.Itoa(away),
+			"STOMPICA_DURABLE_CLIENT_ID=e2e-browser"}
+	}
+
+	runNode(t, node, phase(b.addr, "durable-away"), "browser.test.mjs")
+	waitDurablesAway(t, b.addr, 2)
+	pub := dial(t, b.addr)
+	for i := 1; i <= away; i++ {
+		send(t, pub, topic, "away-"+strconv.Itoa(i), stomp.SendOpt.Receipt)
+	}
+	for i := 1; i <= queued; i++ {
+		send(t, pub, queue, "job-"+strconv.Itoa(i), stomp.SendOpt.Receipt)
+	}
+	for i := 1; i <= streamed; i++ { // offsets 1..3 of the streams' log
+		send(t, pub, stream, "tick-"+strconv.Itoa(i), stomp.SendOpt.Receipt)
+	}
+	for i := 1; i <= 2; i++ { // offsets 4 and 5
+		send(t, pub, recorded, "price-"+strconv.Itoa(i), stomp.SendOpt.Receipt)
+	}
+	if err := pub.Disconnect(); err != nil {
+		t.Fatalf("go-stomp DISCONNECT: %v", err)
+	}
+
+	runNode(t, node, append(phase(b.addr, "durable-console"),
+		"STOMPICA_DURABLE_QUEUE="+queue, "STOMPICA_DURABLE_QUEUE_DEPTH="+strconv.Itoa(queued),
+		"STOMPICA_STREAM="+stream, "STOMPICA_STREAM_MESSAGES="+strconv.Itoa(streamed), "STOMPICA_RECORDED="+recorded),
+		"console.test.mjs")
+
+	b.stop(t)
+	b = startBrokerProc(t, args...)
+	runNode(t, node, phase(b.addr, "durable-back"), "browser.test.mjs")
+}
+
+// waitDurablesAway waits until the broker at addr lists n durable
+// subscriptions and none is connected: it has seen the subscriber go.
+func waitDurablesAway(t *testing.T, addr string, n int) {
+	t.Helper()
+	var list struct {
+		Count    int `json:"count"`
+		Durables []struct {
+			Key       string `json:"key"`
+			Connected bool   `json:"connected"`
+		} `json:"durables"`
+	}
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		code, body, _ := apiCall(t, addr, "GET", "/api/durables", "", "")
+		if code != 200 || json.Unmarshal([]byte(body), &list) != nil {
+			t.Fatalf("GET /api/durables: %d %s", code, body)
+		}
+		connected := 0
+		for _, d := range list.Durables {
+			if d.Connected {
+				connected++
+			}
+		}
+		if list.Count == n && connected == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %d durable subscriptions, %d connected, want %d away: %s", waitTimeout, list.Count, connected, n, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

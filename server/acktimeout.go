@@ -29,13 +29,7 @@ func (s *Server) ackTimeoutLoop() {
 // unacknowledged since before now - AckTimeout.
 func (s *Server) expireAcks(now time.Time) {
 	deadline := now.Add(-s.opts.AckTimeout).UnixNano()
-	s.mu.Lock()
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range s.connList() {
 		for _, sub := range c.queueSubs() {
 			if sub.ack == ackAuto {
 				continue

@@ -145,6 +145,17 @@ func (c *conn) info(withSubs bool) connInfo {
 	return ci
 }
 
+// connList returns the open connections (a copy, taken under s.mu).
+func (s *Server) connList() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	return conns
+}
+
 // connByID returns the open connection id, or nil.
 func (s *Server) connByID(id uint64) *conn {
 	s.mu.Lock()

@@ -9,6 +9,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/stompica/stompica/store"
 )
 
 // The management API: JSON under /api/ on the HTTP port, for operators and
@@ -29,15 +32,14 @@ import (
 //	GET    /api/topics                   topics with subscribers
 //	GET    /api/errors                   the last ERROR frames sent (newest first)
 //	GET    /api/durables                 durable topic subscriptions (what each keeps)
+//	GET    /api/streams                  streams: /stream/ destinations and recorded topics
+//	GET    /api/streams/{name}           one stream
 //
 // A destination name is one path segment, escaped: /queue/a is
 // /api/queues/%2Fqueue%2Fa, and the original's #jobs is %23jobs. Lists
 // take ?limit=N (the busiest N: most unacked and pending first for
 // connections, deepest first for queues, most subscribers first for
 // topics); the answer's "count" is the total before the limit.
-//
-// Streams (/api/streams) belong here next to queues, topics and durable
-// subscriptions, once the broker has them.
 
 // apiHandler serves /api/.
 func (s *Server) apiHandler() http.Handler {
@@ -55,6 +57,8 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("GET /api/topics", s.apiTopics)
 	mux.HandleFunc("GET /api/errors", s.apiErrors)
 	mux.HandleFunc("GET /api/durables", s.apiDurables)
+	mux.HandleFunc("GET /api/streams", s.apiStreams)
+	mux.HandleFunc("GET /api/streams/{name}", s.apiStream)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		// The mux's own 404 and 405 are plain text: answer in JSON.
 		var allow []string
@@ -194,6 +198,7 @@ func (s *Server) apiIndex(w http.ResponseWriter, r *http.Request) {
 			"GET /api/topics",
 			"GET /api/errors",
 			"GET /api/durables",
+			"GET /api/streams", "GET /api/streams/{name}",
 		},
 	})
 }
@@ -328,12 +333,18 @@ func (s *Server) apiErrors(w http.ResponseWriter, r *http.Request) {
 // keeps, the queue that keeps it (purge or delete it through /api/queues),
 // and that queue's figures.
 type durableInfo struct {
-	Key       string `json:"key"`   // client-id and subscription name, or the RabbitMQ id
-	Topic     string `json:"topic"` // what it records
-	Queue     string `json:"queue"`
-	Depth     int    `json:"depth"`     // kept while the subscriber is away
-	Consumers int    `json:"consumers"` // 1 while the subscriber is connected
-	Unacked   int    `json:"unacked"`
+	Key   string `json:"key"`   // client-id and subscription name, or the RabbitMQ id
+	Style string `json:"style"` // the headers that asked for it: activemq, artemis or rabbitmq
+	Topic string `json:"topic"` // the destination (a name or a pattern) it records
+	Queue string `json:"queue"`
+	// Connected is set while its subscriber is subscribed.
+	Connected bool `json:"connected"`
+	// Stored is set when what it keeps survives a restart (--data-dir or
+	// --nats); without, it lives as long as the process.
+	Stored    bool `json:"stored"`
+	Depth     int  `json:"depth"`     // messages waiting: kept while the subscriber is away
+	Consumers int  `json:"consumers"` // 1 while the subscriber is connected
+	Unacked   int  `json:"unacked"`
 }
 
 func (a durableInfo) busier(b durableInfo) int { return cmp.Compare(b.Depth, a.Depth) }
@@ -342,4 +353,129 @@ func (a durableInfo) before(b durableInfo) int { return cmp.Compare(a.Key, b.Key
 // apiDurables lists the durable topic subscriptions.
 func (s *Server) apiDurables(w http.ResponseWriter, r *http.Request) {
 	serveList(w, r, "durables", s.router.durableStats)
+}
+
+// streamInfo is a stream: a /stream/ destination, or a topic that --record
+// keeps, with what its log holds, who reads it and the limits it is kept
+// by.
+type streamInfo struct {
+	Name     string `json:"name"`
+	Recorded bool   `json:"recorded"` // a topic --record keeps (not under /stream/)
+	Messages uint64 `json:"messages"`
+	// Bytes the messages take in the store; with several streams the
+	// store tells only their total apart, and each gets its share by
+	// message count (bytes_exact false).
+	Bytes      uint64     `json:"bytes"`
+	BytesExact bool       `json:"bytes_exact"`
+	FirstSeq   uint64     `json:"first_seq"` // the x-stream-offset of the oldest message kept
+	LastSeq    uint64     `json:"last_seq"`
+	FirstTime  *time.Time `json:"first_time,omitempty"`
+	LastTime   *time.Time `json:"last_time,omitempty"`
+	// Subscribers get the topic's live messages; readers are the
+	// subscriptions that read its log (every /stream/ subscription, and
+	// a topic subscription with x-stream-offset), replaying or caught up.
+	Subscribers int `json:"subscribers"`
+	Readers     int `json:"readers"`
+	// The limits of the log every stream shares: the oldest messages go
+	// first past either.
+	MaxAgeSeconds float64 `json:"max_age_seconds"`
+	MaxBytes      int64   `json:"max_bytes"`
+}
+
+// The streams with the most messages first; listed by name.
+func (a streamInfo) busier(b streamInfo) int {
+	return cmp.Or(cmp.Compare(b.Messages, a.Messages), cmp.Compare(b.Readers+b.Subscribers, a.Readers+a.Subscribers))
+}
+func (a streamInfo) before(b streamInfo) int { return cmp.Compare(a.Name, b.Name) }
+
+// streamStats lists the streams that hold messages or have readers, in
+// name order. Without a store that keeps streams the list is empty.
+func (s *Server) streamStats() ([]streamInfo, error) {
+	r := s.router
+	st := r.streams()
+	if st == nil {
+		return []streamInfo{}, nil
+	}
+	byName := make(map[string]*streamInfo)
+	get := func(name string) *streamInfo {
+		si := byName[name]
+		if si == nil {
+			si = &streamInfo{Name: name, Recorded: !isStream(name)}
+			byName[name] = si
+		}
+		return si
+	}
+	var limits store.StreamLimits
+	if l, ok := st.(store.StreamLister); ok {
+		list, lim, err := l.StreamList()
+		if err != nil {
+			return nil, err
+		}
+		limits = lim
+		for _, x := range list {
+			si := get(x.Dest)
+			si.Messages, si.Bytes, si.BytesExact = x.Messages, x.Bytes, x.BytesExact
+			si.FirstSeq, si.LastSeq = x.FirstSeq, x.LastSeq
+			if !x.FirstTime.IsZero() {
+				ft, lt := x.FirstTime.UTC(), x.LastTime.UTC()
+				si.FirstTime, si.LastTime = &ft, &lt
+			}
+		}
+	}
+	// Who reads each: the subscriptions reading a log, from the
+	// connections; the live subscribers of a recorded topic, from the
+	// router.
+	for _, c := range s.connList() {
+		c.mu.Lock()
+		subs := c.adm.subs
+		c.mu.Unlock()
+		for _, sub := range subs {
+			if sub.follow != nil {
+				get(sub.dest).Readers++
+			}
+		}
+	}
+	r.mu.RLock()
+	for name, si := range byName {
+		si.Subscribers = len(r.topics[name])
+	}
+	r.mu.RUnlock()
+	out := make([]streamInfo, 0, len(byName))
+	for _, si := range byName {
+		si.MaxAgeSeconds, si.MaxBytes = limits.MaxAge.Seconds(), limits.MaxBytes
+		out = append(out, *si)
+	}
+	slices.SortFunc(out, streamInfo.before)
+	return out, nil
+}
+
+// apiStreams lists the streams.
+func (s *Server) apiStreams(w http.ResponseWriter, r *http.Request) {
+	limit, ok := apiLimit(w, r)
+	if !ok {
+		return
+	}
+	all, err := s.streamStats()
+	if err != nil {
+		apiError(w, http.StatusServiceUnavailable, "store: cannot list the streams: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"count": len(all), "streams": busiest(all, limit)})
+}
+
+// apiStream answers one stream.
+func (s *Server) apiStream(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	all, err := s.streamStats()
+	if err != nil {
+		apiError(w, http.StatusServiceUnavailable, "store: cannot list the streams: "+err.Error())
+		return
+	}
+	for _, si := range all {
+		if si.Name == name {
+			writeJSON(w, http.StatusOK, si)
+			return
+		}
+	}
+	apiError(w, http.StatusNotFound, "no stream "+strconv.Quote(name))
 }

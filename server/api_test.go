@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stompica/stompica/frame"
+	"github.com/stompica/stompica/store/jetstream"
 )
 
 // apiDo sends one request to the broker's HTTP port (redirects not
@@ -192,6 +193,13 @@ func TestAPICloseConnection(t *testing.T) {
 			if q.Unacked != 0 || q.Redelivered != 1 {
 				t.Errorf("queue after the close: %+v", q)
 			}
+			// The connection leaves the list once its close is done (the
+			// queue may see it go a moment before).
+			getPath := "/api/connections/" + strconv.FormatUint(c.ID, 10)
+			waitFor(t, "the closed connection to leave the list", func() bool {
+				resp, _ := apiDo(t, srv, "GET", getPath)
+				return resp.StatusCode == 404
+			})
 			apiJSON(t, srv, how, path, 404, nil)
 
 			var errs apiErrorList
@@ -377,7 +385,7 @@ func TestAPITopicsAndIndex(t *testing.T) {
 		Endpoints []string `json:"endpoints"`
 	}
 	apiJSON(t, srv, "GET", "/api/", 200, &index)
-	if index.Version != Version || len(index.Endpoints) != 12 {
+	if index.Version != Version || len(index.Endpoints) != 14 {
 		t.Errorf("index %+v", index)
 	}
 	apiJSON(t, srv, "GET", "/api/nothing", 404, nil)
@@ -567,5 +575,180 @@ func TestSnapshotOneSource(t *testing.T) {
 	}
 	if ov.Connections.Total != 2 || ov.Unacked != 1 || conns.Count != 2 {
 		t.Errorf("/api/overview %+v, /api/connections count %d", ov, conns.Count)
+	}
+}
+
+// apiStreamList is the answer of GET /api/streams.
+type apiStreamList struct {
+	Count   int          `json:"count"`
+	Streams []streamInfo `json:"streams"`
+}
+
+// TestAPIStreams: /api/streams lists every /stream/ destination and
+// recorded topic with its messages, bytes, first and last offset and time,
+// live subscribers and log readers, and the limits it is kept by.
+func TestAPIStreams(t *testing.T) {
+	var list apiStreamList
+	srv := startServer(t, func(o *Options) {
+		o.Store = openJetStream(t, "", func(o *jetstream.Options) {
+			o.StreamMaxAge = time.Hour
+			o.StreamMaxBytes = 1 << 20
+		})
+		o.Record = []string{"/topic/prices.>"}
+	})
+	apiJSON(t, srv, "GET", "/api/streams", 200, &list)
+	if list.Count != 0 || list.Streams == nil || len(list.Streams) != 0 {
+		t.Fatalf("no stream yet: %+v", list)
+	}
+	body := strings.Repeat("s", 100)
+	before := time.Now().Add(-time.Second) // JetStream's clock, not ours: a margin
+	pub := connected(t, srv, "tcp")
+	for range 3 {
+		pub.publish("/stream/a", body)
+	}
+	var a streamInfo
+	apiJSON(t, srv, "GET", "/api/streams/"+url.PathEscape("/stream/a"), 200, &a)
+	after := time.Now().Add(time.Second)
+	if a.Name != "/stream/a" || a.Recorded || a.Messages != 3 || a.FirstSeq != 1 || a.LastSeq != 3 ||
+		!a.BytesExact || a.Bytes < 3*uint64(len(body)) || a.Bytes > 3*uint64(len(body)+1024) ||
+		a.MaxAgeSeconds != 3600 || a.MaxBytes != 1<<20 || a.Readers != 0 || a.Subscribers != 0 {
+		t.Fatalf("/stream/a: %+v", a)
+	}
+	if a.FirstTime == nil || a.LastTime == nil || a.FirstTime.Before(before) || a.LastTime.Before(*a.FirstTime) ||
+		a.LastTime.After(after) {
+		t.Fatalf("/stream/a times %v..%v, want within %v..%v", a.FirstTime, a.LastTime, before, after)
+	}
+	exactBytes := a.Bytes
+
+	pub.publish("/topic/prices.eur", body)
+	pub.publish("/topic/prices.eur", body)
+	pub.publish("/topic/other", "not recorded")
+	reader := connected(t, srv, "ws")
+	reader.subscribeNoWait("/stream/a", "r", "x-stream-offset", "first")
+	for n := uint64(1); n <= 3; n++ {
+		reader.expectOffset(body, n)
+	}
+	live := connected(t, srv, "tcp")
+	live.subscribe("/topic/prices.eur", "l")
+	replay := connected(t, srv, "tcp")
+	replay.subscribeNoWait("/topic/prices.eur", "p", "x-stream-offset", "first")
+	replay.expectOffset(body, 4)
+	replay.expectOffset(body, 5)
+	reader.sync()
+	replay.sync()
+
+	apiJSON(t, srv, "GET", "/api/streams", 200, &list)
+	if list.Count != 2 || len(list.Streams) != 2 {
+		t.Fatalf("two streams: %+v", list)
+	}
+	a, eur := list.Streams[0], list.Streams[1]
+	if a.Name != "/stream/a" || a.Messages != 3 || a.FirstSeq != 1 || a.LastSeq != 3 || a.Readers != 1 || a.Subscribers != 0 {
+		t.Errorf("/stream/a: %+v", a)
+	}
+	if eur.Name != "/topic/prices.eur" || !eur.Recorded || eur.Messages != 2 || eur.FirstSeq != 4 || eur.LastSeq != 5 ||
+		eur.Readers != 1 || eur.Subscribers != 1 || eur.MaxBytes != 1<<20 {
+		t.Errorf("/topic/prices.eur: %+v", eur)
+	}
+	// Several streams share one log: each gets its share of its bytes by
+	// message count (3 to 2 here), said to be a share.
+	if a.BytesExact || eur.BytesExact || a.Bytes < exactBytes*9/10 || a.Bytes > exactBytes*11/10 ||
+		a.Bytes*2 > eur.Bytes*3+3 || a.Bytes*2+3 < eur.Bytes*3 {
+		t.Errorf("bytes: /stream/a %d (alone %d), /topic/prices.eur %d", a.Bytes, exactBytes, eur.Bytes)
+	}
+	apiJSON(t, srv, "GET", "/api/streams?limit=1", 200, &list)
+	if list.Count != 2 || len(list.Streams) != 1 || list.Streams[0].Name != "/stream/a" {
+		t.Errorf("?limit=1 (the most messages): %+v", list)
+	}
+	apiJSON(t, srv, "GET", "/api/streams/"+url.PathEscape("/topic/other"), 404, nil)
+
+	// A reader that goes is no longer counted.
+	reader.close()
+	apiWait(t, srv, "/api/streams/"+url.PathEscape("/stream/a"), "the reader to go", func(s streamInfo) bool { return s.Readers == 0 })
+}
+
+// TestAPIStreamsWithoutStore: without a store that keeps streams there
+// are none.
+func TestAPIStreamsWithoutStore(t *testing.T) {
+	var list apiStreamList
+	srv := startServer(t, nil)
+	apiJSON(t, srv, "GET", "/api/streams", 200, &list)
+	if list.Count != 0 || list.Streams == nil || len(list.Streams) != 0 {
+		t.Errorf("memory store: %+v", list)
+	}
+}
+
+// TestAPIDurables: /api/durables lists every durable subscription with its
+// style, destination, whether its subscriber is connected and the messages
+// waiting for it; /api/queues marks the queues whose messages are stored.
+func TestAPIDurables(t *testing.T) {
+	for _, stored := range []bool{true, false} {
+		t.Run(map[bool]string{true: "jetstream", false: "memory"}[stored], func(t *testing.T) {
+			srv := startServer(t, func(o *Options) {
+				if stored {
+					o.Store = openJetStream(t, "")
+				}
+			})
+			here := dial(t, srv, "ws")
+			here.connect("1.2", "client-id", "app")
+			here.subscribe("/topic/dur", "s1", "activemq.subscriptionName", "here")
+			away := connected(t, srv, "tcp")
+			away.subscribe("/topic/dur.>", "r1", "durable", "true", "auto-delete", "false")
+			away.close()
+			waitFor(t, "the away subscriber to go", func() bool {
+				q, _ := srv.router.queueInfoOf(durablePrefix + "rabbitmq/_r1")
+				return q.Consumers == 0
+			})
+			pub := dial(t, srv, "tcp")
+			pub.connect("1.2", "login", "pub")
+			for range 3 {
+				pub.publish("/topic/dur", "to here")
+			}
+			for range 4 {
+				pub.publish("/topic/dur.x", "to away")
+			}
+			for range 3 {
+				here.expectMessage("to here")
+			}
+			pub.publish("/queue/plain", "p")
+			pub.subscribe("/temp-queue/t", "t")
+			pub.sendFrame(frame.SEND, "to me", "destination", "/temp-queue/t")
+			pub.expectMessage("to me")
+
+			want := []durableInfo{
+				{Key: "activemq/_app/_here", Style: "activemq", Topic: "/topic/dur", Queue: durablePrefix + "activemq/_app/_here",
+					Connected: true, Stored: stored, Depth: 0, Consumers: 1},
+				{Key: "rabbitmq/_r1", Style: "rabbitmq", Topic: "/topic/dur.>", Queue: durablePrefix + "rabbitmq/_r1",
+					Connected: false, Stored: stored, Depth: 4, Consumers: 0},
+			}
+			var list struct {
+				Count    int           `json:"count"`
+				Durables []durableInfo `json:"durables"`
+			}
+			list = apiWait(t, srv, "/api/durables", "the durables' figures", func(l struct {
+				Count    int           `json:"count"`
+				Durables []durableInfo `json:"durables"`
+			}) bool {
+				return l.Count == 2 && len(l.Durables) == 2 && l.Durables[0] == want[0] && l.Durables[1] == want[1]
+			})
+			if list.Count != 2 {
+				t.Fatalf("durables %+v", list)
+			}
+			apiJSON(t, srv, "GET", "/api/durables?limit=1", 200, &list)
+			if list.Count != 2 || len(list.Durables) != 1 || list.Durables[0] != want[1] {
+				t.Errorf("?limit=1 (the most waiting): %+v", list)
+			}
+
+			var queues apiQueueList
+			apiJSON(t, srv, "GET", "/api/queues", 200, &queues)
+			durable := map[string]bool{}
+			for _, q := range queues.Queues {
+				durable[q.Name] = q.Durable
+			}
+			tmp := replyPrefix + strconv.FormatUint(apiConnOf(t, srv, "pub").ID, 10) + ".t"
+			if len(durable) != 4 || durable["/queue/plain"] != stored || durable[want[0].Queue] != stored ||
+				durable[want[1].Queue] != stored || durable[tmp] {
+				t.Errorf("durable marks %v (stored %v, temporary %s never)", durable, stored, tmp)
+			}
+		})
 	}
 }

@@ -161,9 +161,13 @@ func (r *router) durableStats() []durableInfo {
 	r.dur.mu.RUnlock()
 	slices.SortFunc(out, func(a, b durableInfo) int { return strings.Compare(a.Key, b.Key) })
 	for i := range out {
-		if q, ok := r.queueInfoOf(out[i].Queue); ok {
-			out[i].Depth, out[i].Consumers, out[i].Unacked = q.Depth, q.Consumers, q.Unacked
+		d := &out[i]
+		d.Style, _, _ = strings.Cut(d.Key, "/")
+		d.Stored = r.persistent
+		if q, ok := r.queueInfoOf(d.Queue); ok {
+			d.Depth, d.Consumers, d.Unacked = q.Depth, q.Consumers, q.Unacked
 		}
+		d.Connected = d.Consumers > 0
 	}
 	return out
 }

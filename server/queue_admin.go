@@ -21,6 +21,10 @@ type queueInfo struct {
 	Enqueued    uint64 `json:"enqueued"`
 	Delivered   uint64 `json:"delivered"`   // redeliveries included
 	Redelivered uint64 `json:"redelivered"` // put back after a NACK or a lost consumer
+	// Durable is set when the queue's messages are stored (--data-dir or
+	// --nats), so they survive a restart; temporary queues never are.
+	// Left out when false: DIAG's answer is as it was without a store.
+	Durable bool `json:"durable,omitempty"`
 }
 
 // queueStats lists every queue in name order.
@@ -56,7 +60,7 @@ func queueFigures(qs []*queue) []queueInfo {
 	seen := make(map[*subscription]bool)
 	for i, q := range qs {
 		q.mu.Lock()
-		out[i] = queueInfo{Name: q.name, Depth: q.depthLocked(), Consumers: len(q.consumers)}
+		out[i] = queueInfo{Name: q.name, Depth: q.depthLocked(), Consumers: len(q.consumers), Durable: q.r.stores(q.name)}
 		for _, sub := range q.consumers {
 			if sub.ack != ackAuto && !seen[sub] {
 				seen[sub] = true
@@ -83,6 +87,12 @@ func queueFigures(qs []*queue) []queueInfo {
 		sub.mu.Unlock()
 	}
 	return out
+}
+
+// stores reports whether the queue name keeps its messages in a
+// persistent store.
+func (r *router) stores(name string) bool {
+	return r.persistent && r.storeFor(name) == r.store
 }
 
 // errNoQueue answers an action on a queue name that does not exist.

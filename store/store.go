@@ -199,3 +199,34 @@ type Streams interface {
 	// stored. stop ends the reader; fn is not called once stop returns.
 	Follow(dest string, start StreamStart, original bool, fn func(seq uint64, data []byte)) (stop func(), err error)
 }
+
+// StreamInfo is one stream's figures: a /stream/ destination or a recorded
+// topic, as its log holds it now.
+type StreamInfo struct {
+	Dest     string
+	Messages uint64
+	// Bytes is what the stream's messages take in the store. The log of
+	// every stream is kept together; where the store cannot tell one
+	// stream's bytes apart, Bytes is its share by message count and
+	// BytesExact is false.
+	Bytes      uint64
+	BytesExact bool
+	FirstSeq   uint64
+	LastSeq    uint64
+	FirstTime  time.Time
+	LastTime   time.Time
+}
+
+// StreamLimits are the bounds of the streams' log: the oldest messages go
+// first past MaxAge or MaxBytes (the bytes of every stream together).
+type StreamLimits struct {
+	MaxAge   time.Duration
+	MaxBytes int64
+}
+
+// StreamLister is implemented by a Streams store that lists its streams.
+type StreamLister interface {
+	// StreamList returns every stream that holds messages, in name
+	// order, and the limits they share.
+	StreamList() ([]StreamInfo, StreamLimits, error)
+}

@@ -58,6 +58,9 @@ Commands:
   purge NAME        drop the messages waiting in a queue (not those in flight)
   delete NAME       delete a queue and its messages (refused while it has consumers)
   topics            list the topics with their subscriber counts
+  durables          list the durable topic subscriptions (connected or away, messages waiting)
+  streams           list the streams (/stream/ and recorded topics: messages, bytes, offsets, readers)
+  stream NAME       one stream, with its first and last message's time and its limits
   errors            the last ERROR frames the broker sent (newest first)
 
 Flags (before or after the command):
@@ -168,8 +171,11 @@ var ctlCommands = map[string]ctlCommand{
 		print: printf("purged {purged} messages from {queue}")},
 	"delete": {args: []string{"NAME"}, request: on(http.MethodDelete, "/api/queues/", ""),
 		print: printf("deleted {queue} ({purged} waiting messages dropped)")},
-	"topics": {list: true, request: get("/api/topics"), print: printList("topics", topicColumns, "count")},
-	"errors": {request: get("/api/errors"), print: printList("errors", errorColumns, "total")},
+	"topics":   {list: true, request: get("/api/topics"), print: printList("topics", topicColumns, "count")},
+	"durables": {list: true, request: get("/api/durables"), print: printList("durables", durableColumns, "count")},
+	"streams":  {list: true, request: get("/api/streams"), print: printList("streams", streamColumns, "count")},
+	"stream":   {args: []string{"NAME"}, request: on(http.MethodGet, "/api/streams/", ""), print: printStream},
+	"errors":   {request: get("/api/errors"), print: printList("errors", errorColumns, "total")},
 }
 
 // ctlClient makes the API requests.
@@ -267,7 +273,11 @@ var (
 		{"PREFETCH", "prefetch", nil}, {"UNACKED", "unacked", nil}, {"HELD", "held", nil}}
 	queueColumns = []column{{"QUEUE", "name", nil}, {"DEPTH", "depth", nil}, {"CONSUMERS", "consumers", nil},
 		{"UNACKED", "unacked", nil}, {"ENQUEUED", "enqueued", nil}, {"DELIVERED", "delivered", nil},
-		{"REDELIVERED", "redelivered", nil}}
+		{"REDELIVERED", "redelivered", nil}, {"DURABLE", "durable", yesNo}}
+	durableColumns = []column{{"KEY", "key", nil}, {"STYLE", "style", nil}, {"TOPIC", "topic", nil},
+		{"CONNECTED", "connected", yesNo}, {"WAITING", "depth", nil}, {"UNACKED", "unacked", nil}, {"STORED", "stored", yesNo}}
+	streamColumns = []column{{"STREAM", "name", nil}, {"MESSAGES", "messages", nil}, {"BYTES", "bytes", streamBytes},
+		{"FIRST", "first_seq", nil}, {"LAST", "last_seq", nil}, {"SUBSCRIBERS", "subscribers", nil}, {"READERS", "readers", nil}}
 	topicColumns = []column{{"TOPIC", "name", nil}, {"SUBSCRIBERS", "subscribers", nil}}
 	errorColumns = []column{{"TIME", "time", func(v any, _ map[string]any) string {
 		t, err := time.Parse(time.RFC3339Nano, text(v))
@@ -278,6 +288,23 @@ var (
 	}}, {"CONN", "conn", nil}, {"PEER", "peer", nil}, {"LOGIN", "login", nil}, {"TRANSPORT", "transport", nil},
 		{"MESSAGE", "message", nil}}
 )
+
+// yesNo shows a flag.
+func yesNo(v any, _ map[string]any) string {
+	if v == true {
+		return "yes"
+	}
+	return "no"
+}
+
+// streamBytes shows a stream's bytes, with "~" when they are its share of
+// the log's by message count.
+func streamBytes(v any, row map[string]any) string {
+	if row["bytes_exact"] == false {
+		return "~" + text(v)
+	}
+	return text(v)
+}
 
 // text shows one JSON value: "-" for nothing.
 func text(v any) string {
@@ -402,6 +429,20 @@ func printConnection(w io.Writer, obj map[string]any) error {
 	}
 	fmt.Fprintln(w)
 	return table(w, subColumns, subs)
+}
+
+func printStream(w io.Writer, obj map[string]any) error {
+	obj["bytes"] = streamBytes(obj["bytes"], obj)
+	if age, err := obj["max_age_seconds"].(json.Number).Float64(); err == nil {
+		obj["max_age"] = (time.Duration(age) * time.Second).String()
+	}
+	obj["recorded"] = map[bool]string{true: "a topic --record keeps", false: "a /stream/ destination"}[obj["recorded"] == true]
+	return fields(w, obj, [][2]string{
+		{"stream", "{name} ({recorded})"}, {"messages", "{messages}"}, {"bytes", "{bytes}"},
+		{"first", "offset {first_seq} at {first_time}"}, {"last", "offset {last_seq} at {last_time}"},
+		{"subscribers", "{subscribers} live, {readers} reading the log"},
+		{"limits", "max age {max_age}, max bytes {max_bytes} (all streams together)"},
+	})
 }
 
 func printOverview(w io.Writer, obj map[string]any) error {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stompica/stompica/auth"
 	"github.com/stompica/stompica/server"
+	"github.com/stompica/stompica/store/jetstream"
 )
 
 // ctlWait bounds every wait of these tests.
@@ -25,7 +26,7 @@ const ctlWait = 10 * time.Second
 // ctlServer starts a broker on a random loopback port with a users file
 // (ops, an admin by the ACL, and alice, who may only read and write) and
 // returns its address.
-func ctlServer(t *testing.T) string {
+func ctlServer(t *testing.T, configure ...func(*server.Options)) string {
 	t.Helper()
 	dir := t.TempDir()
 	var users []string
@@ -43,8 +44,12 @@ func ctlServer(t *testing.T) string {
 	if err := os.WriteFile(aclFile, []byte("ops admin #\nalice read,write #\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(&server.Options{Host: "127.0.0.1", Port: -1, UsersFile: usersFile, ACLFile: aclFile,
-		Logger: slog.New(slog.DiscardHandler)})
+	o := &server.Options{Host: "127.0.0.1", Port: -1, UsersFile: usersFile, ACLFile: aclFile,
+		Logger: slog.New(slog.DiscardHandler)}
+	for _, f := range configure {
+		f(o)
+	}
+	srv, err := server.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,6 +157,57 @@ func row(t *testing.T, out, first string) []string {
 	return nil
 }
 
+// TestCtlStreams: durables, streams and stream against a broker with a
+// JetStream store; the queue of a durable subscription is marked durable.
+func TestCtlStreams(t *testing.T) {
+	st, err := jetstream.Open(jetstream.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ctlServer(t, func(o *server.Options) {
+		o.Store = st
+		o.Record = []string{"/topic/ctl-rec"}
+	})
+	env, run := ctlAsOps(t, addr)
+	sub := stompConnect(t, addr, "alice", "alice-pw")
+	sub.request("SUBSCRIBE", "", "id", "d1", "destination", "/topic/ctl-dur", "durable", "true", "auto-delete", "false")
+	pub := stompConnect(t, addr, "alice", "alice-pw")
+	pub.request("SEND", "s1", "destination", "/stream/ctl-s")
+	pub.request("SEND", "s2", "destination", "/stream/ctl-s")
+	pub.request("SEND", "r1", "destination", "/topic/ctl-rec")
+	pub.request("SEND", "d1", "destination", "/topic/ctl-dur")
+	pub.request("SEND", "d2", "destination", "/topic/ctl-dur")
+	for range 2 {
+		if f := sub.read(); f.cmd != "MESSAGE" {
+			t.Fatalf("durable subscriber got %+v", f)
+		}
+	}
+
+	if got := strings.Join(row(t, run("durables"), "rabbitmq/_d1"), " "); got != "rabbitmq/_d1 rabbitmq /topic/ctl-dur yes 0 0 yes" {
+		t.Errorf("durables: row %q, want connected, 0 waiting, 0 unacked, stored", got)
+	}
+	if got := row(t, run("queues"), "/queue/$durable/rabbitmq/_d1"); got[len(got)-1] != "yes" {
+		t.Errorf("queues: the durable subscription's queue %q is not marked durable", got)
+	}
+	out := run("streams")
+	if f := row(t, out, "/stream/ctl-s"); f[1] != "2" || !strings.HasPrefix(f[2], "~") || f[3] != "1" || f[4] != "2" {
+		t.Errorf("streams: /stream/ctl-s row %q, want 2 messages, a share of the bytes, offsets 1 to 2\n%s", f, out)
+	}
+	if f := row(t, out, "/topic/ctl-rec"); f[1] != "1" || f[3] != "3" || f[4] != "3" {
+		t.Errorf("streams: /topic/ctl-rec row %q, want 1 message at offset 3\n%s", f, out)
+	}
+	out = run("stream", "/topic/ctl-rec")
+	for _, re := range []string{`stream:\s+/topic/ctl-rec \(a topic --record keeps\)`, `messages:\s+1\n`, `first:\s+offset 3 at 20`,
+		`subscribers:\s+0 live, 0 reading the log`, `limits:\s+max age 24h0m0s, max bytes 1073741824`} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("stream /topic/ctl-rec: no %s in\n%s", re, out)
+		}
+	}
+	if code, _, errOut := ctl(env, "stream", "/stream/none"); code != 1 || !strings.Contains(errOut, "404") {
+		t.Errorf("stream /stream/none: exit %d: %s", code, errOut)
+	}
+}
+
 func TestCtlUsage(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -183,13 +239,12 @@ func TestCtlUsage(t *testing.T) {
 	}
 }
 
-// TestCtl: every command against a broker with authentication on: tables,
-// --json, --limit, flags after the command, credentials from the
-// environment, and 401/403.
-func TestCtl(t *testing.T) {
-	addr := ctlServer(t)
+// ctlAsOps returns the environment that makes ctl reach the broker at addr
+// as ops (an admin), and a runner that fails the test unless ctl exits 0
+// and returns what it printed.
+func ctlAsOps(t *testing.T, addr string) (map[string]string, func(args ...string) string) {
 	env := map[string]string{"STOMPICA_URL": "http://" + addr, "STOMPICA_USER": "ops", "STOMPICA_PASSWORD": "ops-pw"}
-	run := func(args ...string) string {
+	return env, func(args ...string) string {
 		t.Helper()
 		code, out, errOut := ctl(env, args...)
 		if code != 0 {
@@ -197,6 +252,14 @@ func TestCtl(t *testing.T) {
 		}
 		return out
 	}
+}
+
+// TestCtl: every command against a broker with authentication on: tables,
+// --json, --limit, flags after the command, credentials from the
+// environment, and 401/403.
+func TestCtl(t *testing.T) {
+	addr := ctlServer(t)
+	env, run := ctlAsOps(t, addr)
 
 	cons := stompConnect(t, addr, "alice", "alice-pw")
 	cons.request("SUBSCRIBE", "", "id", "s1", "destination", "/queue/ctl-work", "ack", "client-individual")
@@ -217,10 +280,10 @@ func TestCtl(t *testing.T) {
 	if !strings.HasPrefix(out, "QUEUE ") {
 		t.Errorf("queues: no header:\n%s", out)
 	}
-	if got := strings.Join(row(t, out, "/queue/ctl-work"), " "); got != "/queue/ctl-work 0 1 3 3 3 0" {
-		t.Errorf("queues: /queue/ctl-work row %q, want depth 0, consumers 1, unacked 3, enqueued 3, delivered 3, redelivered 0\n%s", got, out)
+	if got := strings.Join(row(t, out, "/queue/ctl-work"), " "); got != "/queue/ctl-work 0 1 3 3 3 0 no" {
+		t.Errorf("queues: /queue/ctl-work row %q, want depth 0, consumers 1, unacked 3, enqueued 3, delivered 3, redelivered 0, not durable\n%s", got, out)
 	}
-	if got := strings.Join(row(t, run("queue", "/queue/ctl-idle"), "/queue/ctl-idle"), " "); got != "/queue/ctl-idle 2 0 0 2 0 0" {
+	if got := strings.Join(row(t, run("queue", "/queue/ctl-idle"), "/queue/ctl-idle"), " "); got != "/queue/ctl-idle 2 0 0 2 0 0 no" {
 		t.Errorf("queue /queue/ctl-idle: %q", got)
 	}
 	if out := run("queues", "--limit", "1"); !strings.Contains(out, "(showing the 1 busiest of 2 queues)") ||

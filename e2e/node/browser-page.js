@@ -1,13 +1,17 @@
 // The test page's script, run by Chromium (browser.test.mjs serves it after
 // the @stomp/stompjs UMD bundle). It connects to the broker URL given as
-// ?url=..., subscribes to ?dest=... and reports through window.e2e, which
-// the test polls with page.waitForFunction.
+// ?url=... (with the CONNECT headers of ?connect=JSON, if any), subscribes
+// to ?dest=... (once per header object of ?subs=JSON, else once) and
+// reports through window.e2e, which the test polls with
+// page.waitForFunction.
 /* global StompJs */
 (function () {
   'use strict';
   const params = new URLSearchParams(location.search);
   const url = params.get('url');
   const dest = params.get('dest');
+  const connectHeaders = JSON.parse(params.get('connect') || '{}');
+  const subs = JSON.parse(params.get('subs') || '[{}]');
   const state = {
     connected: false,
     subscribed: false,
@@ -27,6 +31,7 @@
 
   const client = new StompJs.Client({
     brokerURL: url, // the browser's own WebSocket, offering v12.stomp, v11.stomp, v10.stomp
+    connectHeaders,
     reconnectDelay: 0,
     heartbeatIncoming: 0,
     heartbeatOutgoing: 0,
@@ -36,23 +41,27 @@
       state.protocol = client.webSocket.protocol;
       state.version = frame.headers.version;
       state.heartBeat = frame.headers['heart-beat'];
-      client.watchForReceipt('page-sub', () => {
-        state.subscribed = true;
-      });
+      let receipts = 0;
       // Each STOMP frame arrives as one WebSocket message: note its kind.
       client.webSocket.addEventListener('message', (evt) => {
         const text = typeof evt.data === 'string';
         const head = text ? evt.data : new TextDecoder().decode(new Uint8Array(evt.data).slice(0, 16));
         state.wsMessages.push({ kind: text ? 'text' : 'binary', command: head.split('\n')[0] });
       });
-      client.subscribe(dest, (m) => {
-        // @stomp/stompjs v7 keeps received bodies as bytes; body decodes UTF-8.
-        state.messages.push({
-          headers: m.headers,
-          body: m.body,
-          bytes: Array.from(m.binaryBody),
+      subs.forEach((headers, i) => {
+        const receipt = subs.length === 1 ? 'page-sub' : `page-sub-${i}`;
+        client.watchForReceipt(receipt, () => {
+          state.subscribed = ++receipts === subs.length;
         });
-      }, { receipt: 'page-sub' });
+        client.subscribe(dest, (m) => {
+          // @stomp/stompjs v7 keeps received bodies as bytes; body decodes UTF-8.
+          state.messages.push({
+            headers: m.headers,
+            body: m.body,
+            bytes: Array.from(m.binaryBody),
+          });
+        }, { ...headers, receipt });
+      });
     },
     onStompError: (frame) => {
       state.errors.push(`ERROR frame: ${JSON.stringify(frame.headers)} ${frame.body}`);

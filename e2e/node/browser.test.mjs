@@ -2,7 +2,9 @@
 // (served here on 127.0.0.1) that connects to stompica with @stomp/stompjs
 // over the browser's own WebSocket, ws and wss. The page publishes and
 // receives, and a message that Debian's python3-stomp publishes over raw TCP
-// arrives in the page.
+// arrives in the page. Run by TestNodeDurable with STOMPICA_PHASE set, it
+// checks instead that the page's durable subscriptions keep what is
+// published while it is away, across a broker restart (see below).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,8 +12,8 @@ import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join, dirname } from 'node:path';
-import { chromium } from 'playwright-core';
-import { WS_URL, WSS_URL, CHROMIUM, WAIT, unique, pythonSend, withTimeout, annotate } from './env.mjs';
+import { WS_URL, WSS_URL, WAIT, unique, pythonSend, withTimeout, annotate, env } from './env.mjs';
+import { launchChromium, PHASE } from './chromium.mjs';
 
 // BROWSER_WAIT bounds browser-side steps that include Chromium's own work
 // (a new page, a navigation) on a busy 2-core machine.
@@ -50,15 +52,7 @@ before(async () => {
     server.listen(0, '127.0.0.1', resolve);
   });
   pageBase = `http://127.0.0.1:${server.address().port}`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM(),
-    timeout: 30_000,
-    args: [
-      '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--ignore-certificate-errors',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -66,17 +60,28 @@ after(async () => {
   await new Promise((resolve) => (server ? server.close(resolve) : resolve()));
 });
 
-// openPage opens a fresh browser context and loads the test page for
-// brokerURL and destination. report() returns the page's console so far.
-async function openPage(brokerURL, dest) {
+// onPage opens a fresh browser context, loads the test page for brokerURL
+// and destination (extra: the page's connect and subs parameters), runs
+// body(page), then has the page DISCONNECT and waits for its WebSocket to
+// close. A failure carries the page's console.
+async function onPage(brokerURL, dest, extra, body) {
   const context = await browser.newContext();
   const consoleLines = [];
-  const report = () => `--- page console (${brokerURL}):\n${consoleLines.join('\n')}`;
   const page = await context.newPage();
   page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
-  const q = new URLSearchParams({ url: brokerURL, dest });
-  return { context, page, report, load: () => page.goto(`${pageBase}/index.html?${q}`, { timeout: BROWSER_WAIT }) };
+  const q = new URLSearchParams({ url: brokerURL, dest, ...extra });
+  try {
+    await page.goto(`${pageBase}/index.html?${q}`, { timeout: BROWSER_WAIT });
+    await body(page);
+    // DISCONNECT with a receipt, then the WebSocket closes.
+    await page.evaluate(() => window.e2eDisconnect());
+    await waitPage(page, 'the WebSocket to close after DISCONNECT', (s) => s.closed);
+  } catch (err) {
+    throw annotate(err, `--- page console (${brokerURL}):\n${consoleLines.join('\n')}`);
+  } finally {
+    await context.close();
+  }
 }
 
 // waitPage waits until cond(window.e2e, arg) holds or the page reports an
@@ -99,9 +104,7 @@ async function waitPage(page, what, cond, arg) {
 
 async function browserScenario(brokerURL) {
   const dest = `/topic/${unique('browser')}`;
-  const { context, page, report, load } = await openPage(brokerURL, dest);
-  try {
-    await load();
+  await onPage(brokerURL, dest, {}, async (page) => {
     let state = await waitPage(page, 'CONNECTED and the SUBSCRIBE receipt', (s) => s.subscribed);
     assert.equal(state.protocol, 'v12.stomp', 'the browser WebSocket negotiated v12.stomp');
     assert.equal(state.version, '1.2', 'CONNECTED version');
@@ -131,22 +134,84 @@ async function browserScenario(brokerURL) {
     const kinds = (await page.evaluate(() => window.e2e.wsMessages))
       .filter((w) => w.command === 'MESSAGE').map((w) => w.kind);
     assert.deepEqual(kinds, ['text', 'binary', 'text'], 'WebSocket message kinds of the 3 MESSAGE frames');
-
-    // DISCONNECT with a receipt, then the WebSocket closes.
-    await page.evaluate(() => window.e2eDisconnect());
-    await waitPage(page, 'the WebSocket to close after DISCONNECT', (s) => s.closed);
-  } catch (err) {
-    throw annotate(err, report());
-  } finally {
-    await context.close();
-  }
+  });
 }
 
-test('Chromium over ws: @stomp/stompjs page subscribes, publishes, receives; python3-stomp (TCP) to browser', async () => {
-  await browserScenario(WS_URL());
+if (PHASE === '') {
+  test('Chromium over ws: @stomp/stompjs page subscribes, publishes, receives; python3-stomp (TCP) to browser', async () => {
+    await browserScenario(WS_URL());
+  });
+
+  test('Chromium over wss (self-signed test certificate): same scenario', async () => {
+    assert.ok(WSS_URL().startsWith('wss://'));
+    await browserScenario(WSS_URL());
+  });
+}
+
+// A durable topic subscription from @stomp/stompjs in Chromium, in two
+// phases around what the Go driver (TestNodeDurable) does: the page
+// subscribes durably in both styles at once (RabbitMQ: durable:true,
+// auto-delete:false and the id; ActiveMQ: client-id on CONNECT and
+// activemq.subscriptionName), gets a live message on each and goes away;
+// the driver publishes STOMPICA_DURABLE_AWAY messages "away-1".. to the
+// topic and restarts the broker on the same --data-dir; the page comes back
+// with the same headers and gets exactly those messages, in order, on each
+// subscription, then a live one.
+const durable = () => ({
+  topic: env('STOMPICA_DURABLE_TOPIC'),
+  away: Number(env('STOMPICA_DURABLE_AWAY')),
+  page: {
+    connect: JSON.stringify({ 'client-id': env('STOMPICA_DURABLE_CLIENT_ID') }),
+    subs: JSON.stringify([
+      { id: 'browser-durable', durable: 'true', 'auto-delete': 'false' },
+      { id: 'browser-amq', 'activemq.subscriptionName': 'browser-news' },
+    ]),
+  },
 });
 
-test('Chromium over wss (self-signed test certificate): same scenario', async () => {
-  assert.ok(WSS_URL().startsWith('wss://'));
-  await browserScenario(WSS_URL());
-});
+// bySubscription groups the bodies received by subscription id.
+function bySubscription(msgs) {
+  const out = { 'browser-durable': [], 'browser-amq': [] };
+  for (const m of msgs) {
+    assert.ok(m.headers.subscription in out, `a message for subscription ${m.headers.subscription}`);
+    assert.equal(m.headers.redelivered, undefined, `${m.body} flagged redelivered`);
+    out[m.headers.subscription].push(m.body);
+  }
+  return out;
+}
+
+// durablePage runs body(d, page) on the page with the durable
+// subscriptions.
+function durablePage(body) {
+  const d = durable();
+  return onPage(WS_URL(), d.topic, d.page, (page) => body(d, page));
+}
+
+if (PHASE === 'durable-away') {
+  test('Chromium durable subscriptions (RabbitMQ and ActiveMQ headers), phase 1: subscribe, a live message, go away', async () => {
+    await durablePage(async (d, page) => {
+      await waitPage(page, 'CONNECTED and both SUBSCRIBE receipts', (s) => s.subscribed);
+      await page.evaluate(() => window.e2ePublish('live-before'));
+      const state = await waitPage(page, 'live-before on both subscriptions', (s) => s.messages.length >= 2);
+      assert.deepEqual(bySubscription(state.messages), { 'browser-durable': ['live-before'], 'browser-amq': ['live-before'] });
+    });
+  });
+}
+
+if (PHASE === 'durable-back') {
+  test('Chromium durable subscriptions, phase 2 (after a broker restart): exactly the messages published while away, in order, then a live one', async () => {
+    await durablePage(async (d, page) => {
+      const kept = Array.from({ length: d.away }, (_, i) => `away-${i + 1}`);
+      await waitPage(page, 'both subscriptions and what they kept', (s, n) => s.subscribed && s.messages.length >= n, 2 * d.away);
+      await page.evaluate(() => window.e2ePublish('live-after'));
+      const state = await waitPage(page, 'live-after on both subscriptions', (s, n) => s.messages.length >= n, 2 * d.away + 2);
+      // Per subscription, anything kept comes before the live message:
+      // live-after last on each proves nothing more was kept.
+      assert.deepEqual(bySubscription(state.messages), {
+        'browser-durable': [...kept, 'live-after'], 'browser-amq': [...kept, 'live-after'],
+      });
+      assert.equal(state.messages.length, 2 * d.away + 2);
+      for (const m of state.messages) assert.equal(m.headers.destination, d.topic);
+    });
+  });
+}

@@ -9,6 +9,11 @@
 // screenshots (light and dark colour schemes) to the temp folder and
 // prints their paths.
 //
+// A third test runs in the Go driver's durable run (TestNodeDurable, phase
+// durable-console: a broker with --data-dir and --record) and checks the
+// durable queues, durable subscriptions and streams with the figures the
+// driver set up.
+//
 // The console's URL is STOMPICA_HTTP when set, else http://$STOMPICA_TCP
 // (the HTTP console shares the plain STOMP port).
 
@@ -17,23 +22,15 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { TCP_ADDR, CHROMIUM, WAIT, unique, withTimeout, tcpHostPort } from './env.mjs';
+import { TCP_ADDR, WAIT, unique, withTimeout, tcpHostPort, env } from './env.mjs';
+import { launchChromium, PHASE } from './chromium.mjs';
 
 const HTTP_URL = () => process.env.STOMPICA_HTTP || `http://${TCP_ADDR()}`;
 
 let browser;
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM(),
-    timeout: 30_000,
-    args: [
-      '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--ignore-certificate-errors',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -145,7 +142,7 @@ class RawStomp {
 // figure reads the raw number behind a console figure (its data-value).
 const figure = (page, id) => page.$eval(`#${id}`, (e) => Number(e.dataset.value));
 
-test('console: live figures, queue table, and the page\'s own WebSocket client', async () => {
+if (PHASE === '') test('console: live figures, queue table, and the page\'s own WebSocket client', async () => {
   const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, colorScheme: 'light' });
   const page = await context.newPage();
   const problems = [];
@@ -236,7 +233,7 @@ test('console: live figures, queue table, and the page\'s own WebSocket client',
   }
 });
 
-test('console: what is stuck, and fixing it (unacked, close a connection, purge and delete a queue, recent errors)', async () => {
+if (PHASE === '') test('console: what is stuck, and fixing it (unacked, close a connection, purge and delete a queue, recent errors)', async () => {
   const context = await browser.newContext({ viewport: { width: 1440, height: 1200 }, colorScheme: 'light' });
   const page = await context.newPage();
   const problems = [], dialogs = [];
@@ -328,3 +325,77 @@ test('console: what is stuck, and fixing it (unacked, close a connection, purge 
     await context.close();
   }
 });
+
+// The durable run: the driver (TestNodeDurable) left a durable queue with
+// STOMPICA_DURABLE_QUEUE_DEPTH messages, the two durable subscriptions of
+// browser.test.mjs away with STOMPICA_DURABLE_AWAY messages waiting each,
+// and two streams: STOMPICA_STREAM with STOMPICA_STREAM_MESSAGES messages
+// (offsets 1..n, published first) and a recorded topic STOMPICA_RECORDED
+// with 2 after them.
+if (PHASE === 'durable-console') {
+  test('console: durable queues, durable subscriptions (away, messages waiting) and streams, with --data-dir', async () => {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 1300 }, colorScheme: 'light' });
+    const page = await context.newPage();
+    const problems = [];
+    page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    const num = (name) => Number(env(name));
+    const queue = env('STOMPICA_DURABLE_QUEUE'), depth = num('STOMPICA_DURABLE_QUEUE_DEPTH');
+    const topic = env('STOMPICA_DURABLE_TOPIC'), away = num('STOMPICA_DURABLE_AWAY');
+    const clientID = env('STOMPICA_DURABLE_CLIENT_ID');
+    const stream = env('STOMPICA_STREAM'), n = num('STOMPICA_STREAM_MESSAGES'), recorded = env('STOMPICA_RECORDED');
+    try {
+      const resp = await page.goto(`${HTTP_URL()}/console`, { timeout: WAIT });
+      assert.equal(resp.status(), 200);
+      // Every figure of a row, by data-col: {col: [data-value, text]}.
+      const rowOf = (sel) => page.$$eval(`${sel} td[data-col]`, (tds) => Object.fromEntries(
+        tds.map((td) => [td.dataset.col, [td.dataset.value, td.textContent]])));
+      const waitRow = async (sel, what, want) => {
+        try {
+          await page.waitForFunction(([s, w]) => {
+            const tr = document.querySelector(s);
+            return tr && Object.entries(w).every(([col, v]) => tr.querySelector(`td[data-col="${col}"]`)?.dataset.value === String(v));
+          }, [sel, want], { timeout: WAIT });
+        } catch (err) {
+          throw new Error(`${what}: ${err.message}; row: ${JSON.stringify(await rowOf(sel).catch(() => null))}`);
+        }
+        return rowOf(sel);
+      };
+
+      // The durable queue, marked.
+      const qrow = `#queues tr[data-queue="${queue}"]`;
+      await waitRow(qrow, 'the durable queue', { depth });
+      assert.equal(await page.getAttribute(qrow, 'data-durable'), 'true');
+      assert.equal(await page.textContent(`${qrow} td:first-child .mark`), 'durable');
+
+      // The two durable subscriptions: away, each keeping what was published.
+      const keys = { rabbitmq: 'rabbitmq/_browser-durable', activemq: `activemq/_${clientID}/_browser-news` };
+      for (const [style, key] of Object.entries(keys)) {
+        const row = await waitRow(`#durables tr[data-durable="${key}"]`, `durable subscription ${key}`,
+          { waiting: away, connected: false, unacked: 0, stored: true });
+        assert.deepEqual(row, {
+          topic: [topic, topic], style: [style, style], connected: ['false', 'away'],
+          waiting: [String(away), String(away)], unacked: ['0', '0'], stored: ['true', 'yes'],
+        }, `durable subscription ${key}`);
+      }
+      assert.equal(await page.textContent('#durable-count'), '2');
+
+      // The streams: messages and offsets, nobody reading.
+      const srow = await waitRow(`#streams tr[data-stream="${stream}"]`, stream,
+        { messages: n, first: 1, last: n, subscribers: 0, readers: 0 });
+      assert.match(srow.bytes[1], /^~[\d.]+ (B|KiB|MiB)$/, 'two streams share the log: a share of its bytes');
+      assert.ok(Number(srow.bytes[0]) > n * 10, `bytes ${srow.bytes[0]}`);
+      assert.ok(Date.parse(srow.newest[0]) > Date.now() - 5 * 60_000, `newest ${srow.newest[0]}`);
+      await waitRow(`#streams tr[data-stream="${recorded}"]`, recorded,
+        { messages: 2, first: n + 1, last: n + 2, readers: 0 });
+      assert.equal(await page.textContent('#stream-count'), '2');
+
+      const shot = join(tmpdir(), `stompica-console-${process.pid}-durable.png`);
+      await page.screenshot({ path: shot, fullPage: true });
+      console.log(`console screenshot (durable queue, subscriptions and streams): ${shot}`);
+      assert.deepEqual(problems, [], 'the page logged no errors (CSP violations included)');
+    } finally {
+      await context.close();
+    }
+  });
+}

@@ -10,39 +10,18 @@ checks it gets exactly m5 and m6. Prints PASS or FAIL and what it saw.
 """
 import argparse
 import sys
-import threading
 import time
 
-import stomp
-
-
-class Listener(stomp.ConnectionListener):
-    def __init__(self):
-        self.got = []
-        self.errors = []
-        self.cond = threading.Condition()
-
-    def on_message(self, frame):
-        with self.cond:
-            self.got.append((frame.body, int(frame.headers.get("x-stream-offset", "-1"))))
-            self.cond.notify_all()
-
-    def on_error(self, frame):
-        self.errors.append(frame.headers.get("message", "") + " " + frame.body)
-
-    def wait(self, n):
-        deadline = time.time() + 10
-        with self.cond:
-            while len(self.got) < n and time.time() < deadline:
-                self.cond.wait(0.2)
+import e2e_listener
 
 
 def connect(a):
-    conn = stomp.Connection([(a.host, a.port)], heartbeats=(0, 0), auto_content_length=True)
-    listener = Listener()
-    conn.set_listener("", listener)
-    conn.connect(wait=True)
-    return conn, listener
+    return e2e_listener.connect(a.host, a.port)
+
+
+def got(listener):
+    """The bodies and x-stream-offsets received."""
+    return [(f.body, int(f.headers.get("x-stream-offset", "-1"))) for f in listener.frames]
 
 
 def publish(a, bodies):
@@ -67,7 +46,7 @@ def main():
     listener.wait(4)
     time.sleep(0.3)  # anything extra would come now
     conn.disconnect()
-    first = listener.got
+    first = got(listener)
     print("GOT", first)
     bodies = [b for b, _ in first]
     offsets = [o for _, o in first]
@@ -80,8 +59,9 @@ def main():
     listener.wait(2)
     time.sleep(0.3)
     conn.disconnect()
-    print("RESUMED", listener.got)
-    if [b for b, _ in listener.got] != ["m5", "m6"]:
+    resumed = got(listener)
+    print("RESUMED", resumed)
+    if [b for b, _ in resumed] != ["m5", "m6"]:
         print("FAIL resume")
         return 1
     errors += listener.errors

@@ -3,6 +3,7 @@ package jetstream
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -348,4 +349,58 @@ func (s *Store) deleteReader(cons jetstream.Consumer) {
 			s.log.Debug("store: cannot delete a stream reader's consumer; it goes when inactive", "consumer", info.Name, "err", err)
 		}
 	}()
+}
+
+// StreamList implements store.StreamList: the log's subjects with their
+// message counts, and the first and last message of each (two reads per
+// stream). JetStream keeps bytes for the whole log only: with one stream
+// they are its bytes, with more each gets its share by message count.
+func (s *Store) StreamList() ([]store.StreamInfo, store.StreamLimits, error) {
+	if s.isClosed() {
+		return nil, store.StreamLimits{}, ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := s.js.Stream(ctx, streamsName)
+	if err != nil {
+		return nil, store.StreamLimits{}, err
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(streamsSubj+"*"))
+	if err != nil {
+		return nil, store.StreamLimits{}, err
+	}
+	limits := store.StreamLimits{MaxAge: info.Config.MaxAge, MaxBytes: info.Config.MaxBytes}
+	out := make([]store.StreamInfo, 0, len(info.State.Subjects))
+	for subj, n := range info.State.Subjects {
+		dest, err := decodeName(strings.TrimPrefix(subj, streamsSubj))
+		if err != nil || n == 0 {
+			continue // not one of ours
+		}
+		si := store.StreamInfo{Dest: dest, Messages: n}
+		first, err := st.GetMsg(ctx, info.State.FirstSeq, jetstream.WithGetMsgSubject(subj))
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				continue // dropped by the limits since the count
+			}
+			return nil, limits, err
+		}
+		last, err := st.GetLastMsgForSubject(ctx, subj)
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				continue
+			}
+			return nil, limits, err
+		}
+		si.FirstSeq, si.FirstTime = first.Sequence, first.Time
+		si.LastSeq, si.LastTime = last.Sequence, last.Time
+		out = append(out, si)
+	}
+	if info.State.Msgs > 0 {
+		for i := range out {
+			out[i].Bytes = info.State.Bytes * out[i].Messages / info.State.Msgs
+			out[i].BytesExact = len(info.State.Subjects) == 1
+		}
+	}
+	slices.SortFunc(out, func(a, b store.StreamInfo) int { return strings.Compare(a.Dest, b.Dest) })
+	return out, limits, nil
 }
