@@ -1,39 +1,11 @@
 package server
 
-import (
-	"net/http"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-)
-
-// metricsHandler serves /metrics from a registry of this Server only (tests
-// and embedders run many servers in one process, so never the global
-// default registry): the broker collector below plus Go runtime and process
-// collectors.
-func (s *Server) metricsHandler() http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		newBrokerCollector(s),
-		newStoreCollector(s),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:            promLogger{s},
-		ErrorHandling:       promhttp.ContinueOnError,
-		MaxRequestsInFlight: 4,
-	})
-}
-
-type promLogger struct{ s *Server }
-
-func (l promLogger) Println(v ...any) { l.s.log.Warn("metrics", "err", v) }
+import "github.com/prometheus/client_golang/prometheus"
 
 // brokerCollector reads the Server's atomic counters and gauges when
-// scraped: nothing is recorded per message beyond the counters themselves.
-// What it reports are the tables brokerMetrics and labelledMetrics.
+// scraped (/metrics, metricsHandler in http.go): nothing is recorded per
+// message beyond the counters themselves. What it reports are the tables
+// brokerMetrics and labelledMetrics.
 type brokerCollector struct {
 	s        *Server
 	descs    []*prometheus.Desc // brokerMetrics[i]'s descriptor
