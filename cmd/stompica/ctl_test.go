@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stompica/stompica/auth"
+	"github.com/stompica/stompica/internal/testutil"
 	"github.com/stompica/stompica/server"
 )
 
@@ -104,22 +105,11 @@ func (c *stompClient) send(cmd, body string, kv ...string) {
 func (c *stompClient) read() stompFrame {
 	c.t.Helper()
 	c.nc.SetReadDeadline(time.Now().Add(ctlWait))
-	raw, err := c.r.ReadString(0)
+	cmd, hdr, body, err := testutil.ReadFrame(c.r)
 	if err != nil {
-		c.t.Fatalf("reading a frame: %v (got %q)", err, raw)
+		c.t.Fatalf("reading a frame: %v (got %q)", err, body)
 	}
-	raw = strings.TrimLeft(strings.TrimSuffix(raw, "\x00"), "\r\n")
-	head, body, _ := strings.Cut(raw, "\n\n")
-	lines := strings.Split(head, "\n")
-	f := stompFrame{cmd: lines[0], hdr: map[string]string{}, body: body}
-	for _, l := range lines[1:] {
-		if k, v, ok := strings.Cut(l, ":"); ok {
-			if _, dup := f.hdr[k]; !dup {
-				f.hdr[k] = v
-			}
-		}
-	}
-	return f
+	return stompFrame{cmd: cmd, hdr: hdr, body: body}
 }
 
 // request sends a frame with a receipt and waits for the RECEIPT.

@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sys/unix"
+
+	"github.com/stompica/stompica/internal/testutil"
 )
 
 // openPTY opens a pseudo-terminal: the controller side (what a terminal
@@ -42,16 +44,7 @@ func openPTY(t *testing.T) (ptmx, tty *os.File) {
 
 // poll calls done every millisecond until it returns true (poll returns
 // true) or 5 s have passed (poll returns false).
-func poll(done func() bool) bool {
-	deadline := time.Now().Add(5 * time.Second)
-	for !done() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return true
-}
+func poll(done func() bool) bool { return testutil.Poll(5*time.Second, time.Millisecond, done) }
 
 // typeWhenSilent waits until the terminal no longer echoes (the command is
 // reading a password), then types line.

@@ -1,0 +1,61 @@
+// Package testutil holds what the tests of several packages (server, e2e,
+// cmd/stompica) share: one polling helper, and a minimal reader of STOMP
+// frames for their raw test clients. Only tests import it.
+package testutil
+
+import (
+	"bufio"
+	"strings"
+	"testing"
+	"time"
+)
+
+// PollEvery is how long WaitFor sleeps between two looks.
+const PollEvery = 5 * time.Millisecond
+
+// Poll calls done every pause until it returns true (Poll returns true) or
+// timeout has passed (Poll returns false). Every test that waits for a
+// state it cannot be told about polls through it; waits for time itself to
+// pass (a TTL, heart-beat intervals) sleep instead.
+func Poll(timeout, pause time.Duration, done func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !done() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(pause)
+	}
+	return true
+}
+
+// WaitFor polls cond every PollEvery until it holds, failing the test
+// after timeout.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !Poll(timeout, PollEvery, cond) {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// ReadFrame reads the next STOMP frame from r, skipping the heart-beat
+// EOLs before it: its command, its headers (the first of a repeated one
+// wins, as in STOMP 1.2; no unescaping) and its body up to the NUL (no
+// content-length: test frames carry no NUL in their bodies).
+func ReadFrame(r *bufio.Reader) (cmd string, hdr map[string]string, body string, err error) {
+	s, err := r.ReadString(0)
+	if err != nil {
+		return "", nil, s, err
+	}
+	s = strings.TrimLeft(strings.TrimSuffix(s, "\x00"), "\r\n")
+	head, body, _ := strings.Cut(s, "\n\n")
+	lines := strings.Split(head, "\n")
+	hdr = make(map[string]string, len(lines)-1)
+	for _, l := range lines[1:] {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			if _, dup := hdr[k]; !dup {
+				hdr[k] = v
+			}
+		}
+	}
+	return lines[0], hdr, body, nil
+}
