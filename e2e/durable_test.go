@@ -48,11 +48,7 @@ type stompConn struct {
 
 func stompDial(t *testing.T, addr string) *stompConn {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, waitTimeout)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { nc.Close() })
+	nc := testutil.Dial(t, addr, waitTimeout)
 	c := &stompConn{nc: nc, w: bufio.NewWriterSize(nc, 64<<10), frames: make(chan rawFrame, 1<<16)}
 	c.send(t, "CONNECT\naccept-version:1.2\nhost:h\nheart-beat:0,0\n\n\x00")
 	go func() {

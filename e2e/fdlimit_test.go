@@ -39,11 +39,7 @@ type rawFrame struct {
 
 func rawDial(t *testing.T, addr string) *rawConn {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, waitTimeout)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { nc.Close() })
+	nc := testutil.Dial(t, addr, waitTimeout)
 	return &rawConn{nc: nc, br: bufio.NewReader(nc)}
 }
 

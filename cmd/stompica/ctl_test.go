@@ -75,11 +75,7 @@ type stompFrame struct {
 
 func stompConnect(t *testing.T, addr, login, pass string) *stompClient {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, ctlWait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
+	nc := testutil.Dial(t, addr, ctlWait)
 	c := &stompClient{t: t, nc: nc, r: bufio.NewReader(nc)}
 	c.send("CONNECT", "", "accept-version", "1.2", "host", "localhost", "login", login, "passcode", pass, "heart-beat", "0,0")
 	if f := c.read(); f.cmd != "CONNECTED" {

@@ -6,6 +6,7 @@ package testutil
 import (
 	"bufio"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -75,4 +76,16 @@ func RandPattern(r *rand.Rand, wild bool) string {
 		out[i] = segs[r.IntN(len(segs))]
 	}
 	return strings.Join(out, "/")
+}
+
+// Dial connects to addr over TCP within timeout, failing the test when it
+// cannot; the connection is closed when the test ends.
+func Dial(t testing.TB, addr string, timeout time.Duration) net.Conn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return nc
 }
