@@ -27,11 +27,14 @@ func TestAckTimeout(t *testing.T) {
 				b := connected(t, srv, tr)
 				b.subscribe("/queue/slow", "b", "ack", "client-individual")
 				pub := connected(t, srv, tr)
+				// The broker times m1 from its delivery, which is after
+				// this (and may be well before a reads it, on a loaded
+				// machine).
+				sent := time.Now()
 				pub.publish("/queue/slow", "m1")
 				pub.publish("/queue/slow", "m2")
 				// Round-robin: m1 to a, m2 to b; b acknowledges, a does not.
 				m1 := a.expectMessage("m1")
-				sent := time.Now()
 				b.request(frame.ACK, "", "id", ackID(t, b.expectMessage("m2")))
 				re := b.expectMessage("m1")
 				if waited := time.Since(sent); waited < timeout {
