@@ -79,16 +79,20 @@ func TestLoadUsersMalformed(t *testing.T) {
 		{"space inside", "alice: " + h + "\n", "line 1: want login:bcrypt-hash, found white space"},
 		{"star login", "*:" + h + "\n", "line 1: login \"*\" is reserved"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			path := writeFile(t, "users", tc.content)
-			_, err := LoadUsersFile(path)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
-				t.Errorf("err = %v, want it to name %s and contain %q", err, path, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { expectLoadError(t, LoadUsersFile, tc.content, tc.want) })
 	}
 	if _, err := LoadUsersFile(filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Error("missing file: no error")
+	}
+}
+
+// expectLoadError writes content to a file and expects load to fail with
+// an error that names the file and contains want.
+func expectLoadError[T any](t *testing.T, load func(path string) (T, error), content, want string) {
+	t.Helper()
+	path := writeFile(t, "file", content)
+	if _, err := load(path); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path) {
+		t.Errorf("err = %v, want it to name %s and contain %q", err, path, want)
 	}
 }
 
