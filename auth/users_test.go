@@ -6,36 +6,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/stompica/stompica/internal/testutil"
 )
 
-// hashes caches test hashes (bcrypt at the minimum cost).
-var hashes sync.Map
+// hash returns a bcrypt hash of password (cached, at the minimum cost).
+var hash = testutil.BcryptHash
 
-func hash(t testing.TB, password string) string {
-	t.Helper()
-	if h, ok := hashes.Load(password); ok {
-		return h.(string)
-	}
-	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hashes.Store(password, string(h))
-	return string(h)
-}
-
-func writeFile(t testing.TB, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
+// writeFile writes content to a new file name and returns its path.
+var writeFile = testutil.WriteFile
 
 func TestLoadUsers(t *testing.T) {
 	a, b := hash(t, "a"), hash(t, "b")
