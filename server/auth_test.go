@@ -355,6 +355,12 @@ func authDial(t testing.TB, srv *Server) *authClient {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return authClientOn(t, nc)
+}
+
+// authClientOn is a client on the connection nc, which it closes when the
+// test ends.
+func authClientOn(t testing.TB, nc net.Conn) *authClient {
 	t.Cleanup(func() { nc.Close() })
 	c := &authClient{t: t, nc: nc, buf: make([]byte, 64<<10)}
 	c.p.Version = frame.Version12
@@ -644,10 +650,7 @@ func TestAuthServerCertLogin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { nc.Close() })
-		c := &authClient{t: t, nc: nc, buf: make([]byte, 64<<10)}
-		c.p.Version = frame.Version12
-		return c
+		return authClientOn(t, nc)
 	}
 
 	// No login in CONNECT: the certificate's common name is the login.
