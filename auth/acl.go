@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 
 	"github.com/stompica/stompica/sublist"
 )
@@ -49,36 +48,21 @@ import (
 // to "/topic/public.*" and "/topic/public.x", but not to "/topic/#" or
 // "/topic/*.*", which would also receive "/topic/private.x".
 type ACLFile struct {
-	path string
-	cur  atomic.Pointer[acl]
+	fileSource[acl]
 }
 
 // LoadACLFile reads the ACL file at path. Errors name the file and the
 // line.
 func LoadACLFile(path string) (*ACLFile, error) {
-	a := &ACLFile{path: path}
-	if err := a.Reload(); err != nil {
+	a := new(ACLFile)
+	if err := a.open(path, loadACL); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
-// Path returns the file's path.
-func (a *ACLFile) Path() string { return a.path }
-
 // Len returns the number of rules loaded (one per access of a line).
 func (a *ACLFile) Len() int { return len(a.cur.Load().rules) }
-
-// Reload reads the file again. When it fails to load, the rules in force
-// stay and the error names the file and the line.
-func (a *ACLFile) Reload() error {
-	r, err := loadACL(a.path)
-	if err != nil {
-		return err
-	}
-	a.cur.Store(r)
-	return nil
-}
 
 // Authorize reports whether a rule for login or "*" with access a matches
 // dest (or, for a Read of a pattern, covers it).

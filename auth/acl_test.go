@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stompica/stompica/internal/testutil"
 	"github.com/stompica/stompica/sublist"
 )
 
@@ -51,13 +52,7 @@ func TestACLLoadMalformed(t *testing.T) {
 		{"'>' inside a segment", "bob write /queue/a>\n", `line 1: pattern "/queue/a>": '>' inside the segment`},
 		{"'>' not last", "\nbob read /topic/>/x\n", `line 2: pattern "/topic/>/x": '>' must be the last segment`},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			path := writeFile(t, "acl", tc.content)
-			_, err := LoadACLFile(path)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
-				t.Errorf("err = %v, want it to name %s and contain %q", err, path, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { expectLoadError(t, LoadACLFile, tc.content, tc.want) })
 	}
 	if _, err := LoadACLFile(filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Error("missing file: no error")
@@ -130,19 +125,6 @@ func TestACLReload(t *testing.T) {
 	}
 }
 
-// randPattern returns a random pattern over a small alphabet.
-func randPattern(r *rand.Rand, wild bool) string {
-	segs := []string{"a", "b", "c"}
-	if wild {
-		segs = append(segs, "*", ">", "#", "*", "#")
-	}
-	out := make([]string, 1+r.IntN(5))
-	for i := range out {
-		out[i] = segs[r.IntN(len(segs))]
-	}
-	return strings.Join(out, "/")
-}
-
 // ruleOf writes a pattern as an ACL file takes it: a '>' that is not the
 // last segment, which matches one segment, as '*'.
 func ruleOf(p string) string {
@@ -164,7 +146,7 @@ func TestACLTrieAgreesWithMatches(t *testing.T) {
 		var text strings.Builder
 		var patterns []string
 		for range 1 + r.IntN(3) {
-			p := ruleOf(randPattern(r, true))
+			p := ruleOf(testutil.RandPattern(r, true))
 			patterns = append(patterns, p)
 			text.WriteString("u write " + p + "\n")
 		}
@@ -176,7 +158,7 @@ func TestACLTrieAgreesWithMatches(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 50 {
-			d := randPattern(r, false)
+			d := testutil.RandPattern(r, false)
 			want := false
 			for _, p := range patterns {
 				want = want || sublist.Matches(p, d)

@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -53,8 +52,7 @@ var (
 // Reload reads the file again; a file that fails to load keeps the users
 // in force. A UsersFile is safe for concurrent use.
 type UsersFile struct {
-	path string
-	cur  atomic.Pointer[userSet]
+	fileSource[userSet]
 	// sem bounds concurrent bcrypt comparisons (each takes milliseconds of
 	// CPU at cost 10, a quarter second at cost 12).
 	sem chan struct{}
@@ -70,28 +68,24 @@ type userSet struct {
 // LoadUsersFile reads the users file at path. Errors name the file and
 // the line.
 func LoadUsersFile(path string) (*UsersFile, error) {
-	u := &UsersFile{path: path, sem: make(chan struct{}, max(runtime.GOMAXPROCS(0), 1))}
-	if err := u.Reload(); err != nil {
+	u := &UsersFile{sem: make(chan struct{}, max(runtime.GOMAXPROCS(0), 1))}
+	if err := u.open(path, loadUserSet); err != nil {
 		return nil, err
 	}
 	return u, nil
 }
 
-// Path returns the file's path.
-func (u *UsersFile) Path() string { return u.path }
-
 // Len returns the number of users loaded.
 func (u *UsersFile) Len() int { return len(u.cur.Load().users) }
 
-// Reload reads the file again. When it fails to load, the users in force
-// stay and the error names the file and the line.
-func (u *UsersFile) Reload() error {
-	users, err := loadUsers(u.path)
+// loadUserSet reads a users file into a new generation (with an empty
+// verification cache).
+func loadUserSet(path string) (*userSet, error) {
+	users, err := loadUsers(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	u.cur.Store(&userSet{users: users, dummy: pickDummy(users), cache: newVerifyCache()})
-	return nil
+	return &userSet{users: users, dummy: pickDummy(users), cache: newVerifyCache()}, nil
 }
 
 // Authenticate accepts c.Login with its passcode, or, when c.Login is

@@ -6,36 +6,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/stompica/stompica/internal/testutil"
 )
 
-// hashes caches test hashes (bcrypt at the minimum cost).
-var hashes sync.Map
+// hash returns a bcrypt hash of password (cached, at the minimum cost).
+var hash = testutil.BcryptHash
 
-func hash(t testing.TB, password string) string {
-	t.Helper()
-	if h, ok := hashes.Load(password); ok {
-		return h.(string)
-	}
-	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hashes.Store(password, string(h))
-	return string(h)
-}
-
-func writeFile(t testing.TB, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
+// writeFile writes content to a new file name and returns its path.
+var writeFile = testutil.WriteFile
 
 func TestLoadUsers(t *testing.T) {
 	a, b := hash(t, "a"), hash(t, "b")
@@ -79,16 +61,20 @@ func TestLoadUsersMalformed(t *testing.T) {
 		{"space inside", "alice: " + h + "\n", "line 1: want login:bcrypt-hash, found white space"},
 		{"star login", "*:" + h + "\n", "line 1: login \"*\" is reserved"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			path := writeFile(t, "users", tc.content)
-			_, err := LoadUsersFile(path)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
-				t.Errorf("err = %v, want it to name %s and contain %q", err, path, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { expectLoadError(t, LoadUsersFile, tc.content, tc.want) })
 	}
 	if _, err := LoadUsersFile(filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Error("missing file: no error")
+	}
+}
+
+// expectLoadError writes content to a file and expects load to fail with
+// an error that names the file and contains want.
+func expectLoadError[T any](t *testing.T, load func(path string) (T, error), content, want string) {
+	t.Helper()
+	path := writeFile(t, "file", content)
+	if _, err := load(path); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path) {
+		t.Errorf("err = %v, want it to name %s and contain %q", err, path, want)
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/go-stomp/stomp/v3"
+
+	"github.com/stompica/stompica/internal/testutil"
 )
 
 // The operator's side against the real binary: the management API (/api/)
@@ -236,12 +238,11 @@ func TestManagementAPI(t *testing.T) {
 
 	asOps(t, addr, "DELETE", "/api/connections/"+strconv.FormatUint(stuck.ID, 10), 200, nil)
 	expectAdminClose(t, sub)
-	deadline := time.Now().Add(waitTimeout)
-	for asOps(t, addr, "GET", "/api/queues/"+esc(work), 200, &q); q.Depth != 4; asOps(t, addr, "GET", "/api/queues/"+esc(work), 200, &q) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the closed consumer's messages did not go back: %+v", q)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testutil.Poll(waitTimeout, 10*time.Millisecond, func() bool {
+		asOps(t, addr, "GET", "/api/queues/"+esc(work), 200, &q)
+		return q.Depth == 4
+	}) {
+		t.Fatalf("the closed consumer's messages did not go back: %+v", q)
 	}
 	if q.Unacked != 0 || q.Consumers != 0 || q.Redelivered != 4 {
 		t.Errorf("after the close: %+v", q)

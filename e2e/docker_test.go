@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/go-stomp/stomp/v3"
+
+	"github.com/stompica/stompica/internal/testutil"
 )
 
 // dockerTimeout bounds the image build (it downloads the Go image and the
@@ -160,16 +162,12 @@ func testDockerImage(t *testing.T) {
 	addr := docker(t, "port", id, "3490/tcp")
 	addr = strings.Split(addr, "\n")[0]
 
-	deadline := time.Now().Add(time.Minute)
-	for {
-		status := docker(t, "inspect", "--format", "{{.State.Health.Status}}", id)
-		if status == "healthy" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the container is %q, not healthy, a minute after it started", status)
-		}
-		time.Sleep(200 * time.Millisecond)
+	var status string
+	if !testutil.Poll(time.Minute, 200*time.Millisecond, func() bool {
+		status = docker(t, "inspect", "--format", "{{.State.Health.Status}}", id)
+		return status == "healthy"
+	}) {
+		t.Fatalf("the container is %q, not healthy, a minute after it started", status)
 	}
 
 	topic := dest(t, "topic")

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stompica/stompica/internal/testutil"
 )
 
 // The durable queue tests run the real binary with --data-dir: messages a
@@ -46,33 +48,18 @@ type stompConn struct {
 
 func stompDial(t *testing.T, addr string) *stompConn {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, waitTimeout)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { nc.Close() })
+	nc := testutil.Dial(t, addr, waitTimeout)
 	c := &stompConn{nc: nc, w: bufio.NewWriterSize(nc, 64<<10), frames: make(chan rawFrame, 1<<16)}
 	c.send(t, "CONNECT\naccept-version:1.2\nhost:h\nheart-beat:0,0\n\n\x00")
 	go func() {
 		defer close(c.frames)
 		br := bufio.NewReaderSize(nc, 64<<10)
 		for {
-			s, err := br.ReadString(0)
+			cmd, hdr, body, err := testutil.ReadFrame(br)
 			if err != nil {
 				return
 			}
-			s = strings.TrimLeft(strings.TrimSuffix(s, "\x00"), "\r\n")
-			head, body, _ := strings.Cut(s, "\n\n")
-			lines := strings.Split(head, "\n")
-			f := rawFrame{cmd: lines[0], hdr: map[string]string{}, body: body}
-			for _, l := range lines[1:] {
-				if k, v, ok := strings.Cut(l, ":"); ok {
-					if _, dup := f.hdr[k]; !dup {
-						f.hdr[k] = v
-					}
-				}
-			}
-			c.frames <- f
+			c.frames <- rawFrame{cmd: cmd, hdr: hdr, body: body}
 		}
 	}()
 	if f := c.next(t); f.cmd != "CONNECTED" {
@@ -229,19 +216,11 @@ func TestDurableKill9(t *testing.T) {
 	// poll waits until cond holds (under mu), failing after 30s.
 	poll := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		testutil.WaitFor(t, 30*time.Second, what, func() bool {
 			mu.Lock()
-			ok := cond()
-			mu.Unlock()
-			if ok {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			defer mu.Unlock()
+			return cond()
+		})
 	}
 
 	// A consumer that keeps 50 messages unacknowledged.

@@ -15,6 +15,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+
+	"github.com/stompica/stompica/internal/testutil"
 )
 
 // refuseBound is the generous bound on how long a refused client may wait
@@ -37,11 +39,7 @@ type rawFrame struct {
 
 func rawDial(t *testing.T, addr string) *rawConn {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, waitTimeout)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { nc.Close() })
+	nc := testutil.Dial(t, addr, waitTimeout)
 	return &rawConn{nc: nc, br: bufio.NewReader(nc)}
 }
 
@@ -54,22 +52,11 @@ func (c *rawConn) write(frame string) error {
 // read returns the next frame (heart-beat EOLs skipped).
 func (c *rawConn) read() (rawFrame, error) {
 	c.nc.SetReadDeadline(time.Now().Add(waitTimeout))
-	s, err := c.br.ReadString(0)
+	cmd, hdr, body, err := testutil.ReadFrame(c.br)
 	if err != nil {
 		return rawFrame{}, err
 	}
-	s = strings.TrimLeft(strings.TrimSuffix(s, "\x00"), "\r\n")
-	head, body, _ := strings.Cut(s, "\n\n")
-	lines := strings.Split(head, "\n")
-	f := rawFrame{cmd: lines[0], hdr: map[string]string{}, body: body}
-	for _, l := range lines[1:] {
-		if k, v, ok := strings.Cut(l, ":"); ok {
-			if _, dup := f.hdr[k]; !dup {
-				f.hdr[k] = v
-			}
-		}
-	}
-	return f, nil
+	return rawFrame{cmd: cmd, hdr: hdr, body: body}, nil
 }
 
 // connect sends CONNECT (no heart-beats) and returns the answer.
@@ -276,31 +263,23 @@ func TestFileDescriptorLimit(t *testing.T) {
 	for _, nc := range silent {
 		nc.Close()
 	}
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		code, _, err := httpGet(b.addr, "/healthz")
-		if err == nil && code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/healthz after the silent connections closed: %d %v", code, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testutil.Poll(waitTimeout, 20*time.Millisecond, func() bool {
+		code, _, err = httpGet(b.addr, "/healthz")
+		return err == nil && code == http.StatusOK
+	}) {
+		t.Fatalf("/healthz after the silent connections closed: %d %v", code, err)
 	}
 	// One client leaves, another takes its place.
 	clients[1].nc.Close()
-	deadline = time.Now().Add(waitTimeout)
-	for {
+	if !testutil.Poll(waitTimeout, 20*time.Millisecond, func() bool {
 		c := rawDial(t, b.addr)
-		f, err := c.connect()
-		if err == nil && f.cmd == "CONNECTED" {
-			break
+		if f, err = c.connect(); err == nil && f.cmd == "CONNECTED" {
+			return true
 		}
 		c.nc.Close()
-		if time.Now().After(deadline) {
-			t.Fatalf("no client admitted after one left: %v %v", f, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("no client admitted after one left: %v %v", f, err)
 	}
 	exchange("after")
 }

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/go-stomp/stomp/v3"
+
+	"github.com/stompica/stompica/internal/testutil"
 )
 
 const (
@@ -137,8 +139,12 @@ func requireNodeDeps(t *testing.T) string {
 func listenAddrs(t *testing.T, b *broker) (plain, tlsAddr string) {
 	t.Helper()
 	re := regexp.MustCompile(`msg="stompica listening".*?\baddr="?([^\s"]+)"?.*?\btls=(true|false)`)
-	deadline := time.Now().Add(startTimeout)
-	for {
+	if !testutil.Poll(startTimeout, 10*time.Millisecond, func() bool {
+		select {
+		case <-b.done:
+			t.Fatalf("broker exited: %v; log:\n%s", b.waitErr, b.log.String())
+		default:
+		}
 		for _, m := range re.FindAllStringSubmatch(b.log.String(), -1) {
 			if m[2] == "true" {
 				tlsAddr = m[1]
@@ -146,18 +152,11 @@ func listenAddrs(t *testing.T, b *broker) (plain, tlsAddr string) {
 				plain = m[1]
 			}
 		}
-		if plain != "" && tlsAddr != "" {
-			return plain, tlsAddr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("broker did not log both listening lines (tls=false and tls=true) within %v; log:\n%s", startTimeout, b.log.String())
-		}
-		select {
-		case <-b.done:
-			t.Fatalf("broker exited: %v; log:\n%s", b.waitErr, b.log.String())
-		case <-time.After(10 * time.Millisecond):
-		}
+		return plain != "" && tlsAddr != ""
+	}) {
+		t.Fatalf("broker did not log both listening lines (tls=false and tls=true) within %v; log:\n%s", startTimeout, b.log.String())
 	}
+	return plain, tlsAddr
 }
 
 // writeTestCert writes a fresh self-signed ECDSA certificate for 127.0.0.1

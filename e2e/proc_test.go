@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stompica/stompica/internal/testutil"
 )
 
 // Helpers for the packaging tests (npm, release, docker): running make in
@@ -102,12 +104,5 @@ func processGone(pid int) bool {
 
 // waitGone waits up to d for pid to stop running.
 func waitGone(pid int, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for !processGone(pid) {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
+	return testutil.Poll(d, 10*time.Millisecond, func() bool { return processGone(pid) })
 }

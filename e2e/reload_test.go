@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/go-stomp/stomp/v3"
+
+	"github.com/stompica/stompica/internal/testutil"
 )
 
 // usersLine makes a users-file line with the broker's own "stompica passwd"
@@ -32,17 +34,15 @@ func usersLine(t *testing.T, login, password string) string {
 // waitLog waits until the broker's log holds want at least n times.
 func waitLog(t *testing.T, b *broker, want string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for strings.Count(b.log.String(), want) < n {
+	if !testutil.Poll(waitTimeout, 10*time.Millisecond, func() bool {
 		select {
 		case <-b.done:
 			t.Fatalf("the broker exited (%v) while waiting for %q in its log", b.waitErr, want)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%q not in the broker's log %d times within %v", want, n, waitTimeout)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return strings.Count(b.log.String(), want) >= n
+	}) {
+		t.Fatalf("%q not in the broker's log %d times within %v", want, n, waitTimeout)
 	}
 }
 

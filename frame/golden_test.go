@@ -601,3 +601,29 @@ func TestLargeFrames(t *testing.T) {
 		}
 	}
 }
+
+// TestParseDigits: digits only, one to nineteen of them.
+func TestParseDigits(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint64
+		ok   bool
+	}{
+		{"0", 0, true},
+		{"007", 7, true},
+		{"1234567890", 1234567890, true},
+		{"9999999999999999999", 9999999999999999999, true}, // 19 digits
+		{"10000000000000000000", 0, false},                 // 20 digits
+		{"", 0, false},
+		{"+1", 0, false},
+		{"-1", 0, false},
+		{" 1", 0, false},
+		{"1 ", 0, false},
+		{"1a", 0, false},
+		{"١", 0, false}, // a non-ASCII digit
+	} {
+		if got, ok := ParseDigits([]byte(tc.in)); got != tc.want || ok != tc.ok {
+			t.Errorf("ParseDigits(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -314,15 +314,27 @@ func trimCR(b []byte) []byte {
 // no value overflows where int has 32 bits.
 func parseLength(b []byte) (int64, bool) {
 	b = bytes.TrimSpace(b)
-	if len(b) == 0 || len(b) > 10 {
+	if len(b) > 10 {
 		return 0, false
 	}
-	var n int64
+	n, ok := ParseDigits(b)
+	return int64(n), ok
+}
+
+// ParseDigits parses b, one to nineteen decimal digits and nothing else
+// (no sign, no white space), as an unsigned number: the content-length
+// header's syntax, and fixed-width numeric fields. Nineteen digits cannot
+// overflow.
+func ParseDigits(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	var n uint64
 	for _, c := range b {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
-		n = n*10 + int64(c-'0')
+		n = n*10 + uint64(c-'0')
 	}
 	return n, true
 }

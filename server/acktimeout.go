@@ -12,17 +12,7 @@ const ackTimeoutMemory = 1024
 // ackTimeoutLoop takes back, every quarter of Options.AckTimeout (between
 // 10 ms and 1 s), the queue deliveries held past it.
 func (s *Server) ackTimeoutLoop() {
-	tick := min(max(s.opts.AckTimeout/4, 10*time.Millisecond), time.Second)
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.done:
-			return
-		case now := <-t.C:
-			s.expireAcks(now)
-		}
-	}
+	s.every(min(max(s.opts.AckTimeout/4, 10*time.Millisecond), time.Second), s.expireAcks)
 }
 
 // expireAcks redelivers the queue messages of client-ack subscriptions

@@ -18,22 +18,8 @@ import (
 // for `stompica ctl`. Every request goes through withHTTPAuth (http.go):
 // with authentication on it needs a login with admin access to the request
 // path. Requests that change something (POST, DELETE) must also come from
-// the broker's own origin when a browser sends them.
-//
-//	GET    /api/                         what the API offers
-//	GET    /api/overview                 the console's figures (as /console/api)
-//	GET    /api/connections              every connection
-//	GET    /api/connections/{id}         one, with its subscriptions
-//	DELETE /api/connections/{id}         close it (also POST .../{id}/close)
-//	GET    /api/queues                   every queue
-//	GET    /api/queues/{name}            one queue
-//	POST   /api/queues/{name}/purge      drop its waiting messages
-//	DELETE /api/queues/{name}            delete it (refused while it has consumers)
-//	GET    /api/topics                   topics with subscribers
-//	GET    /api/errors                   the last ERROR frames sent (newest first)
-//	GET    /api/durables                 durable topic subscriptions (what each keeps)
-//	GET    /api/streams                  streams: /stream/ destinations and recorded topics
-//	GET    /api/streams/{name}           one stream
+// the broker's own origin when a browser sends them. GET /api/ lists the
+// endpoints (apiRoutes).
 //
 // A destination name is one path segment, escaped: /queue/a is
 // /api/queues/%2Fqueue%2Fa, and the original's #jobs is %23jobs. Lists
@@ -41,24 +27,38 @@ import (
 // connections, deepest first for queues, most subscribers first for
 // topics); the answer's "count" is the total before the limit.
 
+// apiRoute is one endpoint of the API: its method and path (an
+// http.ServeMux pattern) and its handler.
+type apiRoute struct {
+	pattern string
+	handler func(*Server, http.ResponseWriter, *http.Request)
+}
+
+// apiRoutes are the endpoints, in the order GET /api/ lists them.
+var apiRoutes = []apiRoute{
+	{"GET /api/overview", (*Server).serveConsoleAPI}, // the console's figures (as /console/api)
+	{"GET /api/connections", apiList("connections", func(s *Server) []connInfo { return s.snapshot(snapConns).Conns })},
+	{"GET /api/connections/{id}", (*Server).apiConnection},         // one, with its subscriptions
+	{"DELETE /api/connections/{id}", (*Server).apiCloseConnection}, // close it
+	{"POST /api/connections/{id}/close", (*Server).apiCloseConnection},
+	{"GET /api/queues", apiList("queues", func(s *Server) []queueInfo { return s.snapshot(snapQueues).Queues })},
+	{"GET /api/queues/{name}", (*Server).apiQueue},
+	{"POST /api/queues/{name}/purge", apiQueueAction("purged", (*router).purgeQueue)}, // drop its waiting messages
+	{"DELETE /api/queues/{name}", apiQueueAction("deleted", (*router).deleteQueue)},   // refused while it has consumers
+	{"GET /api/topics", apiList("topics", func(s *Server) []topicInfo { return s.snapshot(snapTopics).Topics })},
+	{"GET /api/errors", (*Server).apiErrors},                                                                     // the last ERROR frames sent (newest first)
+	{"GET /api/durables", apiList("durables", func(s *Server) []durableInfo { return s.router.durableStats() })}, // durable topic subscriptions (what each keeps)
+	{"GET /api/streams", (*Server).apiStreams},                                                                   // streams: /stream/ destinations and recorded topics
+	{"GET /api/streams/{name}", (*Server).apiStream},                                                             // one stream
+}
+
 // apiHandler serves /api/.
 func (s *Server) apiHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/{$}", s.apiIndex)
-	mux.HandleFunc("GET /api/overview", s.serveConsoleAPI)
-	mux.HandleFunc("GET /api/connections", s.apiConnections)
-	mux.HandleFunc("GET /api/connections/{id}", s.apiConnection)
-	mux.HandleFunc("DELETE /api/connections/{id}", s.apiCloseConnection)
-	mux.HandleFunc("POST /api/connections/{id}/close", s.apiCloseConnection)
-	mux.HandleFunc("GET /api/queues", s.apiQueues)
-	mux.HandleFunc("GET /api/queues/{name}", s.apiQueue)
-	mux.HandleFunc("POST /api/queues/{name}/purge", s.apiPurgeQueue)
-	mux.HandleFunc("DELETE /api/queues/{name}", s.apiDeleteQueue)
-	mux.HandleFunc("GET /api/topics", s.apiTopics)
-	mux.HandleFunc("GET /api/errors", s.apiErrors)
-	mux.HandleFunc("GET /api/durables", s.apiDurables)
-	mux.HandleFunc("GET /api/streams", s.apiStreams)
-	mux.HandleFunc("GET /api/streams/{name}", s.apiStream)
+	for _, rt := range apiRoutes {
+		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) { rt.handler(s, w, r) })
+	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		// The mux's own 404 and 405 are plain text: answer in JSON.
 		var allow []string
@@ -187,35 +187,24 @@ func (a topicInfo) busier(b topicInfo) int { return cmp.Compare(b.Subscribers, a
 func (a topicInfo) before(b topicInfo) int { return cmp.Compare(a.Name, b.Name) }
 
 func (s *Server) apiIndex(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{
-		"version": Version,
-		"endpoints": []string{
-			"GET /api/overview",
-			"GET /api/connections", "GET /api/connections/{id}",
-			"DELETE /api/connections/{id}", "POST /api/connections/{id}/close",
-			"GET /api/queues", "GET /api/queues/{name}",
-			"POST /api/queues/{name}/purge", "DELETE /api/queues/{name}",
-			"GET /api/topics",
-			"GET /api/errors",
-			"GET /api/durables",
-			"GET /api/streams", "GET /api/streams/{name}",
-		},
-	})
-}
-
-// serveList answers a list endpoint: {"count": the total, key: the
-// busiest ?limit= of list}.
-func serveList[T ranked[T]](w http.ResponseWriter, r *http.Request, key string, list func() []T) {
-	limit, ok := apiLimit(w, r)
-	if !ok {
-		return
+	endpoints := make([]string, len(apiRoutes))
+	for i, rt := range apiRoutes {
+		endpoints[i] = rt.pattern
 	}
-	all := list()
-	writeJSON(w, http.StatusOK, map[string]any{"count": len(all), key: busiest(all, limit)})
+	writeJSON(w, http.StatusOK, map[string]any{"version": Version, "endpoints": endpoints})
 }
 
-func (s *Server) apiConnections(w http.ResponseWriter, r *http.Request) {
-	serveList(w, r, "connections", func() []connInfo { return s.snapshot(snapConns).Conns })
+// apiList is the handler of a list endpoint: {"count": the total, key:
+// the busiest ?limit= of the rows list reads}.
+func apiList[T ranked[T]](key string, list func(*Server) []T) func(*Server, http.ResponseWriter, *http.Request) {
+	return func(s *Server, w http.ResponseWriter, r *http.Request) {
+		limit, ok := apiLimit(w, r)
+		if !ok {
+			return
+		}
+		all := list(s)
+		writeJSON(w, http.StatusOK, map[string]any{"count": len(all), key: busiest(all, limit)})
+	}
 }
 
 // apiConn finds the connection of the request's {id}, or answers 400 or
@@ -256,10 +245,6 @@ func (s *Server) apiCloseConnection(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"closed": c.id, "peer": info.Peer, "login": info.Login})
 }
 
-func (s *Server) apiQueues(w http.ResponseWriter, r *http.Request) {
-	serveList(w, r, "queues", func() []queueInfo { return s.snapshot(snapQueues).Queues })
-}
-
 func (s *Server) apiQueue(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	qi, ok := s.router.queueInfoOf(name)
@@ -277,24 +262,19 @@ type apiQueueResult struct {
 	Deleted bool   `json:"deleted,omitempty"`
 }
 
-func (s *Server) apiPurgeQueue(w http.ResponseWriter, r *http.Request) {
-	s.apiQueueAction(w, r, "purged", (*router).purgeQueue)
-}
-
-func (s *Server) apiDeleteQueue(w http.ResponseWriter, r *http.Request) {
-	s.apiQueueAction(w, r, "deleted", (*router).deleteQueue)
-}
-
-// apiQueueAction purges or deletes (act) the queue the path names, logs it
-// as done ("purged", "deleted") and answers with the messages removed.
-func (s *Server) apiQueueAction(w http.ResponseWriter, r *http.Request, done string, act func(*router, string) (int, error)) {
-	name := r.PathValue("name")
-	n, err := act(s.router, name)
-	if s.queueActionFailed(w, name, err) {
-		return
+// apiQueueAction is the handler that purges or deletes (act) the queue the
+// path names, logs it as done ("purged", "deleted") and answers with the
+// messages removed.
+func apiQueueAction(done string, act func(*router, string) (int, error)) func(*Server, http.ResponseWriter, *http.Request) {
+	return func(s *Server, w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		n, err := act(s.router, name)
+		if s.queueActionFailed(w, name, err) {
+			return
+		}
+		s.log.Info("queue "+done+" by an administrator", "queue", name, "messages", n, "by", httpLogin(r), "from", r.RemoteAddr)
+		writeJSON(w, http.StatusOK, apiQueueResult{Queue: name, Purged: n, Deleted: done == "deleted"})
 	}
-	s.log.Info("queue "+done+" by an administrator", "queue", name, "messages", n, "by", httpLogin(r), "from", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, apiQueueResult{Queue: name, Purged: n, Deleted: done == "deleted"})
 }
 
 // queueActionFailed answers a failed purge or delete (404, 409).
@@ -311,10 +291,6 @@ func (s *Server) queueActionFailed(w http.ResponseWriter, name string, err error
 		apiError(w, http.StatusInternalServerError, err.Error())
 	}
 	return true
-}
-
-func (s *Server) apiTopics(w http.ResponseWriter, r *http.Request) {
-	serveList(w, r, "topics", func() []topicInfo { return s.snapshot(snapTopics).Topics })
 }
 
 // apiErrorList is the answer of GET /api/errors.
@@ -349,11 +325,6 @@ type durableInfo struct {
 
 func (a durableInfo) busier(b durableInfo) int { return cmp.Compare(b.Depth, a.Depth) }
 func (a durableInfo) before(b durableInfo) int { return cmp.Compare(a.Key, b.Key) }
-
-// apiDurables lists the durable topic subscriptions.
-func (s *Server) apiDurables(w http.ResponseWriter, r *http.Request) {
-	serveList(w, r, "durables", s.router.durableStats)
-}
 
 // streamInfo is a stream: a /stream/ destination, or a topic that --record
 // keeps, with what its log holds, who reads it and the limits it is kept

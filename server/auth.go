@@ -42,11 +42,14 @@ const msgAccessRefused = "access refused"
 // calls it, so a bad file fails at startup, naming the file and the line.
 func (s *Server) initAuth() error {
 	o := &s.opts
+	if o.UsersFile != "" && o.Authenticator != nil {
+		return errors.New("stompica: Options.UsersFile and Options.Authenticator are both set; use one")
+	}
+	if o.ACLFile != "" && o.Authorizer != nil {
+		return errors.New("stompica: Options.ACLFile and Options.Authorizer are both set; use one")
+	}
 	s.authn, s.authz = o.Authenticator, o.Authorizer
 	if o.UsersFile != "" {
-		if s.authn != nil {
-			return errors.New("stompica: Options.UsersFile and Options.Authenticator are both set; use one")
-		}
 		u, err := auth.LoadUsersFile(o.UsersFile)
 		if err != nil {
 			return fmt.Errorf("stompica: %w", err)
@@ -54,9 +57,6 @@ func (s *Server) initAuth() error {
 		s.authn = u
 	}
 	if o.ACLFile != "" {
-		if s.authz != nil {
-			return errors.New("stompica: Options.ACLFile and Options.Authorizer are both set; use one")
-		}
 		a, err := auth.LoadACLFile(o.ACLFile)
 		if err != nil {
 			return fmt.Errorf("stompica: %w", err)

@@ -19,45 +19,23 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/stompica/stompica/auth"
 	"github.com/stompica/stompica/frame"
+	"github.com/stompica/stompica/internal/testutil"
 )
 
 const authTimeout = 5 * time.Second
 
-// authHashes caches test hashes (bcrypt at the minimum cost).
-var authHashes sync.Map
+// authHash returns a bcrypt hash of password (cached, at the minimum
+// cost).
+var authHash = testutil.BcryptHash
 
-func authHash(t testing.TB, password string) string {
-	t.Helper()
-	if h, ok := authHashes.Load(password); ok {
-		return h.(string)
-	}
-	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	authHashes.Store(password, string(h))
-	return string(h)
-}
-
-func authWriteFile(t testing.TB, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
+// authWriteFile writes content to a new file name and returns its path.
+var authWriteFile = testutil.WriteFile
 
 // authUsers returns a users file with alice:wonderland, bob:builder and
 // ops:secret.
@@ -74,22 +52,7 @@ func authFastFail(t testing.TB, d time.Duration) {
 }
 
 // authLogBuffer is a concurrency-safe log sink.
-type authLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *authLogBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *authLogBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type authLogBuffer = testutil.SyncBuffer
 
 // authNew returns a Server (not started) and registers its Shutdown.
 func authNew(t testing.TB, o Options) *Server {
@@ -392,6 +355,12 @@ func authDial(t testing.TB, srv *Server) *authClient {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return authClientOn(t, nc)
+}
+
+// authClientOn is a client on the connection nc, which it closes when the
+// test ends.
+func authClientOn(t testing.TB, nc net.Conn) *authClient {
 	t.Cleanup(func() { nc.Close() })
 	c := &authClient{t: t, nc: nc, buf: make([]byte, 64<<10)}
 	c.p.Version = frame.Version12
@@ -681,10 +650,7 @@ func TestAuthServerCertLogin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { nc.Close() })
-		c := &authClient{t: t, nc: nc, buf: make([]byte, 64<<10)}
-		c.p.Version = frame.Version12
-		return c
+		return authClientOn(t, nc)
 	}
 
 	// No login in CONNECT: the certificate's common name is the login.

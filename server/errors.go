@@ -34,17 +34,9 @@ const (
 	numErrorKinds = iota
 )
 
-// errorKinds are the kinds' label values, in kind order.
-var errorKinds = [numErrorKinds]string{
-	kindProtocol:  "protocol",
-	kindLimit:     "limit",
-	kindAuth:      "auth",
-	kindHeartbeat: "heartbeat",
-	kindTimeout:   "timeout",
-	kindWebSocket: "websocket",
-	kindStore:     "store",
-	kindOther:     "other",
-}
+// errorKinds are the kinds' label values, in kind order (TestEnumNames
+// checks that every kind has one).
+var errorKinds = [numErrorKinds]string{"protocol", "limit", "auth", "heartbeat", "timeout", "websocket", "store", "other"}
 
 func (k errKind) String() string {
 	if int(k) < len(errorKinds) {

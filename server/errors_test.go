@@ -150,3 +150,35 @@ func TestCloseReasonTooManyConnections(t *testing.T) {
 		t.Errorf("errors = %d, want 0", n)
 	}
 }
+
+// TestEnumNames: every error kind and close reason has its own name, and
+// the kinds' names (the errors_total label values operators alert on) are
+// the documented ones.
+func TestEnumNames(t *testing.T) {
+	wantKinds := map[errKind]string{
+		kindProtocol: "protocol", kindLimit: "limit", kindAuth: "auth", kindHeartbeat: "heartbeat",
+		kindTimeout: "timeout", kindWebSocket: "websocket", kindStore: "store", kindOther: "other",
+	}
+	if len(wantKinds) != numErrorKinds {
+		t.Fatalf("%d kinds named here, %d declared", len(wantKinds), numErrorKinds)
+	}
+	for k, want := range wantKinds {
+		if got := k.String(); got != want {
+			t.Errorf("kind %d: %q, want %q", k, got, want)
+		}
+	}
+	if got := errKind(numErrorKinds).String(); got != "other" {
+		t.Errorf("kind past the table: %q, want other", got)
+	}
+	seen := map[string]ClosedState{}
+	for r := Open; r < numClosedStates; r++ {
+		name := r.String()
+		if prev, dup := seen[name]; dup || name == "" {
+			t.Errorf("close reason %d is named %q (as %d)", r, name, prev)
+		}
+		seen[name] = r
+	}
+	if got, want := ClosedState(numClosedStates).String(), "ClosedState("+itoa(numClosedStates)+")"; got != want {
+		t.Errorf("reason past the table: %q, want %q", got, want)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/stompica/stompica/frame"
+	"github.com/stompica/stompica/internal/testutil"
 )
 
 // waitTimeout bounds every single wait of the test client (a frame, a
@@ -30,29 +31,16 @@ import (
 const waitTimeout = 5 * time.Second
 
 // pollEvery is how long poll sleeps between two looks.
-const pollEvery = 5 * time.Millisecond
+const pollEvery = testutil.PollEvery
 
-// poll calls done every pause until it returns true (poll returns true) or
-// timeout has passed (poll returns false). Every test that waits for a
-// state it cannot be told about polls through it; waits for time itself to
-// pass (a TTL, heart-beat intervals) sleep instead.
-func poll(timeout, pause time.Duration, done func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for !done() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(pause)
-	}
-	return true
-}
+// poll calls done every pause until it returns true or timeout has passed
+// (testutil.Poll, the polling helper all the tests share).
+var poll = testutil.Poll
 
 // waitFor polls cond until it holds, failing the test after waitTimeout.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	if !poll(waitTimeout, pollEvery, cond) {
-		t.Fatalf("timed out waiting for %s", what)
-	}
+	testutil.WaitFor(t, waitTimeout, what, cond)
 }
 
 // transports are the two ways a client reaches the broker.

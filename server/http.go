@@ -12,6 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/stompica/stompica/web"
 )
 
@@ -56,6 +60,29 @@ func (s *Server) httpHandler() http.Handler {
 		mux.ServeHTTP(w, r)
 	})
 }
+
+// metricsHandler serves /metrics from a registry of this Server only (tests
+// and embedders run many servers in one process, so never the global
+// default registry): the broker collector below plus Go runtime and process
+// collectors.
+func (s *Server) metricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		newBrokerCollector(s),
+		newStoreCollector(s),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:            promLogger{s},
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 4,
+	})
+}
+
+type promLogger struct{ s *Server }
+
+func (l promLogger) Println(v ...any) { l.s.log.Warn("metrics", "err", v) }
 
 // isHTTPHead reports whether the first four bytes of a connection start an
 // HTTP request: GET (pages, metrics, WebSocket upgrades), or POST, PUT,

@@ -1,177 +1,162 @@
 package server
 
-import (
-	"net/http"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-)
-
-// metricsHandler serves /metrics from a registry of this Server only (tests
-// and embedders run many servers in one process, so never the global
-// default registry): the broker collector below plus Go runtime and process
-// collectors.
-func (s *Server) metricsHandler() http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		newBrokerCollector(s),
-		newStoreCollector(s),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:            promLogger{s},
-		ErrorHandling:       promhttp.ContinueOnError,
-		MaxRequestsInFlight: 4,
-	})
-}
-
-type promLogger struct{ s *Server }
-
-func (l promLogger) Println(v ...any) { l.s.log.Warn("metrics", "err", v) }
+import "github.com/prometheus/client_golang/prometheus"
 
 // brokerCollector reads the Server's atomic counters and gauges when
-// scraped: nothing is recorded per message beyond the counters themselves.
+// scraped (/metrics, metricsHandler in http.go): nothing is recorded per
+// message beyond the counters themselves. What it reports are the tables
+// brokerMetrics and labelledMetrics.
 type brokerCollector struct {
-	s *Server
-
-	info, startTime                                            *prometheus.Desc
-	conns, connsTotal, refused                                 *prometheus.Desc
-	connected, subscriptions, pendingBytes                     *prometheus.Desc
-	framesIn, msgsIn, bytesIn, bytesOut, deliveries            *prometheus.Desc
-	acks, nacks, redeliveries, deadLettered, expired           *prometheus.Desc
-	retained, staleDropped, queued, slowConsumers, errorsTotal *prometheus.Desc
-	queueDepth, queueConsumers, queueEnqueued, queueDelivered  *prometheus.Desc
-	queueUnacked, queueRedelivered                             *prometheus.Desc
-	inputPaused, inputPauses, queuedBytes                      *prometheus.Desc
-	httpConns, maxConns                                        *prometheus.Desc
-	txBytes, outputPauses, outputPaused                        *prometheus.Desc
+	s        *Server
+	descs    []*prometheus.Desc // brokerMetrics[i]'s descriptor
+	labelled []*prometheus.Desc // labelledMetrics[i]'s descriptor
 }
 
 func newBrokerCollector(s *Server) *brokerCollector {
-	d := func(name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc("stompica_"+name, help, labels, nil)
+	bc := &brokerCollector{s: s}
+	for _, m := range brokerMetrics {
+		bc.descs = append(bc.descs, prometheus.NewDesc("stompica_"+m.name, m.help, nil, nil))
 	}
-	return &brokerCollector{
-		s:                s,
-		info:             d("info", "Always 1; the version label is the broker's version.", "version"),
-		startTime:        d("start_time_seconds", "When the broker started, in seconds since the Unix epoch."),
-		conns:            d("connections", "Client connections open now (HTTP requests other than WebSocket upgrades excluded).", "transport"),
-		connsTotal:       d("connections_total", "Client connections accepted.", "transport"),
-		httpConns:        d("http_connections", "HTTP connections open now (not upgraded to WebSocket; they count against the connection limit)."),
-		maxConns:         d("max_connections", "The connection limit in force (max_connections, lowered to fit the open-file limit)."),
-		refused:          d("refused_connections_total", "Connections refused (connection limit, shutting down)."),
-		connected:        d("connected", "Connections past CONNECT (STOMP sessions) now."),
-		subscriptions:    d("subscriptions", "Subscriptions now."),
-		pendingBytes:     d("pending_bytes", "Bytes queued for writing to clients now.", "transport"),
-		framesIn:         d("frames_in_total", "STOMP frames received from clients."),
-		msgsIn:           d("messages_in_total", "Messages published (SEND frames routed, committed transactions included)."),
-		bytesIn:          d("bytes_in_total", "Bytes read from clients (STOMP stream; WebSocket payloads)."),
-		bytesOut:         d("bytes_out_total", "Bytes written to clients."),
-		deliveries:       d("deliveries_total", "MESSAGE frames queued to subscribers (redeliveries included)."),
-		acks:             d("acks_total", "Messages acknowledged by ACK frames."),
-		nacks:            d("nacks_total", "Messages rejected by NACK frames."),
-		redeliveries:     d("redeliveries_total", "Queue messages put back for redelivery (NACK, consumer gone)."),
-		deadLettered:     d("dead_lettered_total", "Queue messages moved to the dead-letter queue after too many deliveries."),
-		expired:          d("expired_total", "Messages dropped because their TTL or expires time had passed."),
-		retained:         d("retained_messages", "Topic messages retained for late subscribers (TTL stale queue) now."),
-		staleDropped:     d("stale_dropped_total", "Retained topic messages dropped because the stale queue was full."),
-		queued:           d("queued_messages", "Messages waiting in queues now (all queues)."),
-		slowConsumers:    d("slow_consumer_disconnects_total", "Connections closed as slow consumers."),
-		inputPaused:      d("input_paused", "1 while publishers are paused (max_input_queue_size or the memory budget reached), else 0."),
-		inputPauses:      d("input_pauses_total", "Times publishers were paused because queues were full."),
-		queuedBytes:      d("queued_bytes", "Bytes of messages waiting in queues (bounded by the memory budget)."),
-		txBytes:          d("transaction_bytes", "Bytes held by open transactions now (counted in the memory budget)."),
-		outputPauses:     d("output_pauses_total", "Times the broker stopped reading from a client whose pending output was over max-pending-bytes."),
-		outputPaused:     d("output_paused_connections", "Connections not read now because their pending output is over max-pending-bytes."),
-		errorsTotal:      d("errors_total", "ERROR frames sent to clients for their mistakes, by kind.", "kind"),
-		queueDepth:       d("queue_depth", "Messages waiting in the queue now.", "queue"),
-		queueConsumers:   d("queue_consumers", "Consumers subscribed to the queue now.", "queue"),
-		queueEnqueued:    d("queue_enqueued_total", "Messages ever put on the queue.", "queue"),
-		queueDelivered:   d("queue_delivered_total", "Messages handed to the queue's consumers (redeliveries included).", "queue"),
-		queueUnacked:     d("queue_unacked", "Messages of the queue delivered to consumers and not yet acknowledged (in flight) now.", "queue"),
-		queueRedelivered: d("queue_redelivered_total", "Messages of the queue put back for redelivery (NACK, consumer gone).", "queue"),
+	for _, m := range labelledMetrics {
+		bc.labelled = append(bc.labelled, prometheus.NewDesc("stompica_"+m.name, m.help, []string{m.label}, nil))
 	}
+	return bc
 }
 
 // Describe sends every descriptor (the collector is checked, not "unchecked").
 func (bc *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{
-		bc.info, bc.startTime, bc.conns, bc.connsTotal, bc.refused, bc.connected, bc.subscriptions,
-		bc.pendingBytes, bc.framesIn, bc.msgsIn, bc.bytesIn, bc.bytesOut, bc.deliveries, bc.acks,
-		bc.nacks, bc.redeliveries, bc.deadLettered, bc.expired, bc.retained, bc.staleDropped,
-		bc.queued, bc.slowConsumers, bc.errorsTotal, bc.queueDepth, bc.queueConsumers,
-		bc.inputPaused, bc.inputPauses, bc.queuedBytes, bc.txBytes, bc.outputPauses, bc.outputPaused,
-		bc.queueEnqueued, bc.queueDelivered, bc.queueUnacked, bc.queueRedelivered, bc.httpConns, bc.maxConns,
-	} {
+	for _, d := range bc.descs {
+		ch <- d
+	}
+	for _, d := range bc.labelled {
 		ch <- d
 	}
 }
 
-// Collect reads one snapshot (with the queues).
+// Collect reads one snapshot (with the queues) and sends every series of
+// every metric of the tables.
 func (bc *brokerCollector) Collect(ch chan<- prometheus.Metric) {
-	s := bc.s
-	snap := s.snapshot(snapQueues)
-	c := &snap.Counters
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	sc := &scrape{snapshot: bc.s.snapshot(snapQueues), maxConns: bc.s.maxConns}
+	for i, m := range brokerMetrics {
+		ch <- prometheus.MustNewConstMetric(bc.descs[i], m.typ, m.value(sc))
 	}
-	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	for i, m := range labelledMetrics {
+		m.series(sc, func(v float64, labelValue string) {
+			ch <- prometheus.MustNewConstMetric(bc.labelled[i], m.typ, v, labelValue)
+		})
 	}
+}
 
-	gauge(bc.info, 1, Version)
-	gauge(bc.startTime, float64(snap.Start.UnixNano())/1e9)
+// scrape is what one scrape reads: a snapshot with the queues, and the
+// connection limit in force.
+type scrape struct {
+	*snapshot
+	maxConns int
+}
 
-	gauge(bc.conns, float64(snap.TCP), "tcp")
-	gauge(bc.conns, float64(snap.WS), "ws")
-	gauge(bc.pendingBytes, float64(snap.TCPPending), "tcp")
-	gauge(bc.pendingBytes, float64(snap.WSPending), "ws")
-	gauge(bc.httpConns, float64(snap.HTTP))
-	gauge(bc.maxConns, float64(s.maxConns))
-	counter(bc.connsTotal, c.Connections-min(c.WSConnections, c.Connections), "tcp")
-	counter(bc.connsTotal, c.WSConnections, "ws")
-	counter(bc.refused, c.Refused)
-	gauge(bc.connected, float64(snap.Connected))
-	gauge(bc.subscriptions, float64(snap.Subscriptions))
+const (
+	gauge   = prometheus.GaugeValue
+	counter = prometheus.CounterValue
+)
 
-	counter(bc.framesIn, c.FramesIn)
-	counter(bc.msgsIn, c.MessagesIn)
-	counter(bc.bytesIn, c.BytesIn)
-	counter(bc.bytesOut, c.BytesOut)
-	counter(bc.deliveries, c.Deliveries)
-	counter(bc.acks, c.Acks)
-	counter(bc.nacks, c.Nacks)
-	counter(bc.redeliveries, c.Redeliveries)
-	counter(bc.deadLettered, c.DeadLettered)
-	counter(bc.expired, c.Expired)
-	counter(bc.staleDropped, c.StaleDropped)
-	counter(bc.slowConsumers, c.SlowConsumers)
-	counter(bc.inputPauses, snap.InputPauses)
-	paused := 0.0
-	if snap.InputPaused {
-		paused = 1
-	}
-	gauge(bc.inputPaused, paused)
-	gauge(bc.queuedBytes, float64(snap.QueuedBytes))
-	gauge(bc.txBytes, float64(snap.TxBytes))
-	counter(bc.outputPauses, c.OutputPauses)
-	gauge(bc.outputPaused, float64(snap.OutputPaused))
-	for i, n := range snap.Errors {
-		counter(bc.errorsTotal, n, errorKinds[i])
-	}
-	gauge(bc.retained, float64(snap.Retained))
+// brokerMetric is a metric of one series, named "stompica_"+name.
+type brokerMetric struct {
+	name  string
+	typ   prometheus.ValueType
+	help  string
+	value func(sc *scrape) float64
+}
 
-	for _, q := range snap.Queues {
-		gauge(bc.queueDepth, float64(q.Depth), q.Name)
-		gauge(bc.queueConsumers, float64(q.Consumers), q.Name)
-		gauge(bc.queueUnacked, float64(q.Unacked), q.Name)
-		counter(bc.queueEnqueued, q.Enqueued, q.Name)
-		counter(bc.queueDelivered, q.Delivered, q.Name)
-		counter(bc.queueRedelivered, q.Redelivered, q.Name)
+// brokerMetrics are the broker's metrics of one series each.
+var brokerMetrics = []brokerMetric{
+	{"start_time_seconds", gauge, "When the broker started, in seconds since the Unix epoch.", func(sc *scrape) float64 { return float64(sc.Start.UnixNano()) / 1e9 }},
+	{"http_connections", gauge, "HTTP connections open now (not upgraded to WebSocket; they count against the connection limit).", func(sc *scrape) float64 { return float64(sc.HTTP) }},
+	{"max_connections", gauge, "The connection limit in force (max_connections, lowered to fit the open-file limit).", func(sc *scrape) float64 { return float64(sc.maxConns) }},
+	{"refused_connections_total", counter, "Connections refused (connection limit, shutting down).", func(sc *scrape) float64 { return float64(sc.Counters.Refused) }},
+	{"connected", gauge, "Connections past CONNECT (STOMP sessions) now.", func(sc *scrape) float64 { return float64(sc.Connected) }},
+	{"subscriptions", gauge, "Subscriptions now.", func(sc *scrape) float64 { return float64(sc.Subscriptions) }},
+	{"slow_consumer_disconnects_total", counter, "Connections closed as slow consumers.", func(sc *scrape) float64 { return float64(sc.Counters.SlowConsumers) }},
+
+	{"frames_in_total", counter, "STOMP frames received from clients.", func(sc *scrape) float64 { return float64(sc.Counters.FramesIn) }},
+	{"messages_in_total", counter, "Messages published (SEND frames routed, committed transactions included).", func(sc *scrape) float64 { return float64(sc.Counters.MessagesIn) }},
+	{"bytes_in_total", counter, "Bytes read from clients (STOMP stream; WebSocket payloads).", func(sc *scrape) float64 { return float64(sc.Counters.BytesIn) }},
+	{"bytes_out_total", counter, "Bytes written to clients.", func(sc *scrape) float64 { return float64(sc.Counters.BytesOut) }},
+	{"deliveries_total", counter, "MESSAGE frames queued to subscribers (redeliveries included).", func(sc *scrape) float64 { return float64(sc.Counters.Deliveries) }},
+	{"acks_total", counter, "Messages acknowledged by ACK frames.", func(sc *scrape) float64 { return float64(sc.Counters.Acks) }},
+	{"nacks_total", counter, "Messages rejected by NACK frames.", func(sc *scrape) float64 { return float64(sc.Counters.Nacks) }},
+	{"redeliveries_total", counter, "Queue messages put back for redelivery (NACK, consumer gone).", func(sc *scrape) float64 { return float64(sc.Counters.Redeliveries) }},
+	{"dead_lettered_total", counter, "Queue messages moved to the dead-letter queue after too many deliveries.", func(sc *scrape) float64 { return float64(sc.Counters.DeadLettered) }},
+	{"expired_total", counter, "Messages dropped because their TTL or expires time had passed.", func(sc *scrape) float64 { return float64(sc.Counters.Expired) }},
+	{"retained_messages", gauge, "Topic messages retained for late subscribers (TTL stale queue) now.", func(sc *scrape) float64 { return float64(sc.Retained) }},
+	{"stale_dropped_total", counter, "Retained topic messages dropped because the stale queue was full.", func(sc *scrape) float64 { return float64(sc.Counters.StaleDropped) }},
+
+	{"input_paused", gauge, "1 while publishers are paused (max_input_queue_size or the memory budget reached), else 0.", func(sc *scrape) float64 { return boolGauge(sc.InputPaused) }},
+	{"input_pauses_total", counter, "Times publishers were paused because queues were full.", func(sc *scrape) float64 { return float64(sc.InputPauses) }},
+	{"queued_bytes", gauge, "Bytes of messages waiting in queues (bounded by the memory budget).", func(sc *scrape) float64 { return float64(sc.QueuedBytes) }},
+	{"transaction_bytes", gauge, "Bytes held by open transactions now (counted in the memory budget).", func(sc *scrape) float64 { return float64(sc.TxBytes) }},
+	{"output_pauses_total", counter, "Times the broker stopped reading from a client whose pending output was over max-pending-bytes.", func(sc *scrape) float64 { return float64(sc.Counters.OutputPauses) }},
+	{"output_paused_connections", gauge, "Connections not read now because their pending output is over max-pending-bytes.", func(sc *scrape) float64 { return float64(sc.OutputPaused) }},
+	{"queued_messages", gauge, "Messages waiting in queues now (all queues).", func(sc *scrape) float64 { return float64(sc.Queued) }},
+}
+
+// labelledMetric is a metric with one label, named "stompica_"+name:
+// series sends each of its series to emit.
+type labelledMetric struct {
+	name   string
+	typ    prometheus.ValueType
+	help   string
+	label  string
+	series func(sc *scrape, emit func(v float64, labelValue string))
+}
+
+// labelledMetrics are the broker's metrics with a label. There are no
+// per-topic series: topics are often per user or per entity, and one series
+// each would swamp Prometheus. The console lists them.
+var labelledMetrics = []labelledMetric{
+	{"info", gauge, "Always 1; the version label is the broker's version.", "version", func(_ *scrape, emit func(float64, string)) { emit(1, Version) }},
+	{"connections", gauge, "Client connections open now (HTTP requests other than WebSocket upgrades excluded).", "transport",
+		perTransport(func(sc *scrape) (int, int) { return sc.TCP, sc.WS })},
+	{"connections_total", counter, "Client connections accepted.", "transport", perTransport(func(sc *scrape) (uint64, uint64) {
+		c := &sc.Counters
+		return c.Connections - min(c.WSConnections, c.Connections), c.WSConnections
+	})},
+	{"pending_bytes", gauge, "Bytes queued for writing to clients now.", "transport",
+		perTransport(func(sc *scrape) (int, int) { return sc.TCPPending, sc.WSPending })},
+	{"errors_total", counter, "ERROR frames sent to clients for their mistakes, by kind.", "kind", func(sc *scrape, emit func(float64, string)) {
+		for k, n := range sc.Errors {
+			emit(float64(n), errorKinds[k])
+		}
+	}},
+	{"queue_depth", gauge, "Messages waiting in the queue now.", "queue", perQueue(func(q *queueInfo) int { return q.Depth })},
+	{"queue_consumers", gauge, "Consumers subscribed to the queue now.", "queue", perQueue(func(q *queueInfo) int { return q.Consumers })},
+	{"queue_unacked", gauge, "Messages of the queue delivered to consumers and not yet acknowledged (in flight) now.", "queue", perQueue(func(q *queueInfo) int { return q.Unacked })},
+	{"queue_enqueued_total", counter, "Messages ever put on the queue.", "queue", perQueue(func(q *queueInfo) uint64 { return q.Enqueued })},
+	{"queue_delivered_total", counter, "Messages handed to the queue's consumers (redeliveries included).", "queue", perQueue(func(q *queueInfo) uint64 { return q.Delivered })},
+	{"queue_redelivered_total", counter, "Messages of the queue put back for redelivery (NACK, consumer gone).", "queue", perQueue(func(q *queueInfo) uint64 { return q.Redelivered })},
+}
+
+// perTransport is the series of a metric labelled by transport: tcp and ws.
+func perTransport[N int | uint64](v func(*scrape) (tcp, ws N)) func(*scrape, func(float64, string)) {
+	return func(sc *scrape, emit func(float64, string)) {
+		tcp, ws := v(sc)
+		emit(float64(tcp), "tcp")
+		emit(float64(ws), "ws")
 	}
-	gauge(bc.queued, float64(snap.Queued))
-	// No per-topic series: topics are often per user or per entity, and
-	// one series each would swamp Prometheus. The console lists them.
+}
+
+// perQueue is the series of a metric labelled by queue: one per queue.
+func perQueue[N int | uint64](v func(*queueInfo) N) func(*scrape, func(float64, string)) {
+	return func(sc *scrape, emit func(float64, string)) {
+		for i := range sc.Queues {
+			emit(float64(v(&sc.Queues[i])), sc.Queues[i].Name)
+		}
+	}
+}
+
+// boolGauge is 1 for true, 0 for false.
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

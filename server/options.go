@@ -221,63 +221,30 @@ const DefaultHTTPIdleTimeout = 30 * time.Second
 const DefaultMaxTransactionBytes = 2 * DefaultMaxFrameSize
 
 func (o Options) withDefaults() Options {
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	if o.Port == 0 {
-		o.Port = DefaultPort
-	}
-	if o.Port < 0 {
-		o.Port = 0
-	}
-	if o.TLSPort == 0 {
-		o.TLSPort = DefaultTLSPort
-	}
-	if o.TLSPort < 0 {
-		o.TLSPort = 0
-	}
-	def(&o.MaxConnections, DefaultMaxConnections)
-	def(&o.MaxFrameSize, DefaultMaxFrameSize)
-	def(&o.MaxHeaders, DefaultMaxHeaders)
-	def(&o.MaxHeaderLine, DefaultMaxHeaderLine)
-	def(&o.MaxSubscriptions, DefaultMaxSubscriptions)
-	def(&o.MaxTransactions, DefaultMaxTransactions)
-	def(&o.MaxStaleQueueSize, DefaultMaxStaleQueueSize)
-	def(&o.MaxInputQueueSize, DefaultMaxInputQueueSize)
-	def(&o.MaxPendingBytes, DefaultMaxPendingBytes)
-	def(&o.Prefetch, DefaultPrefetch)
-	def(&o.MaxDestinationLength, DefaultMaxDestinationLength)
-	def(&o.MaxUnacked, DefaultMaxUnacked)
-	def(&o.MaxWebSocketMessage, o.MaxFrameSize)
-	if o.FrameTimeout == 0 {
-		o.FrameTimeout = DefaultFrameTimeout
-	}
-	if o.MemoryBudget == 0 {
-		o.MemoryBudget = DefaultMemoryBudget
-	}
+	orDefaultOff(&o.Port, DefaultPort)
+	orDefaultOff(&o.TLSPort, DefaultTLSPort)
+	orDefault(&o.MaxConnections, DefaultMaxConnections)
+	orDefault(&o.MaxFrameSize, DefaultMaxFrameSize)
+	orDefault(&o.MaxHeaders, DefaultMaxHeaders)
+	orDefault(&o.MaxHeaderLine, DefaultMaxHeaderLine)
+	orDefault(&o.MaxSubscriptions, DefaultMaxSubscriptions)
+	orDefault(&o.MaxTransactions, DefaultMaxTransactions)
+	orDefault(&o.MaxStaleQueueSize, DefaultMaxStaleQueueSize)
+	orDefault(&o.MaxInputQueueSize, DefaultMaxInputQueueSize)
+	orDefault(&o.MaxPendingBytes, DefaultMaxPendingBytes)
+	orDefault(&o.Prefetch, DefaultPrefetch)
+	orDefault(&o.MaxDestinationLength, DefaultMaxDestinationLength)
+	orDefault(&o.MaxUnacked, DefaultMaxUnacked)
+	orDefault(&o.MaxWebSocketMessage, o.MaxFrameSize)
+	orDefault(&o.FrameTimeout, DefaultFrameTimeout)
+	orDefault(&o.MemoryBudget, DefaultMemoryBudget)
 	if o.MaxTransactionBytes <= 0 {
 		o.MaxTransactionBytes = min(DefaultMaxTransactionBytes, max(o.MemoryBudget/4, 1))
 	}
-	if o.ConnectTimeout == 0 {
-		o.ConnectTimeout = DefaultConnectTimeout
-	}
-	if o.HTTPIdleTimeout == 0 {
-		o.HTTPIdleTimeout = DefaultHTTPIdleTimeout
-	}
-	if o.HeartBeatSend == 0 {
-		o.HeartBeatSend = DefaultHeartBeat
-	}
-	if o.HeartBeatRecv == 0 {
-		o.HeartBeatRecv = DefaultHeartBeat
-	}
-	if o.HeartBeatSend < 0 {
-		o.HeartBeatSend = 0
-	}
-	if o.HeartBeatRecv < 0 {
-		o.HeartBeatRecv = 0
-	}
+	orDefault(&o.ConnectTimeout, DefaultConnectTimeout)
+	orDefault(&o.HTTPIdleTimeout, DefaultHTTPIdleTimeout)
+	orDefaultOff(&o.HeartBeatSend, DefaultHeartBeat)
+	orDefaultOff(&o.HeartBeatRecv, DefaultHeartBeat)
 	if o.HeartBeatGrace <= 1 {
 		o.HeartBeatGrace = DefaultHeartBeatGrace
 	}
@@ -285,4 +252,21 @@ func (o Options) withDefaults() Options {
 		o.Logger = slog.Default()
 	}
 	return o
+}
+
+// orDefault sets *v to d when it is zero (unset).
+func orDefault[T int | int64 | time.Duration](v *T, d T) {
+	if *v == 0 {
+		*v = d
+	}
+}
+
+// orDefaultOff sets *v to d when it is zero (unset), and to zero when it is
+// negative (off: no listener, no heart-beats).
+func orDefaultOff[T int | time.Duration](v *T, d T) {
+	if *v < 0 {
+		*v = 0
+	} else {
+		orDefault(v, d)
+	}
 }

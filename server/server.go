@@ -44,13 +44,11 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -175,21 +173,9 @@ func (s *Server) Start() error {
 	if err := s.startCluster(); err != nil {
 		return err
 	}
-	var tlsConf *tls.Config
-	if s.opts.TLSCert != "" || s.opts.TLSKey != "" {
-		conf, err := s.tlsConfig()
-		if err != nil {
-			return err
-		}
-		s.tlsConf.Store(conf)
-		// Every handshake takes the configuration loaded last, so Reload
-		// changes the certificate (and client CA) of new connections.
-		tlsConf = &tls.Config{
-			MinVersion: tls.VersionTLS12,
-			GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-				return s.tlsConf.Load(), nil
-			},
-		}
+	tlsConf, err := s.listenerTLSConfig()
+	if err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port)))
 	if err != nil {
@@ -228,52 +214,6 @@ func (s *Server) TLSAddr() net.Addr {
 		return nil
 	}
 	return s.tlsLn.Addr()
-}
-
-// checkTLS refuses TLS options that cannot work together, naming the
-// missing one by its flag and its Options field.
-func (o *Options) checkTLS() error {
-	switch {
-	case o.TLSKey != "" && o.TLSCert == "":
-		return errors.New("stompica: --tls-key (Options.TLSKey) is set without --tls-cert (Options.TLSCert): give the certificate too")
-	case o.TLSCert != "" && o.TLSKey == "":
-		return errors.New("stompica: --tls-cert (Options.TLSCert) is set without --tls-key (Options.TLSKey): give the private key too")
-	case o.TLSClientCA != "" && o.TLSCert == "":
-		return errors.New("stompica: --tls-client-ca (Options.TLSClientCA) needs a TLS port: --tls-cert and --tls-key (Options.TLSCert, TLSKey) are missing")
-	}
-	return nil
-}
-
-// tlsConfig loads the certificate: TLS 1.2 at least, Go's modern defaults,
-// and optional client certificate verification. Start and Reload call it.
-// An error names the file at fault: the certificate, the key or the CA.
-func (s *Server) tlsConfig() (*tls.Config, error) {
-	certPEM, err := os.ReadFile(s.opts.TLSCert)
-	if err != nil {
-		return nil, fmt.Errorf("stompica: TLS certificate (--tls-cert): %w", err)
-	}
-	keyPEM, err := os.ReadFile(s.opts.TLSKey)
-	if err != nil {
-		return nil, fmt.Errorf("stompica: TLS private key (--tls-key): %w", err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("stompica: TLS certificate %s and key %s: %w", s.opts.TLSCert, s.opts.TLSKey, err)
-	}
-	conf := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-	if s.opts.TLSClientCA != "" {
-		pem, err := os.ReadFile(s.opts.TLSClientCA)
-		if err != nil {
-			return nil, fmt.Errorf("stompica: TLS client CA (--tls-client-ca): %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("stompica: TLS client CA %s: no certificates", s.opts.TLSClientCA)
-		}
-		conf.ClientCAs = pool
-		conf.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return conf, nil
 }
 
 // Addr returns the address of the first listener, or nil before Start.
@@ -396,6 +336,21 @@ func (s *Server) isClosing() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closing
+}
+
+// every calls f with the time, every period, until Shutdown; it returns
+// then. Run it on a goroutine of startGoRoutine.
+func (s *Server) every(period time.Duration, f func(now time.Time)) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case now := <-t.C:
+			f(now)
+		}
+	}
 }
 
 // addConn registers c; it fails when the server is closing or full.

@@ -108,11 +108,10 @@ func TestWSClientCloseNoCode(t *testing.T) {
 	}
 }
 
-func TestWSUnmaskedFrame(t *testing.T) {
-	srv := startServer(t, nil)
-	c := connected(t, srv, "ws")
-	c.nc.SetWriteDeadline(time.Now().Add(waitTimeout))
-	ws.WriteFrame(c.nc, ws.NewTextFrame(c.encode(frame.SEND, "x", "destination", "/topic/a"))) //nolint:errcheck
+// expectWSClose expects, after any ERROR frames, a WebSocket close frame
+// with code want, and then the end of the connection.
+func expectWSClose(t *testing.T, c *client, want ws.StatusCode) {
+	t.Helper()
 	for {
 		ev, ended, err := c.next(waitTimeout)
 		if ended || err != nil {
@@ -126,33 +125,25 @@ func TestWSUnmaskedFrame(t *testing.T) {
 			t.Fatalf("unexpected %s", fmtFrame(ev.f))
 		}
 	}
-	if c.closeCode != ws.StatusProtocolError {
-		t.Errorf("close code %d, want 1002", c.closeCode)
+	if c.closeCode != want {
+		t.Errorf("close code %d, want %d", c.closeCode, want)
 	}
 	c.expectClosed()
+}
+
+func TestWSUnmaskedFrame(t *testing.T) {
+	srv := startServer(t, nil)
+	c := connected(t, srv, "ws")
+	c.nc.SetWriteDeadline(time.Now().Add(waitTimeout))
+	ws.WriteFrame(c.nc, ws.NewTextFrame(c.encode(frame.SEND, "x", "destination", "/topic/a"))) //nolint:errcheck
+	expectWSClose(t, c, ws.StatusProtocolError)
 }
 
 func TestWSMessageTooBig(t *testing.T) {
 	srv := startServer(t, func(o *Options) { o.MaxFrameSize = 4096 })
 	c := connected(t, srv, "ws")
 	c.trySend(string(c.encode(frame.SEND, strings.Repeat("z", 5000), "destination", "/topic/a")))
-	for {
-		ev, ended, err := c.next(waitTimeout)
-		if ended || err != nil {
-			t.Fatalf("no close frame: ended=%v err=%v", ended, err)
-		}
-		if ev.kind == evControl && ev.op == ws.OpClose {
-			c.recordClose(ev)
-			break
-		}
-		if ev.kind == evFrame && ev.f.Command != frame.ERROR {
-			t.Fatalf("unexpected %s", fmtFrame(ev.f))
-		}
-	}
-	if c.closeCode != ws.StatusMessageTooBig {
-		t.Errorf("close code %d, want 1009", c.closeCode)
-	}
-	c.expectClosed()
+	expectWSClose(t, c, ws.StatusMessageTooBig)
 }
 
 // handshake performs a raw WebSocket upgrade and returns the response.

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stompica/stompica/internal/testutil"
 )
 
 func TestCovers(t *testing.T) {
@@ -61,19 +63,6 @@ func TestCovers(t *testing.T) {
 	}
 }
 
-// randPattern returns a random pattern over a small alphabet.
-func randPattern(r *rand.Rand, wild bool) string {
-	segs := []string{"a", "b", "c"}
-	if wild {
-		segs = append(segs, "*", ">", "#", "*", "#")
-	}
-	out := make([]string, 1+r.IntN(5))
-	for i := range out {
-		out[i] = segs[r.IntN(len(segs))]
-	}
-	return strings.Join(out, "/")
-}
-
 // instance returns a random destination that pattern matches.
 func instance(r *rand.Rand, pattern string) string {
 	lits := []string{"a", "b", "c", "d"}
@@ -105,7 +94,7 @@ func TestCoversSound(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	covered := 0
 	for range 20000 {
-		rule, sub := randPattern(r, true), randPattern(r, r.IntN(2) == 0)
+		rule, sub := testutil.RandPattern(r, true), testutil.RandPattern(r, r.IntN(2) == 0)
 		got := Covers(rule, sub)
 		if !IsPattern(sub) {
 			if want := Matches(rule, sub); got != want {

@@ -114,6 +114,7 @@ type Conn struct {
 	wsMask   [4]byte
 	wsMasked bool
 	wsOff    int
+	wsHdr    [ws.MaxHeaderSize - 2]byte // ws.ReadHeaderBuffer's scratch
 	ctl      [125]byte
 
 	out       []byte
@@ -292,46 +293,17 @@ func (c *Conn) wsRead(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		if c.wsLeft == 0 {
-			if n > 0 && c.raw.Buffered() < 2 {
+			// A frame header is at most ws.MaxHeaderSize bytes: with fewer
+			// buffered, reading one could block, so return what p holds.
+			if n > 0 && c.raw.Buffered() < ws.MaxHeaderSize {
 				break
 			}
-			h, err := c.raw.Peek(2)
+			h, err := ws.ReadHeaderBuffer(c.raw, c.wsHdr[:])
 			if err != nil {
 				return n, err
 			}
-			need := 2
-			switch h[1] & 0x7f {
-			case 126:
-				need += 2
-			case 127:
-				need += 8
-			}
-			if h[1]&wsMasked != 0 {
-				need += 4
-			}
-			if n > 0 && c.raw.Buffered() < need {
-				break
-			}
-			if h, err = c.raw.Peek(need); err != nil {
-				return n, err
-			}
-			op := h[0] & 0x0f
-			length := int64(h[1] & 0x7f)
-			pos := 2
-			switch length {
-			case 126:
-				length = int64(binary.BigEndian.Uint16(h[2:]))
-				pos = 4
-			case 127:
-				length = int64(binary.BigEndian.Uint64(h[2:]))
-				pos = 10
-			}
-			c.wsMasked = h[1]&wsMasked != 0
-			if c.wsMasked {
-				copy(c.wsMask[:], h[pos:pos+4])
-			}
-			c.wsOff = 0
-			_, _ = c.raw.Discard(need)
+			op, length := byte(h.OpCode), h.Length
+			c.wsMasked, c.wsMask, c.wsOff = h.Masked, h.Mask, 0
 			if op >= opClose {
 				if length > int64(len(c.ctl)) {
 					return n, errors.New("websocket: oversized control frame")

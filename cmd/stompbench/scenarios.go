@@ -360,27 +360,15 @@ func putDigits(b []byte, v uint64) {
 	}
 }
 
-// getDigits parses a fixed-width decimal field.
-func getDigits(b []byte) (uint64, bool) {
-	var v uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		v = v*10 + uint64(c-'0')
-	}
-	return v, true
-}
-
 // parseBody extracts the fields of a benchmark body; ok is false for a body
 // of another run or not made by stompbench.
 func parseBody(body []byte, runID string) (seq uint64, prod int, ts int64, ok bool) {
 	if len(body) < minBody || string(body[offRun:offRun+lenRun]) != runID {
 		return 0, 0, 0, false
 	}
-	seq, ok1 := getDigits(body[offSeq : offSeq+lenSeq])
-	p, ok2 := getDigits(body[offProd : offProd+lenProd])
-	t, ok3 := getDigits(body[offTS : offTS+lenTS])
+	seq, ok1 := frame.ParseDigits(body[offSeq : offSeq+lenSeq])
+	p, ok2 := frame.ParseDigits(body[offProd : offProd+lenProd])
+	t, ok3 := frame.ParseDigits(body[offTS : offTS+lenTS])
 	return seq, int(p), int64(t), ok1 && ok2 && ok3
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stompica/stompica/auth"
+	"github.com/stompica/stompica/internal/testutil"
 	"github.com/stompica/stompica/server"
 	"github.com/stompica/stompica/store/jetstream"
 )
@@ -79,11 +80,7 @@ type stompFrame struct {
 
 func stompConnect(t *testing.T, addr, login, pass string) *stompClient {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, ctlWait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
+	nc := testutil.Dial(t, addr, ctlWait)
 	c := &stompClient{t: t, nc: nc, r: bufio.NewReader(nc)}
 	c.send("CONNECT", "", "accept-version", "1.2", "host", "localhost", "login", login, "passcode", pass, "heart-beat", "0,0")
 	if f := c.read(); f.cmd != "CONNECTED" {
@@ -109,22 +106,11 @@ func (c *stompClient) send(cmd, body string, kv ...string) {
 func (c *stompClient) read() stompFrame {
 	c.t.Helper()
 	c.nc.SetReadDeadline(time.Now().Add(ctlWait))
-	raw, err := c.r.ReadString(0)
+	cmd, hdr, body, err := testutil.ReadFrame(c.r)
 	if err != nil {
-		c.t.Fatalf("reading a frame: %v (got %q)", err, raw)
+		c.t.Fatalf("reading a frame: %v (got %q)", err, body)
 	}
-	raw = strings.TrimLeft(strings.TrimSuffix(raw, "\x00"), "\r\n")
-	head, body, _ := strings.Cut(raw, "\n\n")
-	lines := strings.Split(head, "\n")
-	f := stompFrame{cmd: lines[0], hdr: map[string]string{}, body: body}
-	for _, l := range lines[1:] {
-		if k, v, ok := strings.Cut(l, ":"); ok {
-			if _, dup := f.hdr[k]; !dup {
-				f.hdr[k] = v
-			}
-		}
-	}
-	return f
+	return stompFrame{cmd: cmd, hdr: hdr, body: body}
 }
 
 // request sends a frame with a receipt and waits for the RECEIPT.

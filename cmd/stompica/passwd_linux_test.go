@@ -5,13 +5,14 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sys/unix"
+
+	"github.com/stompica/stompica/internal/testutil"
 )
 
 // openPTY opens a pseudo-terminal: the controller side (what a terminal
@@ -42,16 +43,7 @@ func openPTY(t *testing.T) (ptmx, tty *os.File) {
 
 // poll calls done every millisecond until it returns true (poll returns
 // true) or 5 s have passed (poll returns false).
-func poll(done func() bool) bool {
-	deadline := time.Now().Add(5 * time.Second)
-	for !done() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return true
-}
+func poll(done func() bool) bool { return testutil.Poll(5*time.Second, time.Millisecond, done) }
 
 // typeWhenSilent waits until the terminal no longer echoes (the command is
 // reading a password), then types line.
@@ -123,19 +115,4 @@ func TestPasswdTerminalNoEcho(t *testing.T) {
 }
 
 // syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.SyncBuffer
