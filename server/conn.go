@@ -52,6 +52,7 @@ type conn struct {
 	clientID  string // CONNECT client-id (durable topic subscriptions)
 	subs      map[string]*subscription
 	subSeq    uint64
+	ackSub    *subscription // the subscription the last 1.2 ACK named (see subByIdx)
 	txs       map[string]*transaction
 	batch     batch
 	hbRecv    time.Duration // client must send something within this (0 = never checked)
@@ -585,6 +586,7 @@ func (c *conn) appendFrameLocked(f *frame.Frame) {
 // more output.
 func (c *conn) appendMessageLocked(prefix, shared []byte, binary bool) {
 	c.grabOutLocked()
+	c.reserveOutLocked(len(prefix) + len(shared) + wsMaxHeader)
 	if c.ws == nil {
 		c.out = append(c.out, prefix...)
 		c.out = append(c.out, shared...)
@@ -731,6 +733,30 @@ func (c *conn) releaseOutLocked() {
 	*c.holder = b[:0]
 	outPool.Put(c.holder)
 	c.holder = nil
+}
+
+// wsMaxHeader is the largest WebSocket frame header the server writes
+// (no mask): what a MESSAGE may add to its STOMP bytes.
+const wsMaxHeader = 10
+
+// reserveOutLocked makes room for n more bytes of output. The buffer
+// doubles when it must grow (append alone grows large slices by a quarter,
+// copying the pending output again at every step); the one it replaces goes
+// back to the pool (in the holder of the pooled one, if any: no other
+// goroutine refers to the output buffer).
+func (c *conn) reserveOutLocked(n int) {
+	if len(c.out)+n <= cap(c.out) {
+		return
+	}
+	nb := make([]byte, len(c.out), max(2*cap(c.out), len(c.out)+n))
+	copy(nb, c.out)
+	old := c.out
+	c.out = nb
+	if c.holder != nil && cap(old) >= 4<<10 && cap(old) <= 256<<10 {
+		*c.holder = old[:0]
+		outPool.Put(c.holder)
+		c.holder = nil
+	}
 }
 
 // pendingLocked is the number of bytes queued for the client.

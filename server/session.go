@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -326,20 +328,16 @@ func (c *conn) onUnsubscribe(f *frame.Frame) error {
 // an optional "subscription".
 func (c *conn) findAck(f *frame.Frame) (*subscription, uint64, error) {
 	if id, ok := f.Get("id"); ok && c.version >= frame.Version12 {
-		s := string(id)
-		dash := strings.IndexByte(s, '-')
-		if dash > 0 {
-			idx, err1 := strconv.ParseUint(s[:dash], 10, 64)
-			mid, err2 := strconv.ParseUint(s[dash+1:], 10, 64)
-			if err1 == nil && err2 == nil {
-				for _, sub := range c.subs {
-					if sub.idx == idx {
-						return sub, mid, nil
-					}
+		if dash := bytes.IndexByte(id, '-'); dash > 0 {
+			idx, ok1 := parseDecimal(id[:dash])
+			mid, ok2 := parseDecimal(id[dash+1:])
+			if ok1 && ok2 {
+				if sub := c.subByIdx(idx); sub != nil {
+					return sub, mid, nil
 				}
 			}
 		}
-		return nil, 0, protocolErr("unknown ack id " + strconv.Quote(s))
+		return nil, 0, protocolErr("unknown ack id " + strconv.Quote(string(id)))
 	}
 	mid, ok := f.Get("message-id")
 	if !ok {
@@ -366,21 +364,53 @@ func (c *conn) findAck(f *frame.Frame) (*subscription, uint64, error) {
 	return nil, 0, protocolErr("unknown message-id " + strconv.Quote(string(mid)))
 }
 
+// subByIdx is the subscription whose ack ids carry idx, or nil. The one
+// found last is remembered: a connection's ACKs usually name the same
+// subscription one after another.
+func (c *conn) subByIdx(idx uint64) *subscription {
+	if sub := c.ackSub; sub != nil && sub.idx == idx && c.subs[sub.id] == sub {
+		return sub
+	}
+	for _, sub := range c.subs {
+		if sub.idx == idx {
+			c.ackSub = sub
+			return sub
+		}
+	}
+	return nil
+}
+
+// parseDecimal parses an unsigned decimal number (as in an ack id).
+func parseDecimal(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 20 {
+		return 0, false
+	}
+	var n uint64
+	for _, d := range b {
+		if d < '0' || d > '9' || n > (math.MaxUint64-9)/10 && (n > math.MaxUint64/10 || uint64(d-'0') > math.MaxUint64-n*10) {
+			return 0, false
+		}
+		n = n*10 + uint64(d-'0')
+	}
+	return n, true
+}
+
 func (c *conn) onAck(f *frame.Frame, nack bool) error {
 	sub, mid, err := c.findAck(f)
 	if err != nil {
 		return err
 	}
-	if !sub.has(mid) {
-		return protocolErr("message " + itoa(mid) + " is not awaiting acknowledgement")
-	}
 	if txID, ok := f.Get("transaction"); ok {
+		if !sub.has(mid) {
+			return protocolErr("message " + itoa(mid) + " is not awaiting acknowledgement")
+		}
 		tx, err := c.tx(txID)
 		if err != nil {
 			return err
 		}
 		return c.txAdd(tx, txID, txOp{sub: sub, mid: mid, nack: nack})
 	}
+	// One lookup: ack takes the delivery, or reports that it is not pending.
 	ok, err := c.s.router.ack(sub, mid, nack, &c.batch)
 	if !ok {
 		return protocolErr("message " + itoa(mid) + " is not awaiting acknowledgement")
