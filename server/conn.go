@@ -57,6 +57,7 @@ type conn struct {
 	batch     batch
 	hbRecv    time.Duration // client must send something within this (0 = never checked)
 	fills     bool          // the last read batch added to the memory budget (queue or transaction SENDs)
+	crowded   *queue        // a queue the last read batch sent to is over Options.QueueFlowLimit
 	outFull   bool          // a frame the read loop queued took the output over Options.MaxPendingBytes
 	txBytes   int64         // bytes held by open transactions (counted in the memory budget)
 	ownsTemp  bool          // has private /temp-queue/ queues
@@ -231,6 +232,20 @@ func (c *conn) readLoop() (handedOff bool) {
 				// armed after the pause: the client is not to blame for it.
 				start := time.Now()
 				c.s.input.wait(c.s.done, c.isClosed)
+				c.paused(start)
+			}
+		}
+		if q := c.crowded; q != nil {
+			c.crowded = nil
+			if !c.holdsQueueMessages() {
+				// Flow control: a queue's consumers are not keeping up; its
+				// publisher waits (TCP pushes back) instead of the queue
+				// growing. Not while it holds queue messages: its ACKs
+				// may be what the queue waits for.
+				start := time.Now()
+				c.s.stats.flowPaused.Add(1)
+				q.waitUncrowded(c.s.done, c.isClosed)
+				c.s.stats.flowPaused.Add(-1)
 				c.paused(start)
 			}
 		}
