@@ -53,6 +53,8 @@ type conn struct {
 	subs      map[string]*subscription
 	subSeq    uint64
 	ackSub    *subscription // the subscription the last 1.2 ACK named (see subByIdx)
+	lastRaw   string        // the last SEND's destination header, and
+	lastDest  string        // the destination it named (see sendDest)
 	txs       map[string]*transaction
 	batch     batch
 	hbRecv    time.Duration // client must send something within this (0 = never checked)
@@ -617,7 +619,7 @@ func (c *conn) takesDeliveriesLocked() bool { return !c.closed && !c.leaving }
 // appendDeliveryLocked queues one MESSAGE, the per-subscription prefix in
 // b.scratch then the message's shared encoding, and counts it.
 func (c *conn) appendDeliveryLocked(b *batch, m *message) {
-	c.appendMessageLocked(b.scratch, m.sharedFor(c.version), m.binary)
+	c.appendMessageLocked(b.scratch, m.sharedFor(c.version), c.ws != nil && m.isBinary())
 	c.touchLocked(b)
 	b.delivered++
 	b.st = &c.s.stats

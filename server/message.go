@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stompica/stompica/cluster"
@@ -21,8 +22,11 @@ type message struct {
 	dest    string
 	shared  []byte // headers escaped for STOMP 1.2
 	expires int64  // unix ms; 0 = never
-	binary  bool   // body is not valid UTF-8 or has NULs (WebSocket opcode)
+	bodyLen int    // the body is the bodyLen bytes before the final NUL of shared
 	pooled  bool   // a queue message from queueMessages (see release)
+	// kind caches whether the body is binary (see isBinary): known only
+	// when a WebSocket subscriber needs it.
+	kind atomic.Uint32
 
 	// Guarded by the owning queue's mu (queue messages only).
 	redelivered bool
@@ -116,7 +120,7 @@ func (r *router) newID() uint64 { return r.nextID.Add(1) }
 // fill encodes the message from a SEND's (or a stored MESSAGE's) headers
 // and body.
 func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time) {
-	m.binary = isBinary(body)
+	m.bodyLen = len(body)
 	// The exact size of the encoding when nothing needs escaping (escaping
 	// at most doubles a header): the buffer's size class is what a queued
 	// message costs.
@@ -294,6 +298,33 @@ func (m *message) sharedFor(v frame.Version) []byte {
 		e.shared1 = m.encode(nil, e.raw, e.body, v, true)
 	}
 	return e.shared1
+}
+
+// Values of message.kind.
+const (
+	kindUnknown = iota
+	kindText
+	kindBinary
+)
+
+// isBinary reports whether the body is not valid UTF-8 or has NULs: it
+// travels in a binary WebSocket message. Worked out on first use, so that
+// messages only TCP clients read never scan their body. Safe from any
+// goroutine (two may work it out at once, to the same result).
+func (m *message) isBinary() bool {
+	switch m.kind.Load() {
+	case kindText:
+		return false
+	case kindBinary:
+		return true
+	}
+	bin := isBinary(m.shared[len(m.shared)-1-m.bodyLen : len(m.shared)-1])
+	k := uint32(kindText)
+	if bin {
+		k = kindBinary
+	}
+	m.kind.Store(k)
+	return bin
 }
 
 func (m *message) expired(nowMs int64) bool { return m.expires != 0 && m.expires <= nowMs }

@@ -163,7 +163,7 @@ func (c *conn) onSend(f *frame.Frame) error {
 	if strings.HasPrefix(string(raw), "DIAG") {
 		return c.onDiag(f)
 	}
-	dest, err := compatDest(string(raw))
+	dest, err := c.sendDest(raw)
 	if err != nil {
 		return err
 	}
@@ -199,6 +199,22 @@ func (c *conn) onSend(f *frame.Frame) error {
 		return errReceiptLater
 	}
 	return nil
+}
+
+// sendDest is the destination a SEND's destination header names. The
+// last one is remembered, so that a publisher sending to the same
+// destination again and again does not allocate its name each time.
+func (c *conn) sendDest(raw []byte) (string, error) {
+	if c.lastDest != "" && string(raw) == c.lastRaw {
+		return c.lastDest, nil
+	}
+	name := string(raw)
+	dest, err := compatDest(name)
+	if err != nil {
+		return "", err
+	}
+	c.lastRaw, c.lastDest = name, dest
+	return dest, nil
 }
 
 func (c *conn) onSubscribe(f *frame.Frame) error {
