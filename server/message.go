@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"errors"
+	"math/bits"
 	"slices"
 	"strconv"
 	"sync"
@@ -104,14 +105,20 @@ func (r *router) newMessage(f *frame.Frame, dest string, now time.Time) *message
 	return m
 }
 
-// decimalLen is the number of decimal digits of u.
+// pow10 are the powers of ten a uint64 holds.
+var pow10 = [...]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
+
+// decimalLen is the number of decimal digits of u, without a division per
+// digit (message ids carry the node id in their top bits: 15 digits and
+// more).
 func decimalLen(u uint64) int {
-	n := 1
-	for u >= 10 {
-		u /= 10
-		n++
+	// 1233/4096 ≈ log10(2): t is ⌊log10(u)⌋ or one more.
+	t := bits.Len64(u|1) * 1233 >> 12
+	if u < pow10[t] {
+		return max(t, 1) // 0 has one digit
 	}
-	return n
+	return t + 1
 }
 
 // newID is a fresh message id.
@@ -130,9 +137,9 @@ func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time) {
 	for _, h := range hdrs {
 		if !brokerHeader(h.Key) {
 			size += len(h.Key) + len(h.Value) + 2
-		}
-		if !escape && (frame.NeedsEscape(h.Key) || frame.NeedsEscape(h.Value)) {
-			escape = true
+			if !escape && (frame.NeedsEscape(h.Key) || frame.NeedsEscape(h.Value)) {
+				escape = true
+			}
 		}
 		switch string(h.Key) {
 		case "expires":
