@@ -818,12 +818,37 @@ func (c *conn) heartBeat() {
 // run of frames; flush wakes each of their writers once.
 type batch struct {
 	conns     []*conn
+	queues    []*queue // to dispatch before the writers are woken (see dispatchLater)
 	scratch   []byte
 	delivered uint64
 	st        *stats // where delivered is counted
 }
 
+// dispatchLater has q dispatch when the batch is flushed (or before the
+// next RECEIPT the batch's connection sends, see dispatchPending), once
+// however many ACKs of the batch freed credit on it.
+func (b *batch) dispatchLater(q *queue) {
+	for _, p := range b.queues {
+		if p == q {
+			return
+		}
+	}
+	b.queues = append(b.queues, q)
+}
+
+// dispatchPending runs the dispatches dispatchLater deferred.
+func (b *batch) dispatchPending() {
+	for i := 0; i < len(b.queues); i++ {
+		b.queues[i].dispatch(b)
+		b.queues[i] = nil
+	}
+	b.queues = b.queues[:0]
+}
+
 func (b *batch) flush() {
+	if len(b.queues) > 0 {
+		b.dispatchPending()
+	}
 	if b.delivered > 0 {
 		b.st.deliveries.Add(b.delivered)
 		b.delivered = 0

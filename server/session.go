@@ -72,6 +72,9 @@ func (c *conn) handle(f *frame.Frame) bool {
 
 func (c *conn) sendReceipt(f *frame.Frame) {
 	if r, ok := f.Get("receipt"); ok {
+		// What the frame made the broker send (MESSAGEs its ACK freed
+		// credit for) goes out before its RECEIPT.
+		c.batch.dispatchPending()
 		c.sendFrame(frame.New(frame.RECEIPT, "receipt-id", string(r)), &c.batch)
 	}
 }
