@@ -88,7 +88,7 @@ type conn struct {
 	outWait    chan struct{}   // the read loop waits for the output to drain; closed to wake it
 	outPeak    int             // most output held (out + inflight) after the read loop queued a frame
 	closeState ClosedState     // why the connection ended (the first reason recorded wins)
-	holder     *[]byte         // pool entry the output buffer came in
+	holder     *[]byte         // an empty pool holder, for the next Put (see putOut)
 	scratch    []byte          // encoding scratch for WebSocket frames
 	qsubs      []*subscription // queue subscriptions, copy-on-write
 	adm        connAdmin       // what the management API shows (admin.go)
@@ -687,7 +687,7 @@ func (c *conn) writeLoop() {
 		c.mu.Lock()
 		c.inflight = 0
 		c.lastWrite = time.Now()
-		if cap(buf) <= 256<<10 {
+		if cap(buf) <= outSizes[len(outSizes)-1] {
 			c.spare = buf[:0]
 		}
 		if err != nil {
@@ -716,9 +716,50 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// Output buffers come from a pool and go back to it whenever the writer has
-// drained them, so idle connections hold none.
-var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+// Output buffers come from pools, one per size class, and go back to them
+// whenever the writer has drained them, so idle connections hold none. A
+// buffer that must grow moves to the next class, which serves from its
+// pool too: a busy connection does not allocate (and clear) fresh buffers
+// each time its writer drains and starts again.
+var (
+	outSizes = [...]int{16 << 10, 64 << 10, 256 << 10}
+	outPools [len(outSizes)]sync.Pool
+)
+
+// outClass is the class of a buffer of capacity n, or -1 when n is not a
+// class size (such a buffer is left to the collector).
+func outClass(n int) int {
+	for k, size := range outSizes {
+		if n == size {
+			return k
+		}
+	}
+	return -1
+}
+
+// getOut returns an empty buffer of class k in a holder.
+func getOut(k int) *[]byte {
+	if h, ok := outPools[k].Get().(*[]byte); ok {
+		return h
+	}
+	b := make([]byte, 0, outSizes[k])
+	return &b
+}
+
+// putOut gives b back to its class's pool in the holder h (nil: a new
+// one). It reports whether it did; otherwise h is still the caller's.
+func putOut(b []byte, h *[]byte) bool {
+	k := outClass(cap(b))
+	if k < 0 {
+		return false
+	}
+	if h == nil {
+		h = new([]byte)
+	}
+	*h = b[:0]
+	outPools[k].Put(h)
+	return true
+}
 
 func (c *conn) grabOutLocked() {
 	if c.out != nil {
@@ -728,27 +769,21 @@ func (c *conn) grabOutLocked() {
 		c.out, c.spare = c.spare[:0], nil
 		return
 	}
-	c.holder = outPool.Get().(*[]byte)
-	c.out = (*c.holder)[:0]
+	h := getOut(0)
+	c.out = (*h)[:0]
+	c.holder = h // kept for the next Put
 }
 
-// releaseOutLocked gives the larger of the drained buffers back to the pool
-// (through the holder it came in, so a Put does not allocate), and drops
-// the WebSocket encoding scratch: an idle connection holds no buffer.
+// releaseOutLocked gives the drained buffers back to their pools (through
+// the holder kept, so that a Put does not allocate), and drops the
+// WebSocket encoding scratch: an idle connection holds no buffer.
 func (c *conn) releaseOutLocked() {
-	b := c.out
-	if cap(c.spare) > cap(b) {
-		b = c.spare
+	for _, b := range [2][]byte{c.out, c.spare} {
+		if b != nil && putOut(b, c.holder) {
+			c.holder = nil
+		}
 	}
 	c.out, c.spare, c.scratch = nil, nil, nil
-	if cap(b) < 4<<10 || cap(b) > 256<<10 {
-		return
-	}
-	if c.holder == nil {
-		c.holder = new([]byte)
-	}
-	*c.holder = b[:0]
-	outPool.Put(c.holder)
 	c.holder = nil
 }
 
@@ -756,23 +791,36 @@ func (c *conn) releaseOutLocked() {
 // (no mask): what a MESSAGE may add to its STOMP bytes.
 const wsMaxHeader = 10
 
-// reserveOutLocked makes room for n more bytes of output. The buffer
-// doubles when it must grow (append alone grows large slices by a quarter,
-// copying the pending output again at every step); the one it replaces goes
-// back to the pool (in the holder of the pooled one, if any: no other
+// reserveOutLocked makes room for n more bytes of output. A buffer that
+// must grow at least doubles, into the smallest class that fits (append
+// alone grows large slices by a quarter, copying the pending output again
+// at every step); the one it replaces goes back to its pool (no other
 // goroutine refers to the output buffer).
 func (c *conn) reserveOutLocked(n int) {
 	if len(c.out)+n <= cap(c.out) {
 		return
 	}
-	nb := make([]byte, len(c.out), max(2*cap(c.out), len(c.out)+n))
-	copy(nb, c.out)
+	want := max(2*cap(c.out), len(c.out)+n)
+	var nb []byte
+	var h *[]byte
+	for k, size := range outSizes {
+		if size >= want {
+			h = getOut(k)
+			nb = *h
+			break
+		}
+	}
+	if h == nil {
+		nb = make([]byte, 0, want)
+	}
+	nb = append(nb[:0], c.out...)
 	old := c.out
 	c.out = nb
-	if c.holder != nil && cap(old) >= 4<<10 && cap(old) <= 256<<10 {
-		*c.holder = old[:0]
-		outPool.Put(c.holder)
-		c.holder = nil
+	if h == nil {
+		h, c.holder = c.holder, nil
+	}
+	if !putOut(old, h) {
+		c.holder = h
 	}
 }
 
