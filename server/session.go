@@ -170,9 +170,6 @@ func (c *conn) onSend(f *frame.Frame) error {
 	if err != nil {
 		return err
 	}
-	if sublist.IsPattern(dest) {
-		return protocolErr("cannot SEND to a wildcard destination " + strconv.Quote(dest))
-	}
 	if err := c.s.authorize(c.login, auth.Write, dest); err != nil {
 		return err
 	}
@@ -204,9 +201,10 @@ func (c *conn) onSend(f *frame.Frame) error {
 	return nil
 }
 
-// sendDest is the destination a SEND's destination header names. The
-// last one is remembered, so that a publisher sending to the same
-// destination again and again does not allocate its name each time.
+// sendDest is the destination a SEND's destination header names, refused
+// when it is a pattern. The last one is remembered, so that a publisher
+// sending to the same destination again and again does not allocate (or
+// check) its name each time.
 func (c *conn) sendDest(raw []byte) (string, error) {
 	if c.lastDest != "" && string(raw) == c.lastRaw {
 		return c.lastDest, nil
@@ -215,6 +213,9 @@ func (c *conn) sendDest(raw []byte) (string, error) {
 	dest, err := compatDest(name)
 	if err != nil {
 		return "", err
+	}
+	if sublist.IsPattern(dest) {
+		return "", protocolErr("cannot SEND to a wildcard destination " + strconv.Quote(dest))
 	}
 	c.lastRaw, c.lastDest = name, dest
 	return dest, nil
