@@ -124,7 +124,7 @@ type Options struct {
 	MaxInputQueueSize int
 
 	// QueueFlowLimit bounds the messages waiting in a queue that has
-	// consumers (default 10000; -1 = no bound): past it, connections that
+	// consumers (default 1000; -1 = no bound): past it, connections that
 	// SEND to the queue are not read until it drains to half, so a
 	// producer cannot run far ahead of the consumers. A queue without
 	// consumers is bounded by MaxInputQueueSize and MemoryBudget.
@@ -208,7 +208,7 @@ const (
 	DefaultMemoryBudget         = 1 << 30
 	DefaultMaxPendingBytes      = 8 << 20
 	DefaultPrefetch             = 1000
-	DefaultQueueFlowLimit       = 10000
+	DefaultQueueFlowLimit       = 1000
 
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultFrameTimeout   = 30 * time.Second
