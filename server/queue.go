@@ -77,15 +77,9 @@ func (q *queue) waitUncrowded(done <-chan struct{}, closed func() bool) {
 		}
 		ch := q.uncrowded
 		q.mu.Unlock()
-		t := time.NewTimer(100 * time.Millisecond)
-		select {
-		case <-ch:
-		case <-t.C:
-		case <-done:
-			t.Stop()
+		if !awaitRelease(ch, done) {
 			return
 		}
-		t.Stop()
 	}
 }
 
