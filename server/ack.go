@@ -404,8 +404,10 @@ func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) (bool, 
 			}
 		}
 	}
+	// Once per batch, not per ACK: a run of ACKs read together hands out
+	// what they freed in one pass (see batch.dispatchLater).
 	for _, q := range qs {
-		q.dispatch(b)
+		b.dispatchLater(q)
 	}
 	return true, err
 }

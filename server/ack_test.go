@@ -3,6 +3,7 @@ package server
 import (
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -173,5 +174,19 @@ func TestQueuePathRecycles(t *testing.T) {
 	}
 	if n := s.input.msgs.Load(); n != 0 {
 		t.Errorf("memory budget counts %d messages after every ACK", n)
+	}
+}
+
+// TestParseDecimal checks the ack id parser against strconv.ParseUint,
+// at the edges of uint64 too.
+func TestParseDecimal(t *testing.T) {
+	for _, s := range []string{"0", "7", "42", "007", "18446744073709551615", "18446744073709551616",
+		"18446744073709551619", "99999999999999999999", "100000000000000000000", "", "-1", "1a", " 1", "+1",
+		"1844674407370955161", "281474976710657"} {
+		want, err := strconv.ParseUint(s, 10, 64)
+		got, ok := parseDecimal([]byte(s))
+		if ok != (err == nil) || ok && got != want {
+			t.Errorf("parseDecimal(%q) = %d, %v; strconv says %d, %v", s, got, ok, want, err)
+		}
 	}
 }

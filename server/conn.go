@@ -52,10 +52,14 @@ type conn struct {
 	clientID  string // CONNECT client-id (durable topic subscriptions)
 	subs      map[string]*subscription
 	subSeq    uint64
+	ackSub    *subscription // the subscription the last 1.2 ACK named (see subByIdx)
+	lastRaw   string        // the last SEND's destination header, and
+	lastDest  string        // the destination it named (see sendDest)
 	txs       map[string]*transaction
 	batch     batch
 	hbRecv    time.Duration // client must send something within this (0 = never checked)
 	fills     bool          // the last read batch added to the memory budget (queue or transaction SENDs)
+	crowded   *queue        // a queue the last read batch sent to is over Options.QueueFlowLimit
 	outFull   bool          // a frame the read loop queued took the output over Options.MaxPendingBytes
 	txBytes   int64         // bytes held by open transactions (counted in the memory budget)
 	ownsTemp  bool          // has private /temp-queue/ queues
@@ -84,7 +88,7 @@ type conn struct {
 	outWait    chan struct{}   // the read loop waits for the output to drain; closed to wake it
 	outPeak    int             // most output held (out + inflight) after the read loop queued a frame
 	closeState ClosedState     // why the connection ended (the first reason recorded wins)
-	holder     *[]byte         // pool entry the output buffer came in
+	holder     *[]byte         // an empty pool holder, for the next Put (see putOut)
 	scratch    []byte          // encoding scratch for WebSocket frames
 	qsubs      []*subscription // queue subscriptions, copy-on-write
 	adm        connAdmin       // what the management API shows (admin.go)
@@ -230,6 +234,20 @@ func (c *conn) readLoop() (handedOff bool) {
 				// armed after the pause: the client is not to blame for it.
 				start := time.Now()
 				c.s.input.wait(c.s.done, c.isClosed)
+				c.paused(start)
+			}
+		}
+		if q := c.crowded; q != nil {
+			c.crowded = nil
+			if !c.holdsQueueMessages() {
+				// Flow control: a queue's consumers are not keeping up; its
+				// publisher waits (TCP pushes back) instead of the queue
+				// growing. Not while it holds queue messages: its ACKs
+				// may be what the queue waits for.
+				start := time.Now()
+				c.s.stats.flowPaused.Add(1)
+				q.waitUncrowded(c.s.done, c.isClosed)
+				c.s.stats.flowPaused.Add(-1)
 				c.paused(start)
 			}
 		}
@@ -585,6 +603,7 @@ func (c *conn) appendFrameLocked(f *frame.Frame) {
 // more output.
 func (c *conn) appendMessageLocked(prefix, shared []byte, binary bool) {
 	c.grabOutLocked()
+	c.reserveOutLocked(len(prefix) + len(shared) + wsMaxHeader)
 	if c.ws == nil {
 		c.out = append(c.out, prefix...)
 		c.out = append(c.out, shared...)
@@ -600,7 +619,7 @@ func (c *conn) takesDeliveriesLocked() bool { return !c.closed && !c.leaving }
 // appendDeliveryLocked queues one MESSAGE, the per-subscription prefix in
 // b.scratch then the message's shared encoding, and counts it.
 func (c *conn) appendDeliveryLocked(b *batch, m *message) {
-	c.appendMessageLocked(b.scratch, m.sharedFor(c.version), m.binary)
+	c.appendMessageLocked(b.scratch, m.sharedFor(c.version), c.ws != nil && m.isBinary())
 	c.touchLocked(b)
 	b.delivered++
 	b.st = &c.s.stats
@@ -668,7 +687,7 @@ func (c *conn) writeLoop() {
 		c.mu.Lock()
 		c.inflight = 0
 		c.lastWrite = time.Now()
-		if cap(buf) <= 256<<10 {
+		if cap(buf) <= outSizes[len(outSizes)-1] {
 			c.spare = buf[:0]
 		}
 		if err != nil {
@@ -697,9 +716,50 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// Output buffers come from a pool and go back to it whenever the writer has
-// drained them, so idle connections hold none.
-var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+// Output buffers come from pools, one per size class, and go back to them
+// whenever the writer has drained them, so idle connections hold none. A
+// buffer that must grow moves to the next class, which serves from its
+// pool too: a busy connection does not allocate (and clear) fresh buffers
+// each time its writer drains and starts again.
+var (
+	outSizes = [...]int{16 << 10, 64 << 10, 256 << 10}
+	outPools [len(outSizes)]sync.Pool
+)
+
+// outClass is the class of a buffer of capacity n, or -1 when n is not a
+// class size (such a buffer is left to the collector).
+func outClass(n int) int {
+	for k, size := range outSizes {
+		if n == size {
+			return k
+		}
+	}
+	return -1
+}
+
+// getOut returns an empty buffer of class k in a holder.
+func getOut(k int) *[]byte {
+	if h, ok := outPools[k].Get().(*[]byte); ok {
+		return h
+	}
+	b := make([]byte, 0, outSizes[k])
+	return &b
+}
+
+// putOut gives b back to its class's pool in the holder h (nil: a new
+// one). It reports whether it did; otherwise h is still the caller's.
+func putOut(b []byte, h *[]byte) bool {
+	k := outClass(cap(b))
+	if k < 0 {
+		return false
+	}
+	if h == nil {
+		h = new([]byte)
+	}
+	*h = b[:0]
+	outPools[k].Put(h)
+	return true
+}
 
 func (c *conn) grabOutLocked() {
 	if c.out != nil {
@@ -709,28 +769,59 @@ func (c *conn) grabOutLocked() {
 		c.out, c.spare = c.spare[:0], nil
 		return
 	}
-	c.holder = outPool.Get().(*[]byte)
-	c.out = (*c.holder)[:0]
+	h := getOut(0)
+	c.out = (*h)[:0]
+	c.holder = h // kept for the next Put
 }
 
-// releaseOutLocked gives the larger of the drained buffers back to the pool
-// (through the holder it came in, so a Put does not allocate), and drops
-// the WebSocket encoding scratch: an idle connection holds no buffer.
+// releaseOutLocked gives the drained buffers back to their pools (through
+// the holder kept, so that a Put does not allocate), and drops the
+// WebSocket encoding scratch: an idle connection holds no buffer.
 func (c *conn) releaseOutLocked() {
-	b := c.out
-	if cap(c.spare) > cap(b) {
-		b = c.spare
+	for _, b := range [2][]byte{c.out, c.spare} {
+		if b != nil && putOut(b, c.holder) {
+			c.holder = nil
+		}
 	}
 	c.out, c.spare, c.scratch = nil, nil, nil
-	if cap(b) < 4<<10 || cap(b) > 256<<10 {
+	c.holder = nil
+}
+
+// wsMaxHeader is the largest WebSocket frame header the server writes
+// (no mask): what a MESSAGE may add to its STOMP bytes.
+const wsMaxHeader = 10
+
+// reserveOutLocked makes room for n more bytes of output. A buffer that
+// must grow at least doubles, into the smallest class that fits (append
+// alone grows large slices by a quarter, copying the pending output again
+// at every step); the one it replaces goes back to its pool (no other
+// goroutine refers to the output buffer).
+func (c *conn) reserveOutLocked(n int) {
+	if len(c.out)+n <= cap(c.out) {
 		return
 	}
-	if c.holder == nil {
-		c.holder = new([]byte)
+	want := max(2*cap(c.out), len(c.out)+n)
+	var nb []byte
+	var h *[]byte
+	for k, size := range outSizes {
+		if size >= want {
+			h = getOut(k)
+			nb = *h
+			break
+		}
 	}
-	*c.holder = b[:0]
-	outPool.Put(c.holder)
-	c.holder = nil
+	if h == nil {
+		nb = make([]byte, 0, want)
+	}
+	nb = append(nb[:0], c.out...)
+	old := c.out
+	c.out = nb
+	if h == nil {
+		h, c.holder = c.holder, nil
+	}
+	if !putOut(old, h) {
+		c.holder = h
+	}
 }
 
 // pendingLocked is the number of bytes queued for the client.
@@ -775,12 +866,37 @@ func (c *conn) heartBeat() {
 // run of frames; flush wakes each of their writers once.
 type batch struct {
 	conns     []*conn
+	queues    []*queue // to dispatch before the writers are woken (see dispatchLater)
 	scratch   []byte
 	delivered uint64
 	st        *stats // where delivered is counted
 }
 
+// dispatchLater has q dispatch when the batch is flushed (or before the
+// next RECEIPT the batch's connection sends, see dispatchPending), once
+// however many ACKs of the batch freed credit on it.
+func (b *batch) dispatchLater(q *queue) {
+	for _, p := range b.queues {
+		if p == q {
+			return
+		}
+	}
+	b.queues = append(b.queues, q)
+}
+
+// dispatchPending runs the dispatches dispatchLater deferred.
+func (b *batch) dispatchPending() {
+	for i := 0; i < len(b.queues); i++ {
+		b.queues[i].dispatch(b)
+		b.queues[i] = nil
+	}
+	b.queues = b.queues[:0]
+}
+
 func (b *batch) flush() {
+	if len(b.queues) > 0 {
+		b.dispatchPending()
+	}
 	if b.delivered > 0 {
 		b.st.deliveries.Add(b.delivered)
 		b.delivered = 0

@@ -109,14 +109,23 @@ func (g *inputGate) wait(done <-chan struct{}, closed func() bool) {
 		}
 		ch := g.released
 		g.mu.Unlock()
-		t := time.NewTimer(100 * time.Millisecond)
-		select {
-		case <-ch:
-		case <-t.C:
-		case <-done:
-			t.Stop()
+		if !awaitRelease(ch, done) {
 			return
 		}
-		t.Stop()
 	}
+}
+
+// awaitRelease waits until ch is closed, done is closed or a re-check is
+// due (100 ms), for a read loop paused by the broker's flow control. It
+// reports false when done was closed (shutdown).
+func awaitRelease(ch, done <-chan struct{}) bool {
+	t := time.NewTimer(100 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-done:
+		return false
+	}
+	return true
 }

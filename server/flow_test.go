@@ -3,7 +3,10 @@ package server
 import (
 	"io"
 	"log/slog"
+	"strconv"
 	"testing"
+
+	"github.com/stompica/stompica/frame"
 )
 
 // A pause lasts until the queues drain to 90% of the bound, not just below
@@ -41,4 +44,98 @@ func TestInputGateHysteresis(t *testing.T) {
 	if g.blocked() {
 		t.Fatal("90 of 100 queued after the pause ended: blocked again")
 	}
+}
+
+// A queue whose consumers do not keep up holds at most QueueFlowLimit
+// waiting messages: the publisher's next frames are not read until the
+// queue drains to half the limit, then everything arrives exactly once, in
+// order. A queue nobody consumes is not bounded by it.
+func TestQueueFlowLimit(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		const limit = 20
+		srv := startServer(t, func(o *Options) { o.QueueFlowLimit = limit })
+		depth := func() int {
+			qi, ok := srv.router.queueInfoOf("/queue/flow")
+			if !ok {
+				t.Fatal("no queue /queue/flow")
+			}
+			return qi.Depth
+		}
+		pub := connected(t, srv, tr)
+		// Nobody consumes: the flow limit does not apply.
+		for i := range 3 * limit {
+			pub.publish("/queue/idle", strconv.Itoa(i))
+		}
+		if n := srv.stats.flowPaused.Load(); n != 0 {
+			t.Fatalf("%d read loops paused on a queue without consumers", n)
+		}
+
+		con := connected(t, srv, tr)
+		con.subscribe("/queue/flow", "c", "ack", "client-individual", "prefetch-count", "1")
+		// The consumer holds message 0; 1..limit+1 wait: one over the limit.
+		for i := range limit + 2 {
+			pub.publish("/queue/flow", strconv.Itoa(i))
+		}
+		waitFor(t, "the publisher paused", func() bool { return srv.stats.flowPaused.Load() == 1 })
+		pub.sendFrame(frame.SEND, strconv.Itoa(limit+2), "destination", "/queue/flow", "receipt", "late")
+		if d := depth(); d != limit+1 {
+			t.Fatalf("depth %d while the publisher is paused, want %d", d, limit+1)
+		}
+		next := 0
+		var held []*frame.Frame // delivered, not yet acknowledged
+		ack := func() {
+			if len(held) == 0 {
+				held = append(held, con.expect(frame.MESSAGE))
+			}
+			m := held[0]
+			held = held[1:]
+			if string(m.Body) != strconv.Itoa(next) {
+				t.Fatalf("message %q, want %d", m.Body, next)
+			}
+			next++
+			id := con.newReceipt()
+			con.sendFrame(frame.ACK, "", "id", ackID(t, m), "receipt", id)
+			held = append(held, con.messagesUntilReceipt(id)...) // the next one may come first
+		}
+		// Each ACK lets one waiting message out. Down to limit/2+1 waiting
+		// the publisher stays paused: the late SEND is not read.
+		for range limit/2 - 1 {
+			ack()
+		}
+		if d, p := depth(), srv.stats.flowPaused.Load(); d != limit/2+2 || p != 1 {
+			t.Fatalf("depth %d, %d paused; want %d and 1 (the late SEND not read)", d, p, limit/2+2)
+		}
+		ack()
+		ack() // limit/2 waiting: the publisher reads again
+		pub.expectReceipt("late")
+		for next <= limit+2 {
+			ack()
+		}
+		if d := depth(); d != 0 {
+			t.Fatalf("depth %d after all %d messages were acknowledged", d, limit+3)
+		}
+		con.sync()
+		if n := srv.stats.flowPaused.Load(); n != 0 {
+			t.Fatalf("%d read loops still paused", n)
+		}
+
+		// A publisher that holds unacknowledged messages is not paused: its
+		// ACKs may be what the queue waits for.
+		self := connected(t, srv, tr)
+		self.subscribe("/queue/self", "s", "ack", "client-individual", "prefetch-count", "1")
+		for i := range 2 * limit {
+			id := self.newReceipt()
+			self.sendFrame(frame.SEND, strconv.Itoa(i), "destination", "/queue/self", "receipt", id)
+			want := 0 // the first one goes to the subscription, which holds it
+			if i == 0 {
+				want = 1
+			}
+			if ms := self.messagesUntilReceipt(id); len(ms) != want {
+				t.Fatalf("SEND %d: %d MESSAGEs before its RECEIPT, want %d", i, len(ms), want)
+			}
+		}
+		if n := srv.stats.flowPaused.Load(); n != 0 {
+			t.Fatalf("%d read loops paused, want none", n)
+		}
+	})
 }

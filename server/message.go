@@ -3,9 +3,11 @@ package server
 import (
 	"bytes"
 	"errors"
+	"math/bits"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stompica/stompica/cluster"
@@ -21,8 +23,11 @@ type message struct {
 	dest    string
 	shared  []byte // headers escaped for STOMP 1.2
 	expires int64  // unix ms; 0 = never
-	binary  bool   // body is not valid UTF-8 or has NULs (WebSocket opcode)
+	bodyLen int    // the body is the bodyLen bytes before the final NUL of shared
 	pooled  bool   // a queue message from queueMessages (see release)
+	// kind caches whether the body is binary (see isBinary): known only
+	// when a WebSocket subscriber needs it.
+	kind atomic.Uint32
 
 	// Guarded by the owning queue's mu (queue messages only).
 	redelivered bool
@@ -100,14 +105,20 @@ func (r *router) newMessage(f *frame.Frame, dest string, now time.Time) *message
 	return m
 }
 
-// decimalLen is the number of decimal digits of u.
+// pow10 are the powers of ten a uint64 holds.
+var pow10 = [...]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
+
+// decimalLen is the number of decimal digits of u, without a division per
+// digit (message ids carry the node id in their top bits: 15 digits and
+// more).
 func decimalLen(u uint64) int {
-	n := 1
-	for u >= 10 {
-		u /= 10
-		n++
+	// 1233/4096 ≈ log10(2): t is ⌊log10(u)⌋ or one more.
+	t := bits.Len64(u|1) * 1233 >> 12
+	if u < pow10[t] {
+		return max(t, 1) // 0 has one digit
 	}
-	return n
+	return t + 1
 }
 
 // newID is a fresh message id.
@@ -116,7 +127,7 @@ func (r *router) newID() uint64 { return r.nextID.Add(1) }
 // fill encodes the message from a SEND's (or a stored MESSAGE's) headers
 // and body.
 func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time) {
-	m.binary = isBinary(body)
+	m.bodyLen = len(body)
 	// The exact size of the encoding when nothing needs escaping (escaping
 	// at most doubles a header): the buffer's size class is what a queued
 	// message costs.
@@ -126,9 +137,9 @@ func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time) {
 	for _, h := range hdrs {
 		if !brokerHeader(h.Key) {
 			size += len(h.Key) + len(h.Value) + 2
-		}
-		if !escape && (frame.NeedsEscape(h.Key) || frame.NeedsEscape(h.Value)) {
-			escape = true
+			if !escape && (frame.NeedsEscape(h.Key) || frame.NeedsEscape(h.Value)) {
+				escape = true
+			}
 		}
 		switch string(h.Key) {
 		case "expires":
@@ -294,6 +305,33 @@ func (m *message) sharedFor(v frame.Version) []byte {
 		e.shared1 = m.encode(nil, e.raw, e.body, v, true)
 	}
 	return e.shared1
+}
+
+// Values of message.kind.
+const (
+	kindUnknown = iota
+	kindText
+	kindBinary
+)
+
+// isBinary reports whether the body is not valid UTF-8 or has NULs: it
+// travels in a binary WebSocket message. Worked out on first use, so that
+// messages only TCP clients read never scan their body. Safe from any
+// goroutine (two may work it out at once, to the same result).
+func (m *message) isBinary() bool {
+	switch m.kind.Load() {
+	case kindText:
+		return false
+	case kindBinary:
+		return true
+	}
+	bin := isBinary(m.shared[len(m.shared)-1-m.bodyLen : len(m.shared)-1])
+	k := uint32(kindText)
+	if bin {
+		k = kindBinary
+	}
+	m.kind.Store(k)
+	return bin
 }
 
 func (m *message) expired(nowMs int64) bool { return m.expires != 0 && m.expires <= nowMs }

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"math"
+	"strconv"
 	"testing"
 	"time"
 
@@ -30,5 +32,26 @@ func TestMessageEncodingSized(t *testing.T) {
 				t.Errorf("%s id %d: encoding of %d bytes in a buffer of %d (escaped %v)", f.GetString("destination"), id, n, c, escaped)
 			}
 		}
+	}
+}
+
+// TestDecimalLen checks the digit count at every power of ten and its
+// neighbours, and at the ends of uint64.
+func TestDecimalLen(t *testing.T) {
+	check := func(u uint64) {
+		if got, want := decimalLen(u), len(strconv.FormatUint(u, 10)); got != want {
+			t.Errorf("decimalLen(%d) = %d, want %d", u, got, want)
+		}
+	}
+	check(0)
+	check(math.MaxUint64)
+	for _, p := range pow10 {
+		check(p - 1)
+		check(p)
+		check(p + 1)
+	}
+	for s := range 64 {
+		check(1<<s - 1)
+		check(1 << s)
 	}
 }

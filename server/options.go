@@ -123,6 +123,13 @@ type Options struct {
 	// publishers until it drains.
 	MaxInputQueueSize int
 
+	// QueueFlowLimit bounds the messages waiting in a queue that has
+	// consumers (default 1000; -1 = no bound): past it, connections that
+	// SEND to the queue are not read until it drains to half, so a
+	// producer cannot run far ahead of the consumers. A queue without
+	// consumers is bounded by MaxInputQueueSize and MemoryBudget.
+	QueueFlowLimit int
+
 	// MemoryBudget bounds the bytes of messages waiting in queues, broker-wide
 	// (default 1 GiB); over it publishers are paused like MaxInputQueueSize.
 	MemoryBudget int64
@@ -201,6 +208,7 @@ const (
 	DefaultMemoryBudget         = 1 << 30
 	DefaultMaxPendingBytes      = 8 << 20
 	DefaultPrefetch             = 1000
+	DefaultQueueFlowLimit       = 1000
 
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultFrameTimeout   = 30 * time.Second
@@ -233,6 +241,7 @@ func (o Options) withDefaults() Options {
 	orDefault(&o.MaxInputQueueSize, DefaultMaxInputQueueSize)
 	orDefault(&o.MaxPendingBytes, DefaultMaxPendingBytes)
 	orDefault(&o.Prefetch, DefaultPrefetch)
+	orDefault(&o.QueueFlowLimit, DefaultQueueFlowLimit)
 	orDefault(&o.MaxDestinationLength, DefaultMaxDestinationLength)
 	orDefault(&o.MaxUnacked, DefaultMaxUnacked)
 	orDefault(&o.MaxWebSocketMessage, o.MaxFrameSize)

@@ -35,6 +35,52 @@ type queue struct {
 	// avoid are messages the ack timeout took back, with the consumer
 	// that held them (they go to another one if it can).
 	avoid map[*message]*subscription
+	// uncrowded is closed when the queue is no longer crowded (see
+	// crowdedLocked): publishers paused on it read again. Nil when none
+	// waits.
+	uncrowded chan struct{}
+}
+
+// crowdedLocked reports whether more than n messages wait in a queue
+// that has consumers: they are not keeping up, and its publishers pause
+// (see Options.QueueFlowLimit). A queue nobody consumes is bounded by the
+// memory budget only. Lock held: q.mu.
+func (q *queue) crowdedLocked(n int) bool {
+	return !q.dead && len(q.consumers) > 0 && q.st != nil && q.st.Len() > n
+}
+
+// flowLimit is Options.QueueFlowLimit (0 = off).
+func (q *queue) flowLimit() int { return max(q.r.s.opts.QueueFlowLimit, 0) }
+
+// uncrowdLocked wakes the publishers paused on the queue once it has
+// drained to half its flow limit (or lost its consumers). Lock held: q.mu.
+func (q *queue) uncrowdLocked() {
+	if q.uncrowded != nil && !q.crowdedLocked(q.flowLimit()/2) {
+		close(q.uncrowded)
+		q.uncrowded = nil
+	}
+}
+
+// waitUncrowded pauses a publisher's read loop while the queue is crowded,
+// until it drains to half the flow limit. It re-checks periodically, so
+// that a missed wake-up, a shutdown or the connection's close (closed
+// reports it) never leaves a reader stuck.
+func (q *queue) waitUncrowded(done <-chan struct{}, closed func() bool) {
+	for !closed() {
+		q.mu.Lock()
+		if !q.crowdedLocked(q.flowLimit() / 2) {
+			q.mu.Unlock()
+			return
+		}
+		if q.uncrowded == nil {
+			q.uncrowded = make(chan struct{})
+		}
+		ch := q.uncrowded
+		q.mu.Unlock()
+		if !awaitRelease(ch, done) {
+			return
+		}
+	}
 }
 
 // open returns the queue's store, opening it on first use (and again after
@@ -75,6 +121,11 @@ func (q *queue) enqueue(m *message, b *batch, x *sendCtx) error {
 	case err == nil:
 		q.enqueued.Add(1)
 		q.dispatchLocked(b)
+		if x != nil && x.flow {
+			if lim := q.flowLimit(); lim > 0 && q.crowdedLocked(lim) {
+				x.c.crowded = q // the read loop pauses (see conn.readLoop)
+			}
+		}
 	case errors.Is(err, store.ErrPending):
 		// Tracked even without a waiter: the queue is not dropped while
 		// the store has yet to confirm.
@@ -146,6 +197,7 @@ type sendCtx struct {
 	c       *conn
 	receipt []byte // the frame's receipt header (nil = none)
 	w       *sendWait
+	flow    bool // a SEND to a queue: a crowded queue pauses c (Options.QueueFlowLimit)
 }
 
 // wait adds one pending message to the frame's wait. Lock held: q.mu.
@@ -212,8 +264,17 @@ func (q *queue) dispatch(b *batch) {
 
 // dispatchLocked hands waiting messages, one at a time, to the next
 // consumer (round-robin) that has credit, until the queue or the credit
-// runs out. Expired messages are dropped as they come. Lock held: q.mu.
+// runs out. Expired messages are dropped as they come. Publishers paused
+// on the queue resume once it has drained enough. Lock held: q.mu.
 func (q *queue) dispatchLocked(b *batch) {
+	q.dispatchRun(b)
+	if q.uncrowded != nil {
+		q.uncrowdLocked()
+	}
+}
+
+// dispatchRun is dispatchLocked's loop. Lock held: q.mu.
+func (q *queue) dispatchRun(b *batch) {
 	st := q.st
 	if st == nil {
 		return
@@ -393,6 +454,7 @@ func (q *queue) removeConsumer(sub *subscription) {
 			q.next = 0
 		}
 	}
+	q.uncrowdLocked()
 	q.mu.Unlock()
 }
 
@@ -448,6 +510,7 @@ func (q *queue) retireIfUnused() bool {
 		return false
 	}
 	q.dead = true
+	q.uncrowdLocked()
 	q.closeLocked()
 	return true
 }
@@ -458,6 +521,7 @@ func (q *queue) remove(fn func(*message)) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.dead = true
+	q.uncrowdLocked()
 	q.drainLocked(fn)
 }
 

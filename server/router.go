@@ -111,6 +111,9 @@ func (r *router) publishFrom(m *message, b *batch, x *sendCtx) error {
 			r.s.stats.expired.Add(1)
 			return nil
 		}
+		if x != nil {
+			x.flow = true
+		}
 		return r.queue(m.dest).enqueue(m, b, x)
 	}
 	if m.expires != 0 && m.expired(time.Now().UnixMilli()) {

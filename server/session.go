@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -70,6 +72,9 @@ func (c *conn) handle(f *frame.Frame) bool {
 
 func (c *conn) sendReceipt(f *frame.Frame) {
 	if r, ok := f.Get("receipt"); ok {
+		// What the frame made the broker send (MESSAGEs its ACK freed
+		// credit for) goes out before its RECEIPT.
+		c.batch.dispatchPending()
 		c.sendFrame(frame.New(frame.RECEIPT, "receipt-id", string(r)), &c.batch)
 	}
 }
@@ -161,12 +166,9 @@ func (c *conn) onSend(f *frame.Frame) error {
 	if strings.HasPrefix(string(raw), "DIAG") {
 		return c.onDiag(f)
 	}
-	dest, err := compatDest(string(raw))
+	dest, err := c.sendDest(raw)
 	if err != nil {
 		return err
-	}
-	if sublist.IsPattern(dest) {
-		return protocolErr("cannot SEND to a wildcard destination " + strconv.Quote(dest))
 	}
 	if err := c.s.authorize(c.login, auth.Write, dest); err != nil {
 		return err
@@ -197,6 +199,26 @@ func (c *conn) onSend(f *frame.Frame) error {
 		return errReceiptLater
 	}
 	return nil
+}
+
+// sendDest is the destination a SEND's destination header names, refused
+// when it is a pattern. The last one is remembered, so that a publisher
+// sending to the same destination again and again does not allocate (or
+// check) its name each time.
+func (c *conn) sendDest(raw []byte) (string, error) {
+	if c.lastDest != "" && string(raw) == c.lastRaw {
+		return c.lastDest, nil
+	}
+	name := string(raw)
+	dest, err := compatDest(name)
+	if err != nil {
+		return "", err
+	}
+	if sublist.IsPattern(dest) {
+		return "", protocolErr("cannot SEND to a wildcard destination " + strconv.Quote(dest))
+	}
+	c.lastRaw, c.lastDest = name, dest
+	return dest, nil
 }
 
 func (c *conn) onSubscribe(f *frame.Frame) error {
@@ -326,20 +348,16 @@ func (c *conn) onUnsubscribe(f *frame.Frame) error {
 // an optional "subscription".
 func (c *conn) findAck(f *frame.Frame) (*subscription, uint64, error) {
 	if id, ok := f.Get("id"); ok && c.version >= frame.Version12 {
-		s := string(id)
-		dash := strings.IndexByte(s, '-')
-		if dash > 0 {
-			idx, err1 := strconv.ParseUint(s[:dash], 10, 64)
-			mid, err2 := strconv.ParseUint(s[dash+1:], 10, 64)
-			if err1 == nil && err2 == nil {
-				for _, sub := range c.subs {
-					if sub.idx == idx {
-						return sub, mid, nil
-					}
+		if dash := bytes.IndexByte(id, '-'); dash > 0 {
+			idx, ok1 := parseDecimal(id[:dash])
+			mid, ok2 := parseDecimal(id[dash+1:])
+			if ok1 && ok2 {
+				if sub := c.subByIdx(idx); sub != nil {
+					return sub, mid, nil
 				}
 			}
 		}
-		return nil, 0, protocolErr("unknown ack id " + strconv.Quote(s))
+		return nil, 0, protocolErr("unknown ack id " + strconv.Quote(string(id)))
 	}
 	mid, ok := f.Get("message-id")
 	if !ok {
@@ -366,21 +384,53 @@ func (c *conn) findAck(f *frame.Frame) (*subscription, uint64, error) {
 	return nil, 0, protocolErr("unknown message-id " + strconv.Quote(string(mid)))
 }
 
+// subByIdx is the subscription whose ack ids carry idx, or nil. The one
+// found last is remembered: a connection's ACKs usually name the same
+// subscription one after another.
+func (c *conn) subByIdx(idx uint64) *subscription {
+	if sub := c.ackSub; sub != nil && sub.idx == idx && c.subs[sub.id] == sub {
+		return sub
+	}
+	for _, sub := range c.subs {
+		if sub.idx == idx {
+			c.ackSub = sub
+			return sub
+		}
+	}
+	return nil
+}
+
+// parseDecimal parses an unsigned decimal number (as in an ack id).
+func parseDecimal(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 20 {
+		return 0, false
+	}
+	var n uint64
+	for _, d := range b {
+		if d < '0' || d > '9' || n > (math.MaxUint64-9)/10 && (n > math.MaxUint64/10 || uint64(d-'0') > math.MaxUint64-n*10) {
+			return 0, false
+		}
+		n = n*10 + uint64(d-'0')
+	}
+	return n, true
+}
+
 func (c *conn) onAck(f *frame.Frame, nack bool) error {
 	sub, mid, err := c.findAck(f)
 	if err != nil {
 		return err
 	}
-	if !sub.has(mid) {
-		return protocolErr("message " + itoa(mid) + " is not awaiting acknowledgement")
-	}
 	if txID, ok := f.Get("transaction"); ok {
+		if !sub.has(mid) {
+			return protocolErr("message " + itoa(mid) + " is not awaiting acknowledgement")
+		}
 		tx, err := c.tx(txID)
 		if err != nil {
 			return err
 		}
 		return c.txAdd(tx, txID, txOp{sub: sub, mid: mid, nack: nack})
 	}
+	// One lookup: ack takes the delivery, or reports that it is not pending.
 	ok, err := c.s.router.ack(sub, mid, nack, &c.batch)
 	if !ok {
 		return protocolErr("message " + itoa(mid) + " is not awaiting acknowledgement")

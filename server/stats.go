@@ -29,6 +29,7 @@ type stats struct {
 	slowConsumers atomic.Uint64
 	outputPauses  atomic.Uint64 // times a read loop paused because its client's output was over the bound
 	outputPaused  atomic.Int64  // read loops paused for that now
+	flowPaused    atomic.Int64  // read loops paused now on a queue over Options.QueueFlowLimit
 	subscriptions atomic.Uint64 // current subscriptions
 	connectedNow  atomic.Int64  // connections past CONNECT now
 

@@ -23,6 +23,7 @@ type subscription struct {
 	ack      ackMode
 	prefetch int    // client ack modes: most unacknowledged deliveries at once
 	prefix   []byte // "MESSAGE\nsubscription:<id>\n", escaped for the connection's version
+	ackHead  []byte // prefix then "ack:<idx>-" (STOMP 1.2 client ack modes), else nil
 
 	// gone is set, under c.mu and mu, when the subscription ends: no
 	// delivery is appended after it (so none follows the UNSUBSCRIBE's
@@ -50,7 +51,17 @@ func newSubscription(c *conn, id, dest string, mode ackMode, prefetch int, idx u
 	}
 	p := append([]byte(nil), "MESSAGE\nsubscription:"...)
 	p = frame.AppendEscaped(p, id, c.version)
-	sub.prefix = append(p, '\n')
+	p = append(p, '\n')
+	if mode != ackAuto && c.version >= frame.Version12 {
+		// The ack header up to the message id: "ack:<idx>-".
+		n := len(p)
+		p = append(p, "ack:"...)
+		p = strconv.AppendUint(p, idx, 10)
+		p = append(p, '-')
+		sub.ackHead = p
+		p = p[:n:n]
+	}
+	sub.prefix = p
 	return sub
 }
 
@@ -63,13 +74,12 @@ func (s *subscription) matches(dest string) bool {
 
 // appendPrefix builds the per-delivery head of a MESSAGE frame.
 func (s *subscription) appendPrefix(b []byte, m *message, redelivered bool) []byte {
-	b = append(b, s.prefix...)
-	if s.ack != ackAuto && s.c.version >= frame.Version12 {
-		b = append(b, "ack:"...)
-		b = strconv.AppendUint(b, s.idx, 10)
-		b = append(b, '-')
+	if s.ackHead != nil {
+		b = append(b, s.ackHead...)
 		b = strconv.AppendUint(b, m.id, 10)
 		b = append(b, '\n')
+	} else {
+		b = append(b, s.prefix...)
 	}
 	if redelivered {
 		b = append(b, "redelivered:true\n"...)

@@ -95,6 +95,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	o.MemoryBudget = server.DefaultMemoryBudget
 	fs.Var(sizeValue[int64]{&o.MemoryBudget}, "memory-budget", "maximum `size` of messages waiting in queues; over it publishers are paused (0 = default)")
 	size(&o.MaxPendingBytes, "max-pending-bytes", server.DefaultMaxPendingBytes, "maximum `size` of output queued for one client; a topic subscriber over it is a slow consumer (0 = default)")
+	fs.IntVar(&o.QueueFlowLimit, "queue-flow-limit", server.DefaultQueueFlowLimit, "messages waiting in a consumed queue before its publishers pause until half drain (-1 = no bound, 0 = default)")
 	fs.IntVar(&o.Prefetch, "prefetch", server.DefaultPrefetch, "default unacknowledged messages per client-ack subscription, queue or topic (0 = default)")
 	fs.IntVar(&o.MaxRedeliveries, "max-redeliveries", 0, "move a queue message to /queue/DLQ after this many redeliveries (0 = never)")
 	durabilityFlags(fs, cfg)
