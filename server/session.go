@@ -36,16 +36,10 @@ func (c *conn) handle(f *frame.Frame) bool {
 			err = c.onSubscribe(f)
 		case frame.UNSUBSCRIBE:
 			err = c.onUnsubscribe(f)
-		case frame.ACK:
-			err = c.onAck(f, false)
-		case frame.NACK:
-			err = c.onAck(f, true)
-		case frame.BEGIN:
-			err = c.onBegin(f)
-		case frame.COMMIT:
-			err = c.onCommit(f)
-		case frame.ABORT:
-			err = c.onAbort(f)
+		case frame.ACK, frame.NACK:
+			err = c.onAck(f, f.Command == frame.NACK)
+		case frame.BEGIN, frame.COMMIT, frame.ABORT:
+			err = c.onTx(f)
 		case frame.DISCONNECT:
 			c.sendReceipt(f)
 			c.setCloseReason(Disconnect)

@@ -86,6 +86,18 @@ func (c *conn) dropTxs() {
 	c.txs = nil
 }
 
+// onTx handles the transaction frames: BEGIN, COMMIT and ABORT.
+func (c *conn) onTx(f *frame.Frame) error {
+	switch f.Command {
+	case frame.BEGIN:
+		return c.onBegin(f)
+	case frame.COMMIT:
+		return c.onCommit(f)
+	default:
+		return c.onAbort(f)
+	}
+}
+
 func (c *conn) onBegin(f *frame.Frame) error {
 	id, err := txHeader(f)
 	if err != nil {
