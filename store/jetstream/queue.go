@@ -3,6 +3,7 @@ package jetstream
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,7 +29,22 @@ const (
 	requestExpiry = 30 * time.Second
 )
 
-// queue is one queue: a subject of the stream and its durable consumer.
+// Group commit: a queue's messages are stored in records of up to
+// maxRecordMsgs messages (about maxRecordBytes at most, or one larger
+// message alone). While maxQueuePubs records of a queue await JetStream's
+// acknowledgement, the messages appended meanwhile collect into the next
+// record, sent when one of those is acknowledged: one JetStream message
+// (one write, one acknowledgement, one delivery, one ack) for as many
+// queue messages as arrived during a round trip.
+const (
+	maxRecordMsgs  = 256
+	maxRecordBytes = 512 << 10
+	maxQueuePubs   = 2
+	// recHeader is each message's header in a record: id, expiry, length.
+	recHeader = 20
+)
+
+// queue is one queue: subjects of the stream and its durable consumer.
 //
 // Messages are, in the order Next takes them: the ones put back (head),
 // then the oldest of the transient ones (kept in memory, ordered among the
@@ -37,7 +53,7 @@ const (
 type queue struct {
 	s       *Store
 	name    string
-	subj    string // the stream subject
+	subj    string // the stream subject (records go to subj.<count>)
 	durable string // the consumer
 	next    string // the consumer's pull request subject
 	inbox   string // where its pull requests are answered
@@ -49,26 +65,33 @@ type queue struct {
 	trans    deque.Deque[transient]
 	stored   int64  // messages stored on the subject (at open, plus appended)
 	fetchedN int64  // messages read from JetStream
-	inflight int    // publishes awaiting their acknowledgement
+	live     int64  // messages stored and not acknowledged
+	inflight int    // messages awaiting the store's acknowledgement
 	pubs     uint64 // persistent messages ever ahead in the queue (at open, plus appended)
 	taken    uint64 // of those, taken (or refused by the store)
-	reqLeft  int    // messages the open pull requests may still bring
+	open     *pub   // the record collecting messages (nil: none)
+	sending  int    // records awaiting their acknowledgement
+	reqLeft  int    // records the open pull requests may still bring
 	reqUntil time.Time
+	perRec   int  // messages per record read, x16 (a running average)
 	starved  bool // Next came back empty
 	notify   func()
 	closed   bool
-	batch    int
 	sizeAvg  int
 	mark     uint64 // stream sequences up to mark may have been delivered by an earlier run
 	hinted   uint64 // the watermark written (see Store.writeHint)
 	handed   uint64 // the highest stream sequence Next handed out
 	// hinting is closed when the watermark being written is (nil: none).
 	hinting chan struct{}
-	scratch []byte
 	reqBuf  []byte
 	// refs are the messages read from JetStream and not yet acknowledged,
-	// with what acknowledges them.
-	refs map[*store.Message]*fetched
+	// with the record they came in.
+	refs map[*store.Message]ref
+	// skip are the messages acknowledged in records only partly
+	// acknowledged at the last graceful stop (record sequence -> ids),
+	// for the records not read again yet.
+	skip    map[uint64][]uint64
+	hadSkip bool // a skip list is stored (to clear or rewrite at Close)
 }
 
 type transient struct {
@@ -76,11 +99,81 @@ type transient struct {
 	m    *store.Message
 }
 
-// fetched is a message read from JetStream, with what acknowledges it.
-type fetched struct {
-	sm    store.Message
+// record is a JetStream message read back: a record of queue messages,
+// acknowledged in JetStream once all of them are.
+type record struct {
 	reply string // the ack subject
 	seq   uint64 // stream sequence
+	ids   []uint64
+	acked []bool
+	left  int // messages not yet acknowledged
+}
+
+// ref is a message read from JetStream: its record and place in it.
+type ref struct {
+	r *record
+	i int
+}
+
+// recordSubj is the subject of a record of n messages.
+func (q *queue) recordSubj(n int) string {
+	if n <= len(countToks) {
+		return q.subj + countToks[n-1]
+	}
+	return q.subj + "." + strconv.Itoa(n)
+}
+
+var countToks = func() []string {
+	t := make([]string, 64)
+	for i := range t {
+		t[i] = "." + strconv.Itoa(i+1)
+	}
+	return t
+}()
+
+// add appends m to p's record.
+func (p *pub) add(m *store.Message, done store.Done) {
+	p.ms = append(p.ms, m)
+	p.dones = append(p.dones, done)
+	p.data = binary.BigEndian.AppendUint64(p.data, m.ID)
+	p.data = binary.BigEndian.AppendUint64(p.data, uint64(m.Expires))
+	p.data = binary.BigEndian.AppendUint32(p.data, uint32(len(m.Data)))
+	p.data = append(p.data, m.Data...)
+}
+
+// parseRecord reads the messages of a record of n (n == 0: a single
+// message in the format of earlier versions: id, expiry, data).
+func parseRecord(data []byte, n int) ([]store.Message, bool) {
+	if n < 0 || n > maxRecordMsgs {
+		return nil, false
+	}
+	if n == 0 {
+		if len(data) < headerLen {
+			return nil, false
+		}
+		return []store.Message{{
+			ID:      binary.BigEndian.Uint64(data[0:8]),
+			Expires: int64(binary.BigEndian.Uint64(data[8:16])),
+			Data:    data[headerLen:],
+		}}, true
+	}
+	ms := make([]store.Message, n)
+	for i := range ms {
+		if len(data) < recHeader {
+			return nil, false
+		}
+		l := int(binary.BigEndian.Uint32(data[16:20]))
+		if len(data)-recHeader < l {
+			return nil, false
+		}
+		ms[i] = store.Message{
+			ID:      binary.BigEndian.Uint64(data[0:8]),
+			Expires: int64(binary.BigEndian.Uint64(data[8:16])),
+			Data:    data[recHeader : recHeader+l : recHeader+l],
+		}
+		data = data[recHeader+l:]
+	}
+	return ms, len(data) == 0
 }
 
 func (q *queue) reopen() {
@@ -98,7 +191,8 @@ func (q *queue) Notify(fn func()) {
 }
 
 // Append publishes m (asynchronously: ErrPending, then done), or keeps it
-// in memory when it is transient.
+// in memory when it is transient. Messages appended while records of the
+// queue await their acknowledgement go out together in the next record.
 func (q *queue) Append(m *store.Message, done store.Done) error {
 	inMemory, dedup := readHeaders(m.Data)
 	q.mu.Lock()
@@ -107,21 +201,52 @@ func (q *queue) Append(m *store.Message, done store.Done) error {
 		q.trans.PushBack(transient{mark: q.pubs, m: m})
 		return nil
 	}
-	b := append(q.scratch[:0], make([]byte, headerLen)...)
-	binary.BigEndian.PutUint64(b[0:8], m.ID)
-	binary.BigEndian.PutUint64(b[8:16], uint64(m.Expires))
-	b = append(b, m.Data...)
-	if cap(b) <= 64<<10 {
-		q.scratch = b
-	}
-	if err := q.s.publish(q, m, done, b, dedup); err != nil {
-		return err
+	var failed []failedPub
+	if dedup != nil {
+		// Alone, with JetStream's de-duplication id; after the record
+		// collecting, to keep the order.
+		failed = q.flushLocked(failed)
+		p := &pub{q: q, dedup: q.durable + ":" + string(dedup)}
+		p.add(m, done)
+		failed = q.sendLocked(p, failed)
+	} else {
+		if p := q.open; p != nil && (len(p.ms) >= maxRecordMsgs || len(p.data)+recHeader+len(m.Data) > maxRecordBytes) {
+			failed = q.flushLocked(failed)
+		}
+		if q.open == nil {
+			q.open = &pub{q: q, data: make([]byte, 0, min(recHeader+len(m.Data), maxRecordBytes))}
+		}
+		q.open.add(m, done)
+		if q.sending < maxQueuePubs {
+			failed = q.flushLocked(failed)
+		}
 	}
 	q.pubs++
 	q.inflight++
-	n := len(m.Data)
-	q.sizeAvg = (q.sizeAvg*7 + n) / 8
+	q.sizeAvg = (q.sizeAvg*7 + len(m.Data)) / 8
+	if len(failed) > 0 {
+		go q.s.fail(failed) // Done is never called from inside Append
+	}
 	return store.ErrPending
+}
+
+// flushLocked sends the record collecting. Lock held: q.mu.
+func (q *queue) flushLocked(failed []failedPub) []failedPub {
+	p := q.open
+	if p == nil {
+		return failed
+	}
+	q.open = nil
+	return q.sendLocked(p, failed)
+}
+
+// sendLocked publishes a record. Lock held: q.mu.
+func (q *queue) sendLocked(p *pub, failed []failedPub) []failedPub {
+	q.sending++
+	if err := q.s.publish(p); err != nil {
+		failed = append(failed, failedPub{p, err})
+	}
+	return failed
 }
 
 var (
@@ -146,17 +271,29 @@ func readHeaders(data []byte) (transient bool, dedup []byte) {
 	return transient, dedup
 }
 
-// appended learns how a publish ended.
-func (q *queue) appended(err error) {
+// recorded learns how the publish of a record ended, and sends the next
+// record when one is collecting.
+func (q *queue) recorded(p *pub, err error) {
+	var failed []failedPub
+	n := len(p.ms)
 	q.mu.Lock()
-	q.inflight--
+	q.sending--
+	q.inflight -= n
 	if err == nil {
-		q.stored++
+		q.stored += int64(n)
+		q.live += int64(n)
+		q.s.msgs.Add(int64(n))
 		q.requestLocked(false)
 	} else {
-		q.taken++ // never to be taken: the transient ones behind it need not wait
+		q.taken += uint64(n) // never to be taken: the transient ones behind them need not wait
+	}
+	if q.open != nil && q.sending < maxQueuePubs {
+		failed = q.flushLocked(nil)
 	}
 	q.mu.Unlock()
+	if len(failed) > 0 {
+		q.s.fail(failed)
+	}
 }
 
 // Next takes the head message.
@@ -177,9 +314,9 @@ func (q *queue) Next() (*store.Message, error) {
 		m := q.buf.PopFront()
 		q.taken++
 		m.Deliveries++
-		if f := q.refs[m]; f != nil {
-			q.markLocked(f.seq)
-			q.handed = max(q.handed, f.seq)
+		if r, ok := q.refs[m]; ok {
+			q.markLocked(r.r.seq)
+			q.handed = max(q.handed, r.r.seq)
 		}
 		q.requestLocked(true)
 		return m, nil
@@ -228,9 +365,9 @@ func (q *queue) markLocked(seq uint64) {
 // unfetched is the backlog left on disk. Lock held: q.mu.
 func (q *queue) unfetched() int64 { return max(q.stored-q.fetchedN, 0) }
 
-// requestLocked asks JetStream for more messages when the read-ahead runs
-// low and there is something to read: up to a batch when a consumer takes
-// (demand), a few (minAhead) otherwise. Lock held: q.mu.
+// requestLocked asks JetStream for more records when the read-ahead runs
+// low and there is something to read: up to a batch of messages when a
+// consumer takes (demand), a few (minAhead) otherwise. Lock held: q.mu.
 func (q *queue) requestLocked(demand bool) {
 	if q.closed {
 		return
@@ -246,11 +383,15 @@ func (q *queue) requestLocked(demand bool) {
 	if !demand {
 		batch = min(batch, minAhead)
 	}
-	have := q.buf.Len() + q.reqLeft
+	perRec := max(q.perRec, 16)
+	have := q.buf.Len() + q.reqLeft*perRec/16
 	if have > batch/2 || q.unfetched() == 0 && q.inflight == 0 {
 		return
 	}
-	n := batch - have
+	n := max((batch-have)*16/perRec, 1)
+	if q.reqLeft > 0 && n < 2 {
+		return
+	}
 	q.reqBuf = append(q.reqBuf[:0], `{"batch":`...)
 	q.reqBuf = strconv.AppendInt(q.reqBuf, int64(n), 10)
 	q.reqBuf = append(q.reqBuf, `,"expires":`...)
@@ -264,39 +405,61 @@ func (q *queue) requestLocked(demand bool) {
 	q.reqUntil = now.Add(requestExpiry)
 }
 
-// fetched takes a message JetStream delivered for a pull request.
-func (q *queue) fetched(msg *nats.Msg) {
+// fetched takes a record JetStream delivered for a pull request (n
+// messages; 0: a single message of the earlier format).
+func (q *queue) fetched(msg *nats.Msg, n int) {
 	seq, ok := ackSeq(msg.Reply)
-	if !ok || len(msg.Data) < headerLen {
+	var ms []store.Message
+	if ok {
+		ms, ok = parseRecord(msg.Data, n)
+	}
+	if !ok || len(ms) == 0 {
 		q.s.log.Error("store: dropping a message that is not the broker's", "queue", q.name, "subject", msg.Subject, "size", len(msg.Data))
 		msg.Term() //nolint:errcheck // dropped either way
 		return
 	}
-	f := &fetched{reply: msg.Reply, seq: seq}
-	f.sm = store.Message{
-		ID:      binary.BigEndian.Uint64(msg.Data[0:8]),
-		Expires: int64(binary.BigEndian.Uint64(msg.Data[8:16])),
-		Data:    msg.Data[headerLen:],
-	}
-	if seq <= q.mark {
-		f.sm.Deliveries = 1
-	}
+	r := &record{reply: msg.Reply, seq: seq, ids: make([]uint64, len(ms)), acked: make([]bool, len(ms))}
 	var fn func()
 	q.mu.Lock()
+	skip := q.skip[seq]
+	if skip != nil {
+		delete(q.skip, seq)
+	}
 	if q.reqLeft > 0 {
 		q.reqLeft--
 	}
-	q.fetchedN++
-	q.buf.PushBack(&f.sm)
-	if q.refs == nil {
-		q.refs = make(map[*store.Message]*fetched)
+	if q.perRec == 0 {
+		q.perRec = 16 * len(ms)
+	} else {
+		q.perRec = (q.perRec*7 + 16*len(ms)) / 8
 	}
-	q.refs[&f.sm] = f
-	if q.starved && !q.closed {
+	if q.refs == nil {
+		q.refs = make(map[*store.Message]ref)
+	}
+	for i := range ms {
+		m := &ms[i]
+		r.ids[i] = m.ID
+		if skip != nil && slices.Contains(skip, m.ID) {
+			r.acked[i] = true // acknowledged before the last stop
+			continue
+		}
+		if seq <= q.mark {
+			m.Deliveries = 1
+		}
+		r.left++
+		q.fetchedN++
+		q.buf.PushBack(m)
+		q.refs[m] = ref{r, i}
+	}
+	if q.starved && !q.closed && r.left > 0 {
 		q.starved = false
 		fn = q.notify
 	}
+	skipped := r.left == 0
 	q.mu.Unlock()
+	if skipped {
+		q.s.nc.Publish(r.reply, ackBody) //nolint:errcheck // comes again after a restart, and is skipped again
+	}
 	if fn != nil {
 		fn()
 	}
@@ -357,16 +520,82 @@ func ackSeq(reply string) (uint64, bool) {
 
 var ackBody = []byte("+ACK")
 
-// Ack acknowledges a message; JetStream removes it.
+// Ack acknowledges a message; JetStream removes its record once every
+// message of the record is acknowledged.
 func (q *queue) Ack(m *store.Message) error {
 	q.mu.Lock()
-	f := q.refs[m]
-	delete(q.refs, m)
-	q.mu.Unlock()
-	if f == nil {
+	rf, ok := q.refs[m]
+	if !ok {
+		q.mu.Unlock()
 		return nil // transient
 	}
-	return q.s.nc.Publish(f.reply, ackBody)
+	delete(q.refs, m)
+	r := rf.r
+	r.acked[rf.i] = true
+	r.left--
+	q.live--
+	last := r.left == 0
+	q.mu.Unlock()
+	q.s.msgs.Add(-1)
+	if !last {
+		return nil
+	}
+	return q.s.nc.Publish(r.reply, ackBody)
+}
+
+// ackedLocked lists, per record read and not wholly acknowledged, the
+// messages acknowledged (for the skip list written at a graceful stop),
+// with the skip list of the records not read again. Lock held: q.mu.
+func (q *queue) ackedLocked() []byte {
+	var out []byte
+	put := func(seq uint64, ids []uint64) {
+		out = binary.BigEndian.AppendUint64(out, seq)
+		out = binary.BigEndian.AppendUint32(out, uint32(len(ids)))
+		for _, id := range ids {
+			out = binary.BigEndian.AppendUint64(out, id)
+		}
+	}
+	seen := make(map[*record]bool)
+	for _, rf := range q.refs {
+		r := rf.r
+		if seen[r] {
+			continue
+		}
+		seen[r] = true
+		var ids []uint64
+		for i, a := range r.acked {
+			if a {
+				ids = append(ids, r.ids[i])
+			}
+		}
+		if len(ids) > 0 {
+			put(r.seq, ids)
+		}
+	}
+	for seq, ids := range q.skip {
+		put(seq, ids)
+	}
+	return out
+}
+
+// parseAcked reads a skip list (see ackedLocked).
+func parseAcked(b []byte) map[uint64][]uint64 {
+	out := make(map[uint64][]uint64)
+	for len(b) >= 12 {
+		seq := binary.BigEndian.Uint64(b)
+		n := int(binary.BigEndian.Uint32(b[8:]))
+		b = b[12:]
+		if len(b) < 8*n {
+			break
+		}
+		ids := make([]uint64, n)
+		for i := range ids {
+			ids[i] = binary.BigEndian.Uint64(b[8*i:])
+		}
+		out[seq] = ids
+		b = b[8*n:]
+	}
+	return out
 }
 
 // Requeue puts m back at the head; it stays unacknowledged in JetStream.
