@@ -40,6 +40,12 @@ const (
 	maxRecordMsgs  = 256
 	maxRecordBytes = 512 << 10
 	maxQueuePubs   = 2
+	// maxHeldBytes bounds the messages the store keeps in memory (all
+	// queues) after they are stored, so that when their record is read
+	// back the broker's own in-process message is handed out, not a copy
+	// decoded from storage. Past it records are read back from storage
+	// only (a backlog lives on disk).
+	maxHeldBytes = 16 << 20
 	// recHeader is each message's header in a record: id, expiry, length.
 	recHeader = 20
 )
@@ -92,6 +98,15 @@ type queue struct {
 	// for the records not read again yet.
 	skip    map[uint64][]uint64
 	hadSkip bool // a skip list is stored (to clear or rewrite at Close)
+	// held are the messages of records sent in this run, kept in memory
+	// until read back (the id of a record's first message -> the record;
+	// see maxHeldBytes).
+	held map[uint64]heldRecord
+}
+
+type heldRecord struct {
+	ms   []*store.Message
+	size int
 }
 
 type transient struct {
@@ -243,6 +258,14 @@ func (q *queue) flushLocked(failed []failedPub) []failedPub {
 // sendLocked publishes a record. Lock held: q.mu.
 func (q *queue) sendLocked(p *pub, failed []failedPub) []failedPub {
 	q.sending++
+	if !q.closed && q.s.heldBytes.Add(int64(len(p.data))) <= maxHeldBytes {
+		if q.held == nil {
+			q.held = make(map[uint64]heldRecord)
+		}
+		q.held[p.ms[0].ID] = heldRecord{p.ms, len(p.data)}
+	} else {
+		q.s.heldBytes.Add(-int64(len(p.data)))
+	}
 	if err := q.s.publish(p); err != nil {
 		failed = append(failed, failedPub{p, err})
 	}
@@ -271,6 +294,15 @@ func readHeaders(data []byte) (transient bool, dedup []byte) {
 	return transient, dedup
 }
 
+// unholdLocked forgets the held messages of a record not stored. Lock
+// held: q.mu.
+func (q *queue) unholdLocked(p *pub) {
+	if h, ok := q.held[p.ms[0].ID]; ok && &h.ms[0] == &p.ms[0] {
+		delete(q.held, p.ms[0].ID)
+		q.s.heldBytes.Add(-int64(h.size))
+	}
+}
+
 // recorded learns how the publish of a record ended, and sends the next
 // record when one is collecting.
 func (q *queue) recorded(p *pub, err error) {
@@ -279,6 +311,9 @@ func (q *queue) recorded(p *pub, err error) {
 	q.mu.Lock()
 	q.sending--
 	q.inflight -= n
+	if err != nil {
+		q.unholdLocked(p)
+	}
 	if err == nil {
 		q.stored += int64(n)
 		q.live += int64(n)
@@ -409,16 +444,36 @@ func (q *queue) requestLocked(demand bool) {
 // messages; 0: a single message of the earlier format).
 func (q *queue) fetched(msg *nats.Msg, n int) {
 	seq, ok := ackSeq(msg.Reply)
+	var held heldRecord
+	if ok && n > 0 && len(msg.Data) >= 8 {
+		first := binary.BigEndian.Uint64(msg.Data)
+		q.mu.Lock()
+		held = q.held[first]
+		if held.ms != nil {
+			delete(q.held, first)
+		}
+		q.mu.Unlock()
+		if held.ms != nil {
+			q.s.heldBytes.Add(-int64(held.size))
+			if len(held.ms) != n {
+				held.ms = nil // not the record sent (cannot be)
+			}
+		}
+	}
 	var ms []store.Message
-	if ok {
+	if ok && held.ms == nil {
 		ms, ok = parseRecord(msg.Data, n)
 	}
-	if !ok || len(ms) == 0 {
+	if !ok || len(ms) == 0 && held.ms == nil {
 		q.s.log.Error("store: dropping a message that is not the broker's", "queue", q.name, "subject", msg.Subject, "size", len(msg.Data))
 		msg.Term() //nolint:errcheck // dropped either way
 		return
 	}
-	r := &record{reply: msg.Reply, seq: seq, ids: make([]uint64, len(ms)), acked: make([]bool, len(ms))}
+	k := len(ms)
+	if held.ms != nil {
+		k = len(held.ms)
+	}
+	r := &record{reply: msg.Reply, seq: seq, ids: make([]uint64, k), acked: make([]bool, k)}
 	var fn func()
 	q.mu.Lock()
 	skip := q.skip[seq]
@@ -429,15 +484,20 @@ func (q *queue) fetched(msg *nats.Msg, n int) {
 		q.reqLeft--
 	}
 	if q.perRec == 0 {
-		q.perRec = 16 * len(ms)
+		q.perRec = 16 * k
 	} else {
-		q.perRec = (q.perRec*7 + 16*len(ms)) / 8
+		q.perRec = (q.perRec*7 + 16*k) / 8
 	}
 	if q.refs == nil {
 		q.refs = make(map[*store.Message]ref)
 	}
-	for i := range ms {
-		m := &ms[i]
+	for i := range k {
+		var m *store.Message
+		if held.ms != nil {
+			m = held.ms[i] // the broker's own, Value and all
+		} else {
+			m = &ms[i]
+		}
 		r.ids[i] = m.ID
 		if skip != nil && slices.Contains(skip, m.ID) {
 			r.acked[i] = true // acknowledged before the last stop

@@ -169,6 +169,9 @@ type Store struct {
 	pendingMsgs int
 	// msgs counts the stored queue messages not yet acknowledged.
 	msgs atomic.Int64
+	// heldBytes are the bytes of the queues' held records (see
+	// maxHeldBytes).
+	heldBytes atomic.Int64
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -1171,6 +1174,10 @@ func (s *Store) Purge(name string) error {
 		q.trans.Reset()
 		clear(q.refs)
 		clear(q.skip)
+		for seq, h := range q.held {
+			s.heldBytes.Add(-int64(h.size))
+			delete(q.held, seq)
+		}
 		s.msgs.Add(-q.live)
 		q.stored, q.fetchedN, q.live = 0, 0, 0
 		q.mu.Unlock()
