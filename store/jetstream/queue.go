@@ -98,15 +98,24 @@ type queue struct {
 	// for the records not read again yet.
 	skip    map[uint64][]uint64
 	hadSkip bool // a skip list is stored (to clear or rewrite at Close)
-	// held are the messages of records sent in this run, kept in memory
-	// until read back (the id of a record's first message -> the record;
-	// see maxHeldBytes).
-	held map[uint64]heldRecord
+	// held are the records sent in this run and kept in memory (the id
+	// of a record's first message -> the record; see maxHeldBytes), in
+	// the order sent (heldOrder). Once stored, and once every record
+	// ahead of it is read, Next takes a held record's messages from
+	// memory: JetStream's copy is read only for its ack subject
+	// (pretaken, until then). heldStored counts the messages of the
+	// stored ones.
+	held       map[uint64]*heldRecord
+	heldOrder  deque.Deque[*heldRecord]
+	heldStored int64
+	pretaken   map[uint64]*record
 }
 
 type heldRecord struct {
 	ms   []*store.Message
 	size int
+	seq  uint64 // stream sequence, once stored
+	gone bool   // taken, read back, or refused
 }
 
 type transient struct {
@@ -260,9 +269,11 @@ func (q *queue) sendLocked(p *pub, failed []failedPub) []failedPub {
 	q.sending++
 	if !q.closed && q.s.heldBytes.Add(int64(len(p.data))) <= maxHeldBytes {
 		if q.held == nil {
-			q.held = make(map[uint64]heldRecord)
+			q.held = make(map[uint64]*heldRecord)
 		}
-		q.held[p.ms[0].ID] = heldRecord{p.ms, len(p.data)}
+		h := &heldRecord{ms: p.ms, size: len(p.data)}
+		q.held[p.ms[0].ID] = h
+		q.heldOrder.PushBack(h)
 	} else {
 		q.s.heldBytes.Add(-int64(len(p.data)))
 	}
@@ -297,15 +308,65 @@ func readHeaders(data []byte) (transient bool, dedup []byte) {
 // unholdLocked forgets the held messages of a record not stored. Lock
 // held: q.mu.
 func (q *queue) unholdLocked(p *pub) {
-	if h, ok := q.held[p.ms[0].ID]; ok && &h.ms[0] == &p.ms[0] {
-		delete(q.held, p.ms[0].ID)
-		q.s.heldBytes.Add(-int64(h.size))
+	if h := q.heldOf(p); h != nil {
+		q.dropHeldLocked(h)
 	}
+}
+
+// heldOf is p's held record (nil: not held, or no longer). Lock held: q.mu.
+func (q *queue) heldOf(p *pub) *heldRecord {
+	if h := q.held[p.ms[0].ID]; h != nil && &h.ms[0] == &p.ms[0] {
+		return h
+	}
+	return nil
+}
+
+// dropHeldLocked forgets a held record (heldOrder drops it lazily). Lock
+// held: q.mu.
+func (q *queue) dropHeldLocked(h *heldRecord) {
+	delete(q.held, h.ms[0].ID)
+	h.gone = true
+	q.s.heldBytes.Add(-int64(h.size))
+	if h.seq != 0 {
+		q.heldStored -= int64(len(h.ms))
+	}
+}
+
+// takeHeldLocked moves the oldest held record's messages to buf when every
+// record ahead of it on disk is read and it is stored. Lock held: q.mu.
+func (q *queue) takeHeldLocked() {
+	for q.heldOrder.Len() > 0 && q.heldOrder.Front().gone {
+		q.heldOrder.PopFront()
+	}
+	if q.heldOrder.Len() == 0 {
+		return
+	}
+	h := q.heldOrder.Front()
+	if h.seq == 0 || q.unfetched() != q.heldStored {
+		return
+	}
+	q.heldOrder.PopFront()
+	q.dropHeldLocked(h)
+	k := len(h.ms)
+	r := &record{seq: h.seq, ids: make([]uint64, k), acked: make([]bool, k), left: k}
+	if q.refs == nil {
+		q.refs = make(map[*store.Message]ref)
+	}
+	for i, m := range h.ms {
+		r.ids[i] = m.ID
+		q.buf.PushBack(m)
+		q.refs[m] = ref{r, i}
+	}
+	q.fetchedN += int64(k)
+	if q.pretaken == nil {
+		q.pretaken = make(map[uint64]*record)
+	}
+	q.pretaken[h.ms[0].ID] = r
 }
 
 // recorded learns how the publish of a record ended, and sends the next
 // record when one is collecting.
-func (q *queue) recorded(p *pub, err error) {
+func (q *queue) recorded(p *pub, seq uint64, err error) {
 	var failed []failedPub
 	n := len(p.ms)
 	q.mu.Lock()
@@ -313,6 +374,13 @@ func (q *queue) recorded(p *pub, err error) {
 	q.inflight -= n
 	if err != nil {
 		q.unholdLocked(p)
+	} else if h := q.heldOf(p); h != nil {
+		if seq == 0 {
+			q.dropHeldLocked(h) // read back from storage then
+		} else {
+			h.seq = seq
+			q.heldStored += int64(n)
+		}
 	}
 	if err == nil {
 		q.stored += int64(n)
@@ -344,6 +412,9 @@ func (q *queue) Next() (*store.Message, error) {
 		m := q.trans.PopFront().m
 		m.Deliveries++
 		return m, nil
+	}
+	if q.buf.Len() == 0 {
+		q.takeHeldLocked()
 	}
 	if q.buf.Len() > 0 {
 		m := q.buf.PopFront()
@@ -404,7 +475,7 @@ func (q *queue) unfetched() int64 { return max(q.stored-q.fetchedN, 0) }
 // low and there is something to read: up to a batch of messages when a
 // consumer takes (demand), a few (minAhead) otherwise. Lock held: q.mu.
 func (q *queue) requestLocked(demand bool) {
-	if q.closed {
+	if q.closed && len(q.pretaken) == 0 {
 		return
 	}
 	now := time.Now()
@@ -420,7 +491,7 @@ func (q *queue) requestLocked(demand bool) {
 	}
 	perRec := max(q.perRec, 16)
 	have := q.buf.Len() + q.reqLeft*perRec/16
-	if have > batch/2 || q.unfetched() == 0 && q.inflight == 0 {
+	if have > batch/2 || q.unfetched() == 0 && q.inflight == 0 && len(q.pretaken) == 0 {
 		return
 	}
 	n := max((batch-have)*16/perRec, 1)
@@ -444,33 +515,43 @@ func (q *queue) requestLocked(demand bool) {
 // messages; 0: a single message of the earlier format).
 func (q *queue) fetched(msg *nats.Msg, n int) {
 	seq, ok := ackSeq(msg.Reply)
-	var held heldRecord
+	var held *heldRecord
 	if ok && n > 0 && len(msg.Data) >= 8 {
 		first := binary.BigEndian.Uint64(msg.Data)
 		q.mu.Lock()
-		held = q.held[first]
-		if held.ms != nil {
-			delete(q.held, first)
+		if r := q.pretaken[first]; r != nil && len(r.ids) == n {
+			// Taken from memory already: its ack subject, at last.
+			delete(q.pretaken, first)
+			r.reply = msg.Reply
+			if q.reqLeft > 0 {
+				q.reqLeft--
+			}
+			q.perRec = (max(q.perRec, 16)*7 + 16*n) / 8
+			last := r.left == 0
+			q.requestLocked(false)
+			q.mu.Unlock()
+			if last {
+				q.s.nc.Publish(r.reply, ackBody) //nolint:errcheck // comes again after a crash, flagged redelivered
+			}
+			return
+		}
+		if h := q.held[first]; h != nil && len(h.ms) == n {
+			q.dropHeldLocked(h)
+			held = h
 		}
 		q.mu.Unlock()
-		if held.ms != nil {
-			q.s.heldBytes.Add(-int64(held.size))
-			if len(held.ms) != n {
-				held.ms = nil // not the record sent (cannot be)
-			}
-		}
 	}
 	var ms []store.Message
-	if ok && held.ms == nil {
+	if ok && held == nil {
 		ms, ok = parseRecord(msg.Data, n)
 	}
-	if !ok || len(ms) == 0 && held.ms == nil {
+	if !ok || len(ms) == 0 && held == nil {
 		q.s.log.Error("store: dropping a message that is not the broker's", "queue", q.name, "subject", msg.Subject, "size", len(msg.Data))
 		msg.Term() //nolint:errcheck // dropped either way
 		return
 	}
 	k := len(ms)
-	if held.ms != nil {
+	if held != nil {
 		k = len(held.ms)
 	}
 	r := &record{reply: msg.Reply, seq: seq, ids: make([]uint64, k), acked: make([]bool, k)}
@@ -493,7 +574,7 @@ func (q *queue) fetched(msg *nats.Msg, n int) {
 	}
 	for i := range k {
 		var m *store.Message
-		if held.ms != nil {
+		if held != nil {
 			m = held.ms[i] // the broker's own, Value and all
 		} else {
 			m = &ms[i]
@@ -594,7 +675,7 @@ func (q *queue) Ack(m *store.Message) error {
 	r.acked[rf.i] = true
 	r.left--
 	q.live--
-	last := r.left == 0
+	last := r.left == 0 && r.reply != "" // else acknowledged once read back
 	q.mu.Unlock()
 	q.s.msgs.Add(-1)
 	if !last {
@@ -616,8 +697,14 @@ func (q *queue) ackedLocked() []byte {
 		}
 	}
 	seen := make(map[*record]bool)
+	records := make([]*record, 0, len(q.pretaken))
+	for _, r := range q.pretaken {
+		records = append(records, r)
+	}
 	for _, rf := range q.refs {
-		r := rf.r
+		records = append(records, rf.r)
+	}
+	for _, r := range records {
 		if seen[r] {
 			continue
 		}

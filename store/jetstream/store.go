@@ -14,6 +14,7 @@
 package jetstream
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -835,7 +836,7 @@ type failedPub struct {
 // message's Done. Call without locks held.
 func (s *Store) fail(failed []failedPub) {
 	for _, f := range failed {
-		f.p.q.recorded(f.p, f.err)
+		f.p.q.recorded(f.p, 0, f.err)
 		for i, m := range f.p.ms {
 			f.p.dones[i].Appended(m, f.err)
 		}
@@ -865,9 +866,9 @@ func (s *Store) onPubAck(msg *nats.Msg) {
 	err := pubAckError(msg)
 	if err == nil && isDuplicate(msg.Data) {
 		s.duplicates.Add(uint64(len(p.ms)))
-		p.q.recorded(p, errDuplicate)
+		p.q.recorded(p, 0, errDuplicate)
 	} else {
-		p.q.recorded(p, err)
+		p.q.recorded(p, pubAckSeq(msg.Data), err)
 	}
 	for i, m := range p.ms {
 		p.dones[i].Appended(m, err)
@@ -882,6 +883,23 @@ var errDuplicate = errors.New("duplicate")
 func isDuplicate(ack []byte) bool {
 	_, after, ok := strings.Cut(string(ack), `"duplicate":`)
 	return ok && strings.HasPrefix(strings.TrimLeft(after, " "), "true")
+}
+
+// pubAckSeq reads the stream sequence from a JetStream publish
+// acknowledgement ({"stream":"S","seq":N,...}); 0 when there is none.
+func pubAckSeq(ack []byte) uint64 {
+	i := bytes.Index(ack, []byte(`"seq":`))
+	if i < 0 {
+		return 0
+	}
+	var n uint64
+	for _, c := range bytes.TrimLeft(ack[i+6:], " ") {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n
 }
 
 // pubAckError reads a JetStream publish acknowledgement.
@@ -1174,10 +1192,12 @@ func (s *Store) Purge(name string) error {
 		q.trans.Reset()
 		clear(q.refs)
 		clear(q.skip)
-		for seq, h := range q.held {
-			s.heldBytes.Add(-int64(h.size))
-			delete(q.held, seq)
+		for _, h := range q.held {
+			q.dropHeldLocked(h)
 		}
+		q.heldOrder.Reset()
+		q.heldStored = 0
+		clear(q.pretaken)
 		s.msgs.Add(-q.live)
 		q.stored, q.fetchedN, q.live = 0, 0, 0
 		q.mu.Unlock()
