@@ -1091,6 +1091,13 @@ func (s *Store) Stats() (Stats, error) {
 	s.pmu.Lock()
 	np := s.pendingMsgs
 	s.pmu.Unlock()
+	for _, q := range s.queueList() { // and the records collecting
+		q.mu.Lock()
+		if q.open != nil {
+			np += len(q.open.ms)
+		}
+		q.mu.Unlock()
+	}
 	return Stats{Messages: uint64(max(s.msgs.Load(), 0)), Bytes: info.State.Bytes, Queues: nq, Pending: np,
 		Latency: time.Duration(s.storeLatency.Load()), Duplicates: s.duplicates.Load()}, nil
 }
