@@ -495,6 +495,12 @@ func (q *queue) requestLocked(demand bool) {
 		return
 	}
 	n := max((batch-have)*16/perRec, 1)
+	if q.perRec == 0 { // records' size unknown yet: a few, to learn it
+		if q.reqLeft > 0 {
+			return
+		}
+		n = min(n, 2)
+	}
 	if q.reqLeft > 0 && n < 2 {
 		return
 	}
@@ -566,6 +572,7 @@ func (q *queue) fetched(msg *nats.Msg, n int) {
 	}
 	if q.perRec == 0 {
 		q.perRec = 16 * k
+		q.sizeAvg = len(msg.Data) / k
 	} else {
 		q.perRec = (q.perRec*7 + 16*k) / 8
 	}
