@@ -4,13 +4,17 @@
 // or cluster with JetStream, through the same code.
 //
 // Every queue is a subject of one work-queue stream, with one durable pull
-// consumer that the broker drives: Append is an asynchronous publish whose
-// acknowledgement releases the SEND's RECEIPT, Next takes from a small
-// read-ahead that is fetched as consumers take (the backlog stays on disk),
-// Ack acknowledges (and so removes) the message. Messages put back stay
-// with the queue in memory until taken again; after a restart, every
-// message not acknowledged is delivered again, flagged redelivered when it
-// may have been delivered before.
+// consumer that the store drives. Append is an asynchronous publish whose
+// acknowledgement releases the SEND's RECEIPT; messages appended while the
+// queue's earlier publishes are in flight go together as one record (group
+// commit: one JetStream message, write, acknowledgement, delivery and ack
+// for many queue messages). Next hands out a record stored in this run
+// from memory as soon as it is stored, and otherwise from a small
+// read-ahead fetched as consumers take (the backlog stays on disk). A
+// record is acknowledged (and so removed) once all its messages are.
+// Messages put back stay with the queue in memory until taken again;
+// after a restart, every message not acknowledged is delivered again,
+// flagged redelivered when it may have been delivered before.
 package jetstream
 
 import (
@@ -51,9 +55,9 @@ const (
 	// every SyncInterval: a crash of the process loses nothing; a power
 	// loss or kernel crash may lose the last interval.
 	FsyncInterval Fsync = iota
-	// FsyncAlways forces every message to the disk before it is
+	// FsyncAlways forces every record to the disk before it is
 	// acknowledged: nothing acknowledged is lost even on power loss, at a
-	// large cost in throughput.
+	// cost in throughput (one fsync per record of messages).
 	FsyncAlways
 )
 
