@@ -48,6 +48,9 @@ const (
 	maxHeldBytes = 16 << 20
 	// recHeader is each message's header in a record: id, expiry, length.
 	recHeader = 20
+	// maxAckedKept is how many acknowledged records a queue remembers
+	// (see queue.acked).
+	maxAckedKept = 64
 )
 
 // queue is one queue: subjects of the stream and its durable consumer.
@@ -98,6 +101,10 @@ type queue struct {
 	// for the records not read again yet.
 	skip    map[uint64][]uint64
 	hadSkip bool // a skip list is stored (to clear or rewrite at Close)
+	// acked are the records acknowledged last (at most maxAckedKept):
+	// JetStream takes an ack asynchronously, so a graceful stop lists
+	// them too, in case their ack was not processed yet.
+	acked deque.Deque[*record]
 	// held are the records sent in this run and kept in memory (the id
 	// of a record's first message -> the record; see maxHeldBytes), in
 	// the order sent (heldOrder). Once stored, and once every record
@@ -491,7 +498,7 @@ func (q *queue) requestLocked(demand bool) {
 	}
 	perRec := max(q.perRec, 16)
 	have := q.buf.Len() + q.reqLeft*perRec/16
-	if have > batch/2 || q.unfetched() == 0 && q.inflight == 0 && len(q.pretaken) == 0 {
+	if have > batch/2 || q.unfetched() == 0 && q.inflight == 0 && len(q.pretaken) == 0 && len(q.skip) == 0 {
 		return
 	}
 	n := max((batch-have)*16/perRec, 1)
@@ -534,6 +541,9 @@ func (q *queue) fetched(msg *nats.Msg, n int) {
 			}
 			q.perRec = (max(q.perRec, 16)*7 + 16*n) / 8
 			last := r.left == 0
+			if last {
+				q.ackedLocked(r)
+			}
 			q.requestLocked(false)
 			q.mu.Unlock()
 			if last {
@@ -604,6 +614,9 @@ func (q *queue) fetched(msg *nats.Msg, n int) {
 		fn = q.notify
 	}
 	skipped := r.left == 0
+	if skipped {
+		q.ackedLocked(r)
+	}
 	q.mu.Unlock()
 	if skipped {
 		q.s.nc.Publish(r.reply, ackBody) //nolint:errcheck // comes again after a restart, and is skipped again
@@ -683,6 +696,9 @@ func (q *queue) Ack(m *store.Message) error {
 	r.left--
 	q.live--
 	last := r.left == 0 && r.reply != "" // else acknowledged once read back
+	if last {
+		q.ackedLocked(r)
+	}
 	q.mu.Unlock()
 	q.s.msgs.Add(-1)
 	if !last {
@@ -691,10 +707,20 @@ func (q *queue) Ack(m *store.Message) error {
 	return q.s.nc.Publish(r.reply, ackBody)
 }
 
-// ackedLocked lists, per record read and not wholly acknowledged, the
-// messages acknowledged (for the skip list written at a graceful stop),
-// with the skip list of the records not read again. Lock held: q.mu.
-func (q *queue) ackedLocked() []byte {
+// ackedLocked remembers a record acknowledged in JetStream. Lock held:
+// q.mu.
+func (q *queue) ackedLocked(r *record) {
+	if q.acked.Len() >= maxAckedKept {
+		q.acked.PopFront()
+	}
+	q.acked.PushBack(r)
+}
+
+// skipListLocked lists, per record read and not wholly acknowledged (or
+// acknowledged last), the messages acknowledged (the skip list written at
+// a graceful stop), with the skip list of the records not read again.
+// Lock held: q.mu.
+func (q *queue) skipListLocked() []byte {
 	var out []byte
 	put := func(seq uint64, ids []uint64) {
 		out = binary.BigEndian.AppendUint64(out, seq)
@@ -704,9 +730,12 @@ func (q *queue) ackedLocked() []byte {
 		}
 	}
 	seen := make(map[*record]bool)
-	records := make([]*record, 0, len(q.pretaken))
+	records := make([]*record, 0, len(q.pretaken)+q.acked.Len())
 	for _, r := range q.pretaken {
 		records = append(records, r)
+	}
+	for i := range q.acked.Len() {
+		records = append(records, q.acked.At(i))
 	}
 	for _, rf := range q.refs {
 		records = append(records, rf.r)

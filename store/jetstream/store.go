@@ -630,7 +630,7 @@ func (s *Store) readSkip(ctx context.Context, q *queue) (int64, error) {
 // writeSkip records the queue's skip list (at a graceful stop).
 func (s *Store) writeSkip(q *queue) error {
 	q.mu.Lock()
-	data := q.ackedLocked()
+	data := q.skipListLocked()
 	had := q.hadSkip
 	q.mu.Unlock()
 	if len(data) == 0 && !had {
@@ -1203,6 +1203,7 @@ func (s *Store) Purge(name string) error {
 		q.trans.Reset()
 		clear(q.refs)
 		clear(q.skip)
+		q.acked.Reset()
 		for _, h := range q.held {
 			q.dropHeldLocked(h)
 		}

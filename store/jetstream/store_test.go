@@ -513,3 +513,68 @@ func TestStoreGroupCommit(t *testing.T) {
 		t.Fatalf("stats %+v: want 0 messages", st)
 	}
 }
+
+// JetStream takes acks asynchronously: a record acknowledged just before a
+// graceful stop, whose ack JetStream had not processed, does not come
+// again after the restart (the skip list names it).
+func TestStoreAckInFlightAtStop(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	q, _ := s.Open("/queue/late-ack")
+	d := newDone()
+	send := collect(t, q)
+	for i := 0; i < 10; i++ {
+		if err := q.Append(&store.Message{ID: uint64(1 + i), Data: []byte(fmt.Sprint(i))}, d); err != store.ErrPending {
+			t.Fatal(err)
+		}
+	}
+	send()
+	d.wait(t, 10)
+	ms := take(t, q, 10)
+	qq := q.(*queue)
+	// Wait for the record's read-back (its ack subject), then lose the
+	// ack: it goes to a subject nobody reads, as if JetStream had not
+	// processed it before the stop.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		qq.mu.Lock()
+		n := len(qq.pretaken)
+		qq.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the record was not read back")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	qq.mu.Lock()
+	for _, m := range ms {
+		qq.refs[m].r.reply = "stompica.test.nowhere"
+	}
+	qq.mu.Unlock()
+	for _, m := range ms {
+		q.Ack(m)
+	}
+	q.Close()
+	s.Close()
+
+	s = openStore(t, dir)
+	defer s.Close()
+	q, _ = s.Open("/queue/late-ack")
+	if n := streamMsgs(t, s); n != 1 {
+		t.Fatalf("%d records stored, want the 1 whose ack was lost", n)
+	}
+	if q.Len() != 0 {
+		t.Fatalf("Len after restart = %d, want 0: every message was acknowledged", q.Len())
+	}
+	for streamMsgs(t, s) != 0 { // read back, skipped, acknowledged
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatal("the skipped record is still stored")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if m, _ := q.Next(); m != nil {
+		t.Fatalf("Next after restart = %q, want nothing", m.Data)
+	}
+}
