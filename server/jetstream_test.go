@@ -42,10 +42,10 @@ func openJetStream(t *testing.T, dir string, mod ...func(*jetstream.Options)) *j
 
 // The queue semantics (FIFO, round-robin, acks, NACK, prefetch,
 // redelivery, transactions, dead letters, temporary queues) hold the same
-// on the JetStream store as in memory: the same tests, on it. Left out are
-// the tests that want a message freed by an ACK before the ACK's RECEIPT:
-// a message stored while its consumer had no credit may still be on its
-// way from disk then, and comes just after (TestJetStreamPrefetch).
+// on the JetStream store as in memory: the same tests, on it. That
+// includes the ones that want a message freed by an ACK before the ACK's
+// RECEIPT: a message stored in this run is taken from memory as soon as
+// JetStream has it (its SEND's RECEIPT), not when it is read back.
 func TestOnJetStream(t *testing.T) {
 	testStore = func(t *testing.T) store.Store { return openJetStream(t, "") }
 	defer func() { testStore = nil }()
@@ -77,6 +77,11 @@ func TestOnJetStream(t *testing.T) {
 		{"UnusedQueueForgotten", TestUnusedQueueForgotten},
 		{"PrefetchCappedByMaxUnacked", TestPrefetchCappedByMaxUnacked},
 		{"SlowQueueConsumer", TestSlowQueueConsumer},
+		{"QueuePrefetch", TestQueuePrefetch},
+		{"QueuePrefetchActiveMQHeader", TestQueuePrefetchActiveMQHeader},
+		{"PatternQueueAckFreesCredit", TestPatternQueueAckFreesCredit},
+		{"TxAckAtCommit", TestTxAckAtCommit},
+		{"TxNackAbortKeepsUnacked", TestTxNackAbortKeepsUnacked},
 	} {
 		t.Run(tc.name, tc.f)
 	}

@@ -3,6 +3,7 @@ package jetstream
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,7 +29,31 @@ const (
 	requestExpiry = 30 * time.Second
 )
 
-// queue is one queue: a subject of the stream and its durable consumer.
+// Group commit: a queue's messages are stored in records of up to
+// maxRecordMsgs messages (about maxRecordBytes at most, or one larger
+// message alone). While maxQueuePubs records of a queue await JetStream's
+// acknowledgement, the messages appended meanwhile collect into the next
+// record, sent when one of those is acknowledged: one JetStream message
+// (one write, one acknowledgement, one delivery, one ack) for as many
+// queue messages as arrived during a round trip.
+const (
+	maxRecordMsgs  = 256
+	maxRecordBytes = 512 << 10
+	maxQueuePubs   = 2
+	// maxHeldBytes bounds the messages the store keeps in memory (all
+	// queues) after they are stored, so that when their record is read
+	// back the broker's own in-process message is handed out, not a copy
+	// decoded from storage. Past it records are read back from storage
+	// only (a backlog lives on disk).
+	maxHeldBytes = 16 << 20
+	// recHeader is each message's header in a record: id, expiry, length.
+	recHeader = 20
+	// maxAckedKept is how many acknowledged records a queue remembers
+	// (see queue.acked).
+	maxAckedKept = 64
+)
+
+// queue is one queue: subjects of the stream and its durable consumer.
 //
 // Messages are, in the order Next takes them: the ones put back (head),
 // then the oldest of the transient ones (kept in memory, ordered among the
@@ -37,7 +62,7 @@ const (
 type queue struct {
 	s       *Store
 	name    string
-	subj    string // the stream subject
+	subj    string // the stream subject (records go to subj.<count>)
 	durable string // the consumer
 	next    string // the consumer's pull request subject
 	inbox   string // where its pull requests are answered
@@ -49,26 +74,55 @@ type queue struct {
 	trans    deque.Deque[transient]
 	stored   int64  // messages stored on the subject (at open, plus appended)
 	fetchedN int64  // messages read from JetStream
-	inflight int    // publishes awaiting their acknowledgement
+	live     int64  // messages stored and not acknowledged
+	inflight int    // messages awaiting the store's acknowledgement
 	pubs     uint64 // persistent messages ever ahead in the queue (at open, plus appended)
 	taken    uint64 // of those, taken (or refused by the store)
-	reqLeft  int    // messages the open pull requests may still bring
+	open     *pub   // the record collecting messages (nil: none)
+	sending  int    // records awaiting their acknowledgement
+	reqLeft  int    // records the open pull requests may still bring
 	reqUntil time.Time
+	perRec   int  // messages per record read, x16 (a running average)
 	starved  bool // Next came back empty
 	notify   func()
 	closed   bool
-	batch    int
 	sizeAvg  int
 	mark     uint64 // stream sequences up to mark may have been delivered by an earlier run
 	hinted   uint64 // the watermark written (see Store.writeHint)
 	handed   uint64 // the highest stream sequence Next handed out
 	// hinting is closed when the watermark being written is (nil: none).
 	hinting chan struct{}
-	scratch []byte
 	reqBuf  []byte
 	// refs are the messages read from JetStream and not yet acknowledged,
-	// with what acknowledges them.
-	refs map[*store.Message]*fetched
+	// with the record they came in.
+	refs map[*store.Message]ref
+	// skip are the messages acknowledged in records only partly
+	// acknowledged at the last graceful stop (record sequence -> ids),
+	// for the records not read again yet.
+	skip    map[uint64][]uint64
+	hadSkip bool // a skip list is stored (to clear or rewrite at Close)
+	// acked are the records acknowledged last (at most maxAckedKept):
+	// JetStream takes an ack asynchronously, so a graceful stop lists
+	// them too, in case their ack was not processed yet.
+	acked deque.Deque[*record]
+	// held are the records sent in this run and kept in memory (the id
+	// of a record's first message -> the record; see maxHeldBytes), in
+	// the order sent (heldOrder). Once stored, and once every record
+	// ahead of it is read, Next takes a held record's messages from
+	// memory: JetStream's copy is read only for its ack subject
+	// (pretaken, until then). heldStored counts the messages of the
+	// stored ones.
+	held       map[uint64]*heldRecord
+	heldOrder  deque.Deque[*heldRecord]
+	heldStored int64
+	pretaken   map[uint64]*record
+}
+
+type heldRecord struct {
+	ms   []*store.Message
+	size int
+	seq  uint64 // stream sequence, once stored
+	gone bool   // taken, read back, or refused
 }
 
 type transient struct {
@@ -76,11 +130,81 @@ type transient struct {
 	m    *store.Message
 }
 
-// fetched is a message read from JetStream, with what acknowledges it.
-type fetched struct {
-	sm    store.Message
+// record is a JetStream message read back: a record of queue messages,
+// acknowledged in JetStream once all of them are.
+type record struct {
 	reply string // the ack subject
 	seq   uint64 // stream sequence
+	ids   []uint64
+	acked []bool
+	left  int // messages not yet acknowledged
+}
+
+// ref is a message read from JetStream: its record and place in it.
+type ref struct {
+	r *record
+	i int
+}
+
+// recordSubj is the subject of a record of n messages.
+func (q *queue) recordSubj(n int) string {
+	if n <= len(countToks) {
+		return q.subj + countToks[n-1]
+	}
+	return q.subj + "." + strconv.Itoa(n)
+}
+
+var countToks = func() []string {
+	t := make([]string, 64)
+	for i := range t {
+		t[i] = "." + strconv.Itoa(i+1)
+	}
+	return t
+}()
+
+// add appends m to p's record.
+func (p *pub) add(m *store.Message, done store.Done) {
+	p.ms = append(p.ms, m)
+	p.dones = append(p.dones, done)
+	p.data = binary.BigEndian.AppendUint64(p.data, m.ID)
+	p.data = binary.BigEndian.AppendUint64(p.data, uint64(m.Expires))
+	p.data = binary.BigEndian.AppendUint32(p.data, uint32(len(m.Data)))
+	p.data = append(p.data, m.Data...)
+}
+
+// parseRecord reads the messages of a record of n (n == 0: a single
+// message in the format of earlier versions: id, expiry, data).
+func parseRecord(data []byte, n int) ([]store.Message, bool) {
+	if n < 0 || n > maxRecordMsgs {
+		return nil, false
+	}
+	if n == 0 {
+		if len(data) < headerLen {
+			return nil, false
+		}
+		return []store.Message{{
+			ID:      binary.BigEndian.Uint64(data[0:8]),
+			Expires: int64(binary.BigEndian.Uint64(data[8:16])),
+			Data:    data[headerLen:],
+		}}, true
+	}
+	ms := make([]store.Message, n)
+	for i := range ms {
+		if len(data) < recHeader {
+			return nil, false
+		}
+		l := int(binary.BigEndian.Uint32(data[16:20]))
+		if len(data)-recHeader < l {
+			return nil, false
+		}
+		ms[i] = store.Message{
+			ID:      binary.BigEndian.Uint64(data[0:8]),
+			Expires: int64(binary.BigEndian.Uint64(data[8:16])),
+			Data:    data[recHeader : recHeader+l : recHeader+l],
+		}
+		data = data[recHeader+l:]
+	}
+	return ms, len(data) == 0
 }
 
 func (q *queue) reopen() {
@@ -98,7 +222,8 @@ func (q *queue) Notify(fn func()) {
 }
 
 // Append publishes m (asynchronously: ErrPending, then done), or keeps it
-// in memory when it is transient.
+// in memory when it is transient. Messages appended while records of the
+// queue await their acknowledgement go out together in the next record.
 func (q *queue) Append(m *store.Message, done store.Done) error {
 	inMemory, dedup := readHeaders(m.Data)
 	q.mu.Lock()
@@ -107,21 +232,62 @@ func (q *queue) Append(m *store.Message, done store.Done) error {
 		q.trans.PushBack(transient{mark: q.pubs, m: m})
 		return nil
 	}
-	b := append(q.scratch[:0], make([]byte, headerLen)...)
-	binary.BigEndian.PutUint64(b[0:8], m.ID)
-	binary.BigEndian.PutUint64(b[8:16], uint64(m.Expires))
-	b = append(b, m.Data...)
-	if cap(b) <= 64<<10 {
-		q.scratch = b
-	}
-	if err := q.s.publish(q, m, done, b, dedup); err != nil {
-		return err
+	var failed []failedPub
+	if dedup != nil {
+		// Alone, with JetStream's de-duplication id; after the record
+		// collecting, to keep the order.
+		failed = q.flushLocked(failed)
+		p := &pub{q: q, dedup: q.durable + ":" + string(dedup)}
+		p.add(m, done)
+		failed = q.sendLocked(p, failed)
+	} else {
+		if p := q.open; p != nil && (len(p.ms) >= maxRecordMsgs || len(p.data)+recHeader+len(m.Data) > maxRecordBytes) {
+			failed = q.flushLocked(failed)
+		}
+		if q.open == nil {
+			q.open = &pub{q: q, data: make([]byte, 0, min(recHeader+len(m.Data), maxRecordBytes))}
+		}
+		q.open.add(m, done)
+		if q.sending < maxQueuePubs {
+			failed = q.flushLocked(failed)
+		}
 	}
 	q.pubs++
 	q.inflight++
-	n := len(m.Data)
-	q.sizeAvg = (q.sizeAvg*7 + n) / 8
+	q.sizeAvg = (q.sizeAvg*7 + len(m.Data)) / 8
+	if len(failed) > 0 {
+		go q.s.fail(failed) // Done is never called from inside Append
+	}
 	return store.ErrPending
+}
+
+// flushLocked sends the record collecting. Lock held: q.mu.
+func (q *queue) flushLocked(failed []failedPub) []failedPub {
+	p := q.open
+	if p == nil {
+		return failed
+	}
+	q.open = nil
+	return q.sendLocked(p, failed)
+}
+
+// sendLocked publishes a record. Lock held: q.mu.
+func (q *queue) sendLocked(p *pub, failed []failedPub) []failedPub {
+	q.sending++
+	if !q.closed && q.s.heldBytes.Add(int64(len(p.data))) <= maxHeldBytes {
+		if q.held == nil {
+			q.held = make(map[uint64]*heldRecord)
+		}
+		h := &heldRecord{ms: p.ms, size: len(p.data)}
+		q.held[p.ms[0].ID] = h
+		q.heldOrder.PushBack(h)
+	} else {
+		q.s.heldBytes.Add(-int64(len(p.data)))
+	}
+	if err := q.s.publish(p); err != nil {
+		failed = append(failed, failedPub{p, err})
+	}
+	return failed
 }
 
 var (
@@ -146,17 +312,98 @@ func readHeaders(data []byte) (transient bool, dedup []byte) {
 	return transient, dedup
 }
 
-// appended learns how a publish ended.
-func (q *queue) appended(err error) {
+// unholdLocked forgets the held messages of a record not stored. Lock
+// held: q.mu.
+func (q *queue) unholdLocked(p *pub) {
+	if h := q.heldOf(p); h != nil {
+		q.dropHeldLocked(h)
+	}
+}
+
+// heldOf is p's held record (nil: not held, or no longer). Lock held: q.mu.
+func (q *queue) heldOf(p *pub) *heldRecord {
+	if h := q.held[p.ms[0].ID]; h != nil && &h.ms[0] == &p.ms[0] {
+		return h
+	}
+	return nil
+}
+
+// dropHeldLocked forgets a held record (heldOrder drops it lazily). Lock
+// held: q.mu.
+func (q *queue) dropHeldLocked(h *heldRecord) {
+	delete(q.held, h.ms[0].ID)
+	h.gone = true
+	q.s.heldBytes.Add(-int64(h.size))
+	if h.seq != 0 {
+		q.heldStored -= int64(len(h.ms))
+	}
+}
+
+// takeHeldLocked moves the oldest held record's messages to buf when every
+// record ahead of it on disk is read and it is stored. Lock held: q.mu.
+func (q *queue) takeHeldLocked() {
+	for q.heldOrder.Len() > 0 && q.heldOrder.Front().gone {
+		q.heldOrder.PopFront()
+	}
+	if q.heldOrder.Len() == 0 {
+		return
+	}
+	h := q.heldOrder.Front()
+	if h.seq == 0 || q.unfetched() != q.heldStored {
+		return
+	}
+	q.heldOrder.PopFront()
+	q.dropHeldLocked(h)
+	k := len(h.ms)
+	r := &record{seq: h.seq, ids: make([]uint64, k), acked: make([]bool, k), left: k}
+	if q.refs == nil {
+		q.refs = make(map[*store.Message]ref)
+	}
+	for i, m := range h.ms {
+		r.ids[i] = m.ID
+		q.buf.PushBack(m)
+		q.refs[m] = ref{r, i}
+	}
+	q.fetchedN += int64(k)
+	if q.pretaken == nil {
+		q.pretaken = make(map[uint64]*record)
+	}
+	q.pretaken[h.ms[0].ID] = r
+}
+
+// recorded learns how the publish of a record ended, and sends the next
+// record when one is collecting.
+func (q *queue) recorded(p *pub, seq uint64, err error) {
+	var failed []failedPub
+	n := len(p.ms)
 	q.mu.Lock()
-	q.inflight--
+	q.sending--
+	q.inflight -= n
+	if err != nil {
+		q.unholdLocked(p)
+	} else if h := q.heldOf(p); h != nil {
+		if seq == 0 {
+			q.dropHeldLocked(h) // read back from storage then
+		} else {
+			h.seq = seq
+			q.heldStored += int64(n)
+		}
+	}
 	if err == nil {
-		q.stored++
+		q.stored += int64(n)
+		q.live += int64(n)
+		q.s.msgs.Add(int64(n))
 		q.requestLocked(false)
 	} else {
-		q.taken++ // never to be taken: the transient ones behind it need not wait
+		q.taken += uint64(n) // never to be taken: the transient ones behind them need not wait
+	}
+	if q.open != nil && q.sending < maxQueuePubs {
+		failed = q.flushLocked(nil)
 	}
 	q.mu.Unlock()
+	if len(failed) > 0 {
+		q.s.fail(failed)
+	}
 }
 
 // Next takes the head message.
@@ -173,13 +420,16 @@ func (q *queue) Next() (*store.Message, error) {
 		m.Deliveries++
 		return m, nil
 	}
+	if q.buf.Len() == 0 {
+		q.takeHeldLocked()
+	}
 	if q.buf.Len() > 0 {
 		m := q.buf.PopFront()
 		q.taken++
 		m.Deliveries++
-		if f := q.refs[m]; f != nil {
-			q.markLocked(f.seq)
-			q.handed = max(q.handed, f.seq)
+		if r, ok := q.refs[m]; ok {
+			q.markLocked(r.r.seq)
+			q.handed = max(q.handed, r.r.seq)
 		}
 		q.requestLocked(true)
 		return m, nil
@@ -228,11 +478,11 @@ func (q *queue) markLocked(seq uint64) {
 // unfetched is the backlog left on disk. Lock held: q.mu.
 func (q *queue) unfetched() int64 { return max(q.stored-q.fetchedN, 0) }
 
-// requestLocked asks JetStream for more messages when the read-ahead runs
-// low and there is something to read: up to a batch when a consumer takes
-// (demand), a few (minAhead) otherwise. Lock held: q.mu.
+// requestLocked asks JetStream for more records when the read-ahead runs
+// low and there is something to read: up to a batch of messages when a
+// consumer takes (demand), a few (minAhead) otherwise. Lock held: q.mu.
 func (q *queue) requestLocked(demand bool) {
-	if q.closed {
+	if q.closed && len(q.pretaken) == 0 {
 		return
 	}
 	now := time.Now()
@@ -246,11 +496,21 @@ func (q *queue) requestLocked(demand bool) {
 	if !demand {
 		batch = min(batch, minAhead)
 	}
-	have := q.buf.Len() + q.reqLeft
-	if have > batch/2 || q.unfetched() == 0 && q.inflight == 0 {
+	perRec := max(q.perRec, 16)
+	have := q.buf.Len() + q.reqLeft*perRec/16
+	if have > batch/2 || q.unfetched() == 0 && q.inflight == 0 && len(q.pretaken) == 0 && len(q.skip) == 0 {
 		return
 	}
-	n := batch - have
+	n := max((batch-have)*16/perRec, 1)
+	if q.perRec == 0 { // records' size unknown yet: a few, to learn it
+		if q.reqLeft > 0 {
+			return
+		}
+		n = min(n, 2)
+	}
+	if q.reqLeft > 0 && n < 2 {
+		return
+	}
 	q.reqBuf = append(q.reqBuf[:0], `{"batch":`...)
 	q.reqBuf = strconv.AppendInt(q.reqBuf, int64(n), 10)
 	q.reqBuf = append(q.reqBuf, `,"expires":`...)
@@ -264,39 +524,103 @@ func (q *queue) requestLocked(demand bool) {
 	q.reqUntil = now.Add(requestExpiry)
 }
 
-// fetched takes a message JetStream delivered for a pull request.
-func (q *queue) fetched(msg *nats.Msg) {
+// fetched takes a record JetStream delivered for a pull request (n
+// messages; 0: a single message of the earlier format).
+func (q *queue) fetched(msg *nats.Msg, n int) {
 	seq, ok := ackSeq(msg.Reply)
-	if !ok || len(msg.Data) < headerLen {
+	var held *heldRecord
+	if ok && n > 0 && len(msg.Data) >= 8 {
+		first := binary.BigEndian.Uint64(msg.Data)
+		q.mu.Lock()
+		if r := q.pretaken[first]; r != nil && len(r.ids) == n {
+			// Taken from memory already: its ack subject, at last.
+			delete(q.pretaken, first)
+			r.reply = msg.Reply
+			if q.reqLeft > 0 {
+				q.reqLeft--
+			}
+			q.perRec = (max(q.perRec, 16)*7 + 16*n) / 8
+			last := r.left == 0
+			if last {
+				q.ackedLocked(r)
+			}
+			q.requestLocked(false)
+			q.mu.Unlock()
+			if last {
+				q.s.nc.Publish(r.reply, ackBody) //nolint:errcheck // comes again after a crash, flagged redelivered
+			}
+			return
+		}
+		if h := q.held[first]; h != nil && len(h.ms) == n {
+			q.dropHeldLocked(h)
+			held = h
+		}
+		q.mu.Unlock()
+	}
+	var ms []store.Message
+	if ok && held == nil {
+		ms, ok = parseRecord(msg.Data, n)
+	}
+	if !ok || len(ms) == 0 && held == nil {
 		q.s.log.Error("store: dropping a message that is not the broker's", "queue", q.name, "subject", msg.Subject, "size", len(msg.Data))
 		msg.Term() //nolint:errcheck // dropped either way
 		return
 	}
-	f := &fetched{reply: msg.Reply, seq: seq}
-	f.sm = store.Message{
-		ID:      binary.BigEndian.Uint64(msg.Data[0:8]),
-		Expires: int64(binary.BigEndian.Uint64(msg.Data[8:16])),
-		Data:    msg.Data[headerLen:],
+	k := len(ms)
+	if held != nil {
+		k = len(held.ms)
 	}
-	if seq <= q.mark {
-		f.sm.Deliveries = 1
-	}
+	r := &record{reply: msg.Reply, seq: seq, ids: make([]uint64, k), acked: make([]bool, k)}
 	var fn func()
 	q.mu.Lock()
+	skip := q.skip[seq]
+	if skip != nil {
+		delete(q.skip, seq)
+	}
 	if q.reqLeft > 0 {
 		q.reqLeft--
 	}
-	q.fetchedN++
-	q.buf.PushBack(&f.sm)
-	if q.refs == nil {
-		q.refs = make(map[*store.Message]*fetched)
+	if q.perRec == 0 {
+		q.perRec = 16 * k
+		q.sizeAvg = len(msg.Data) / k
+	} else {
+		q.perRec = (q.perRec*7 + 16*k) / 8
 	}
-	q.refs[&f.sm] = f
-	if q.starved && !q.closed {
+	if q.refs == nil {
+		q.refs = make(map[*store.Message]ref)
+	}
+	for i := range k {
+		var m *store.Message
+		if held != nil {
+			m = held.ms[i] // the broker's own, Value and all
+		} else {
+			m = &ms[i]
+		}
+		r.ids[i] = m.ID
+		if skip != nil && slices.Contains(skip, m.ID) {
+			r.acked[i] = true // acknowledged before the last stop
+			continue
+		}
+		if seq <= q.mark {
+			m.Deliveries = 1
+		}
+		r.left++
+		q.fetchedN++
+		q.buf.PushBack(m)
+		q.refs[m] = ref{r, i}
+	}
+	if q.starved && !q.closed && r.left > 0 {
 		q.starved = false
 		fn = q.notify
 	}
+	skipped := r.left == 0
+	if skipped {
+		q.ackedLocked(r)
+	}
 	q.mu.Unlock()
+	if skipped {
+		q.s.nc.Publish(r.reply, ackBody) //nolint:errcheck // comes again after a restart, and is skipped again
+	}
 	if fn != nil {
 		fn()
 	}
@@ -357,16 +681,104 @@ func ackSeq(reply string) (uint64, bool) {
 
 var ackBody = []byte("+ACK")
 
-// Ack acknowledges a message; JetStream removes it.
+// Ack acknowledges a message; JetStream removes its record once every
+// message of the record is acknowledged.
 func (q *queue) Ack(m *store.Message) error {
 	q.mu.Lock()
-	f := q.refs[m]
-	delete(q.refs, m)
-	q.mu.Unlock()
-	if f == nil {
+	rf, ok := q.refs[m]
+	if !ok {
+		q.mu.Unlock()
 		return nil // transient
 	}
-	return q.s.nc.Publish(f.reply, ackBody)
+	delete(q.refs, m)
+	r := rf.r
+	r.acked[rf.i] = true
+	r.left--
+	q.live--
+	last := r.left == 0 && r.reply != "" // else acknowledged once read back
+	if last {
+		q.ackedLocked(r)
+	}
+	q.mu.Unlock()
+	q.s.msgs.Add(-1)
+	if !last {
+		return nil
+	}
+	return q.s.nc.Publish(r.reply, ackBody)
+}
+
+// ackedLocked remembers a record acknowledged in JetStream. Lock held:
+// q.mu.
+func (q *queue) ackedLocked(r *record) {
+	if q.acked.Len() >= maxAckedKept {
+		q.acked.PopFront()
+	}
+	q.acked.PushBack(r)
+}
+
+// skipListLocked lists, per record read and not wholly acknowledged (or
+// acknowledged last), the messages acknowledged (the skip list written at
+// a graceful stop), with the skip list of the records not read again.
+// Lock held: q.mu.
+func (q *queue) skipListLocked() []byte {
+	var out []byte
+	put := func(seq uint64, ids []uint64) {
+		out = binary.BigEndian.AppendUint64(out, seq)
+		out = binary.BigEndian.AppendUint32(out, uint32(len(ids)))
+		for _, id := range ids {
+			out = binary.BigEndian.AppendUint64(out, id)
+		}
+	}
+	seen := make(map[*record]bool)
+	records := make([]*record, 0, len(q.pretaken)+q.acked.Len())
+	for _, r := range q.pretaken {
+		records = append(records, r)
+	}
+	for i := range q.acked.Len() {
+		records = append(records, q.acked.At(i))
+	}
+	for _, rf := range q.refs {
+		records = append(records, rf.r)
+	}
+	for _, r := range records {
+		if seen[r] {
+			continue
+		}
+		seen[r] = true
+		var ids []uint64
+		for i, a := range r.acked {
+			if a {
+				ids = append(ids, r.ids[i])
+			}
+		}
+		if len(ids) > 0 {
+			put(r.seq, ids)
+		}
+	}
+	for seq, ids := range q.skip {
+		put(seq, ids)
+	}
+	return out
+}
+
+// parseAcked reads a skip list (see ackedLocked).
+func parseAcked(b []byte) map[uint64][]uint64 {
+	out := make(map[uint64][]uint64)
+	for len(b) >= 12 {
+		seq := binary.BigEndian.Uint64(b)
+		n := int(binary.BigEndian.Uint32(b[8:]))
+		b = b[12:]
+		if len(b) < 8*n {
+			break
+		}
+		ids := make([]uint64, n)
+		for i := range ids {
+			ids[i] = binary.BigEndian.Uint64(b[8*i:])
+		}
+		out[seq] = ids
+		b = b[8*n:]
+	}
+	return out
 }
 
 // Requeue puts m back at the head; it stays unacknowledged in JetStream.

@@ -4,13 +4,17 @@
 // or cluster with JetStream, through the same code.
 //
 // Every queue is a subject of one work-queue stream, with one durable pull
-// consumer that the broker drives: Append is an asynchronous publish whose
-// acknowledgement releases the SEND's RECEIPT, Next takes from a small
-// read-ahead that is fetched as consumers take (the backlog stays on disk),
-// Ack acknowledges (and so removes) the message. Messages put back stay
-// with the queue in memory until taken again; after a restart, every
-// message not acknowledged is delivered again, flagged redelivered when it
-// may have been delivered before.
+// consumer that the store drives. Append is an asynchronous publish whose
+// acknowledgement releases the SEND's RECEIPT; messages appended while the
+// queue's earlier publishes are in flight go together as one record (group
+// commit: one JetStream message, write, acknowledgement, delivery and ack
+// for many queue messages). Next hands out a record stored in this run
+// from memory as soon as it is stored, and otherwise from a small
+// read-ahead fetched as consumers take (the backlog stays on disk). A
+// record is acknowledged (and so removed) once all its messages are.
+// Messages put back stay with the queue in memory until taken again;
+// after a restart, every message not acknowledged is delivered again,
+// flagged redelivered when it may have been delivered before.
 package jetstream
 
 import (
@@ -51,9 +55,9 @@ const (
 	// every SyncInterval: a crash of the process loses nothing; a power
 	// loss or kernel crash may lose the last interval.
 	FsyncInterval Fsync = iota
-	// FsyncAlways forces every message to the disk before it is
+	// FsyncAlways forces every record to the disk before it is
 	// acknowledged: nothing acknowledged is lost even on power loss, at a
-	// large cost in throughput.
+	// cost in throughput (one fsync per record of messages).
 	FsyncAlways
 )
 
@@ -168,6 +172,13 @@ type Store struct {
 	waiting       deque.Deque[*pub]
 	// rec tracks the records of streams (stream.go).
 	rec recorder
+	// pendingMsgs are the queue messages in the pending publishes.
+	pendingMsgs int
+	// msgs counts the stored queue messages not yet acknowledged.
+	msgs atomic.Int64
+	// heldBytes are the bytes of the queues' held records (see
+	// maxHeldBytes).
+	heldBytes atomic.Int64
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -177,17 +188,18 @@ type Store struct {
 	lastAck      atomic.Int64 // when the last acknowledgement came, Unix ns
 }
 
-// pub is a publish waiting for its acknowledgement (sent), or for room
-// to be sent (data).
+// pub is one JetStream message on its way: a batch record of one or more
+// queue messages (see queue.Append), waiting for its acknowledgement
+// (sent), or for room to be sent.
 type pub struct {
 	q     *queue
-	m     *store.Message
-	done  store.Done
+	ms    []*store.Message
+	dones []store.Done
 	at    time.Time
 	n     uint64
 	size  int
 	sent  bool
-	data  []byte
+	data  []byte // the record (see appendRecord)
 	dedup string
 }
 
@@ -310,7 +322,7 @@ func (s *Store) open() error {
 	s.stream, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        streamName,
 		Description: "stompica durable queues",
-		Subjects:    []string{subjPrefix + "*"},
+		Subjects:    []string{subjPrefix + "*", subjPrefix + "*.*"},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Discard:     jetstream.DiscardNew,
@@ -335,6 +347,13 @@ func (s *Store) open() error {
 	}
 	if err := s.openStreams(ctx); err != nil {
 		return err
+	}
+	counts, err := s.counts(ctx, subjPrefix+">")
+	if err != nil {
+		return fmt.Errorf("jetstream store: %w", err)
+	}
+	for _, n := range counts {
+		s.msgs.Add(n)
 	}
 	// The epoch counts the starts: message ids of this run are above
 	// every id an earlier run gave.
@@ -430,23 +449,48 @@ func (s *Store) lockDir() (known bool, err error) {
 func (s *Store) Load() ([]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(subjPrefix+"*"))
+	counts, err := s.counts(ctx, subjPrefix+">")
 	if err != nil {
 		return nil, fmt.Errorf("jetstream store: %w", err)
 	}
-	names := make([]string, 0, len(info.State.Subjects))
-	for subj, n := range info.State.Subjects {
-		if n == 0 {
-			continue
+	names := make([]string, 0, len(counts))
+	for name, n := range counts {
+		if n > 0 {
+			names = append(names, name)
 		}
-		name, err := decodeName(strings.TrimPrefix(subj, subjPrefix))
+	}
+	return names, nil
+}
+
+// counts reads how many queue messages the stream holds per queue, from
+// its subjects matching filter: a record of n messages is on the queue's
+// subject plus ".n" (one message alone on the queue's subject: the format
+// of earlier versions).
+func (s *Store) counts(ctx context.Context, filter string) (map[string]int64, error) {
+	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64)
+	for subj, n := range info.State.Subjects {
+		tok, count, _ := strings.Cut(strings.TrimPrefix(subj, subjPrefix), ".")
+		k := int64(1)
+		if count != "" {
+			c, err := strconv.ParseInt(count, 10, 64)
+			if err != nil || c <= 0 {
+				s.log.Warn("store: skipping a subject that is not a queue", "subject", subj)
+				continue
+			}
+			k = c
+		}
+		name, err := decodeName(tok)
 		if err != nil {
 			s.log.Warn("store: skipping a subject that is not a queue", "subject", subj)
 			continue
 		}
-		names = append(names, name)
+		out[name] += k * int64(n)
 	}
-	return names, nil
+	return out, nil
 }
 
 // IDFloor is above every message id of earlier runs.
@@ -516,22 +560,89 @@ func (s *Store) newQueue(name string) (*queue, error) {
 		q.mark = hint
 	}
 	q.hinted, q.handed = q.mark, q.mark
-	c, err := s.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       durable,
-		Description:   name,
-		FilterSubject: q.subj,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       365 * 24 * time.Hour, // the broker redelivers, not JetStream
-		MaxAckPending: -1,
-		MaxDeliver:    -1,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+	var n int64
+	for _, filter := range []string{q.subj, q.subj + ".*"} {
+		counts, err := s.counts(ctx, filter)
+		if err != nil {
+			return nil, fmt.Errorf("jetstream store: queue %q: %w", name, err)
+		}
+		n += counts[name]
+	}
+	skipped, err := s.readSkip(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream store: queue %q: %w", name, err)
+	}
+	q.stored, q.live = n-skipped, n-skipped
+	s.msgs.Add(-skipped)
+	_, err = s.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:        durable,
+		Description:    name,
+		FilterSubjects: []string{q.subj, q.subj + ".*"},
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        365 * 24 * time.Hour, // the broker redelivers, not JetStream
+		MaxAckPending:  -1,
+		MaxDeliver:     -1,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("jetstream store: queue %q: %w", name, err)
 	}
-	q.stored = int64(c.CachedInfo().NumPending)
-	q.batch = 128
 	return q, nil
+}
+
+const ackedSubj = metaSubj + "acked."
+
+// readSkip reads the queue's skip list (the messages acknowledged in
+// records only partly acknowledged at the last graceful stop), keeping the
+// records still stored; it returns how many messages it skips.
+func (s *Store) readSkip(ctx context.Context, q *queue) (int64, error) {
+	meta, err := s.js.Stream(ctx, metaStream)
+	if err != nil {
+		return 0, err
+	}
+	m, err := meta.GetLastMsgForSubject(ctx, ackedSubj+q.durable)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	q.hadSkip = true
+	var n int64
+	for seq, ids := range parseAcked(m.Data) {
+		rm, err := s.stream.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // acknowledged since
+		}
+		if err != nil {
+			return 0, err
+		}
+		if rm.Subject != q.subj && !strings.HasPrefix(rm.Subject, q.subj+".") {
+			continue
+		}
+		if q.skip == nil {
+			q.skip = make(map[uint64][]uint64)
+		}
+		q.skip[seq] = ids
+		n += int64(len(ids))
+	}
+	return n, nil
+}
+
+// writeSkip records the queue's skip list (at a graceful stop).
+func (s *Store) writeSkip(q *queue) error {
+	q.mu.Lock()
+	data := q.skipListLocked()
+	had := q.hadSkip
+	q.mu.Unlock()
+	if len(data) == 0 && !had {
+		return nil
+	}
+	msg, err := s.metaNC.Request(ackedSubj+q.durable, data, s.o.PublishTimeout)
+	if err != nil {
+		return err
+	}
+	return pubAckError(msg)
 }
 
 // hint reads the redelivery watermark written for a queue.
@@ -581,13 +692,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	deadline := time.Now().Add(s.o.PublishTimeout)
-	for time.Now().Before(deadline) {
-		s.pmu.Lock()
-		n := len(s.pending)
-		s.pmu.Unlock()
-		if n+s.rec.len() == 0 {
-			break
-		}
+	for time.Now().Before(deadline) && !s.quiet() {
 		time.Sleep(5 * time.Millisecond)
 	}
 	s.failPending(ErrClosed)
@@ -601,6 +706,9 @@ func (s *Store) Close() error {
 			if err := s.writeHint(q.durable, handed); err != nil {
 				s.log.Warn("store: cannot write the exact redelivery mark; after the restart some messages not delivered may be flagged redelivered", "queue", q.name, "err", err)
 			}
+		}
+		if err := s.writeSkip(q); err != nil {
+			s.log.Warn("store: cannot write the acknowledged messages of records partly acknowledged; after the restart they come again, flagged redelivered", "queue", q.name, "err", err)
 		}
 	}
 	s.shutdown()
@@ -640,27 +748,26 @@ const (
 	maxInflightBytes = 32 << 20
 )
 
-// publish sends m to q's subject (or queues it behind the publishes in
-// flight); the acknowledgement comes to onPubAck.
-func (s *Store) publish(q *queue, m *store.Message, done store.Done, data []byte, dedup []byte) error {
-	p := &pub{q: q, m: m, done: done, at: time.Now(), size: len(data)}
-	if dedup != nil {
-		// Per queue: the same id sent to two queues is two messages.
-		p.dedup = q.durable + ":" + string(dedup)
-	}
+// publish sends p's record to q's subject (or queues it behind the
+// publishes in flight); the acknowledgement comes to onPubAck. Lock held:
+// p.q.mu (so that a queue's records go out in order).
+func (s *Store) publish(p *pub) error {
+	p.at = time.Now()
+	p.size = len(p.data)
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
 	s.nextPub++
 	p.n = s.nextPub
 	s.pending[p.n] = p
+	s.pendingMsgs += len(p.ms)
 	if s.waiting.Len() == 0 && s.roomLocked(p.size) {
-		if err := s.sendLocked(p, data); err != nil {
+		if err := s.sendLocked(p); err != nil {
 			delete(s.pending, p.n)
+			s.pendingMsgs -= len(p.ms)
 			return err
 		}
 		return nil
 	}
-	p.data = bytes.Clone(data)
 	s.waiting.PushBack(p)
 	return nil
 }
@@ -672,16 +779,17 @@ func (s *Store) roomLocked(size int) bool {
 }
 
 // sendLocked publishes p. Lock held: s.pmu.
-func (s *Store) sendLocked(p *pub, data []byte) error {
+func (s *Store) sendLocked(p *pub) error {
 	reply := s.ackPrefix + strconv.FormatUint(p.n, 10)
+	subj := p.q.recordSubj(len(p.ms))
 	var err error
 	if p.dedup != "" {
-		msg := nats.NewMsg(p.q.subj)
-		msg.Reply, msg.Data = reply, data
+		msg := nats.NewMsg(subj)
+		msg.Reply, msg.Data = reply, p.data
 		msg.Header.Set(jetstream.MsgIDHeader, p.dedup)
 		err = s.nc.PublishMsg(msg)
 	} else {
-		err = s.nc.PublishRequest(p.q.subj, reply, data)
+		err = s.nc.PublishRequest(subj, reply, p.data)
 	}
 	if err != nil {
 		return err
@@ -693,8 +801,9 @@ func (s *Store) sendLocked(p *pub, data []byte) error {
 	return nil
 }
 
-// doneLocked ends p's time in flight. Lock held: s.pmu.
+// doneLocked ends p's time pending. Lock held: s.pmu.
 func (s *Store) doneLocked(p *pub) {
+	s.pendingMsgs -= len(p.ms)
 	if p.sent {
 		p.sent = false
 		s.inflight--
@@ -715,8 +824,9 @@ func (s *Store) drainLocked(failed []failedPub) []failedPub {
 			break
 		}
 		s.waiting.PopFront()
-		if err := s.sendLocked(p, p.data); err != nil {
+		if err := s.sendLocked(p); err != nil {
 			delete(s.pending, p.n)
+			s.doneLocked(p)
 			failed = append(failed, failedPub{p, err})
 		}
 	}
@@ -728,10 +838,14 @@ type failedPub struct {
 	err error
 }
 
+// fail ends publishes that failed: their queues learn it, then each
+// message's Done. Call without locks held.
 func (s *Store) fail(failed []failedPub) {
 	for _, f := range failed {
-		f.p.q.appended(f.err)
-		f.p.done.Appended(f.p.m, f.err)
+		f.p.q.recorded(f.p, 0, f.err)
+		for i, m := range f.p.ms {
+			f.p.dones[i].Appended(m, f.err)
+		}
 	}
 }
 
@@ -757,12 +871,14 @@ func (s *Store) onPubAck(msg *nats.Msg) {
 	s.storeLatency.Store(int64(now.Sub(p.at)))
 	err := pubAckError(msg)
 	if err == nil && isDuplicate(msg.Data) {
-		s.duplicates.Add(1)
-		p.q.appended(errDuplicate)
+		s.duplicates.Add(uint64(len(p.ms)))
+		p.q.recorded(p, 0, errDuplicate)
 	} else {
-		p.q.appended(err)
+		p.q.recorded(p, pubAckSeq(msg.Data), err)
 	}
-	p.done.Appended(p.m, err)
+	for i, m := range p.ms {
+		p.dones[i].Appended(m, err)
+	}
 }
 
 // errDuplicate tells a queue that a message was not stored again: its
@@ -773,6 +889,23 @@ var errDuplicate = errors.New("duplicate")
 func isDuplicate(ack []byte) bool {
 	_, after, ok := strings.Cut(string(ack), `"duplicate":`)
 	return ok && strings.HasPrefix(strings.TrimLeft(after, " "), "true")
+}
+
+// pubAckSeq reads the stream sequence from a JetStream publish
+// acknowledgement ({"stream":"S","seq":N,...}); 0 when there is none.
+func pubAckSeq(ack []byte) uint64 {
+	i := bytes.Index(ack, []byte(`"seq":`))
+	if i < 0 {
+		return 0
+	}
+	var n uint64
+	for _, c := range bytes.TrimLeft(ack[i+6:], " ") {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n
 }
 
 // pubAckError reads a JetStream publish acknowledgement.
@@ -849,7 +982,27 @@ func (s *Store) sweep() {
 	}
 }
 
-// failPending fails every pending publish (at Close).
+// quiet reports whether no record is pending or collecting.
+func (s *Store) quiet() bool {
+	s.pmu.Lock()
+	n := len(s.pending)
+	s.pmu.Unlock()
+	if n+s.rec.len() > 0 {
+		return false
+	}
+	for _, q := range s.queueList() {
+		q.mu.Lock()
+		busy := q.open != nil || q.sending > 0
+		q.mu.Unlock()
+		if busy {
+			return false
+		}
+	}
+	return true
+}
+
+// failPending fails every pending publish, and the records collecting (at
+// Close).
 func (s *Store) failPending(err error) {
 	s.pmu.Lock()
 	failed := make([]failedPub, 0, len(s.pending))
@@ -860,6 +1013,15 @@ func (s *Store) failPending(err error) {
 	}
 	s.waiting.Reset()
 	s.pmu.Unlock()
+	for _, q := range s.queueList() {
+		q.mu.Lock()
+		if p := q.open; p != nil {
+			q.open = nil
+			q.sending++ // undone by recorded
+			failed = append(failed, failedPub{p, err})
+		}
+		q.mu.Unlock()
+	}
 	s.fail(failed)
 }
 
@@ -882,7 +1044,17 @@ func (s *Store) reconnected() {
 func (s *Store) onFetch(msg *nats.Msg) {
 	// A message comes with its stream subject, a status with the inbox.
 	s.mu.Lock()
-	q := s.bySubj[msg.Subject]
+	subj, n := msg.Subject, 0
+	if strings.HasPrefix(subj, subjPrefix) {
+		if i := strings.IndexByte(subj[len(subjPrefix):], '.'); i >= 0 {
+			n, _ = strconv.Atoi(subj[len(subjPrefix)+i+1:])
+			subj = subj[:len(subjPrefix)+i]
+			if n <= 0 {
+				n = -1 // not a record of the broker's
+			}
+		}
+	}
+	q := s.bySubj[subj]
 	if q == nil && strings.HasPrefix(msg.Subject, s.fetchPrefix) {
 		id, _ := strconv.ParseUint(msg.Subject[len(s.fetchPrefix):], 10, 64)
 		q = s.byID[id]
@@ -896,7 +1068,7 @@ func (s *Store) onFetch(msg *nats.Msg) {
 		q.requestEnded(msg.Header.Get("Status"), left)
 		return
 	}
-	q.fetched(msg)
+	q.fetched(msg, n)
 }
 
 // Stats are the store's figures.
@@ -923,9 +1095,16 @@ func (s *Store) Stats() (Stats, error) {
 	nq := len(s.queues)
 	s.mu.Unlock()
 	s.pmu.Lock()
-	np := len(s.pending)
+	np := s.pendingMsgs
 	s.pmu.Unlock()
-	return Stats{Messages: info.State.Msgs, Bytes: info.State.Bytes, Queues: nq, Pending: np,
+	for _, q := range s.queueList() { // and the records collecting
+		q.mu.Lock()
+		if q.open != nil {
+			np += len(q.open.ms)
+		}
+		q.mu.Unlock()
+	}
+	return Stats{Messages: uint64(max(s.msgs.Load(), 0)), Bytes: info.State.Bytes, Queues: nq, Pending: np,
 		Latency: time.Duration(s.storeLatency.Load()), Duplicates: s.duplicates.Load()}, nil
 }
 
@@ -1003,19 +1182,38 @@ func (s *Store) LoadDurables() (map[string]string, error) {
 func (s *Store) Purge(name string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(subjPrefix+encodeName(name))); err != nil {
-		return err
-	}
+	subj := subjPrefix + encodeName(name)
 	s.mu.Lock()
 	q := s.queues[name]
 	s.mu.Unlock()
+	for _, filter := range []string{subj, subj + ".*"} {
+		if q == nil { // not open: its messages counted at start
+			counts, err := s.counts(ctx, filter)
+			if err != nil {
+				return err
+			}
+			s.msgs.Add(-counts[name])
+		}
+		if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(filter)); err != nil {
+			return err
+		}
+	}
 	if q != nil {
 		q.mu.Lock()
 		q.head.Reset()
 		q.buf.Reset()
 		q.trans.Reset()
 		clear(q.refs)
-		q.stored, q.fetchedN = 0, 0
+		clear(q.skip)
+		q.acked.Reset()
+		for _, h := range q.held {
+			q.dropHeldLocked(h)
+		}
+		q.heldOrder.Reset()
+		q.heldStored = 0
+		clear(q.pretaken)
+		s.msgs.Add(-q.live)
+		q.stored, q.fetchedN, q.live = 0, 0, 0
 		q.mu.Unlock()
 	}
 	return nil

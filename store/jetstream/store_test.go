@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -381,4 +382,199 @@ func frameData(body, hdr string) []byte {
 func bodyOf(data []byte) string {
 	_, body, _ := strings.Cut(string(data), "\n\n")
 	return strings.TrimSuffix(body, "\x00")
+}
+
+// collect makes q's next appends wait as if maxQueuePubs records were in
+// flight; the returned func sends the record they make.
+func collect(t *testing.T, q store.Queue) (send func()) {
+	t.Helper()
+	qq := q.(*queue)
+	qq.mu.Lock()
+	qq.sending += maxQueuePubs
+	qq.mu.Unlock()
+	return func() {
+		qq.mu.Lock()
+		qq.sending -= maxQueuePubs
+		failed := qq.flushLocked(nil)
+		qq.mu.Unlock()
+		if len(failed) > 0 {
+			t.Fatalf("record refused: %v", failed[0].err)
+		}
+	}
+}
+
+// streamMsgs is the number of JetStream messages (records) of the queues'
+// stream.
+func streamMsgs(t *testing.T, s *Store) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// Group commit: messages appended while records are in flight go to
+// JetStream as one record; they are handed out from memory (the very
+// messages appended); a graceful stop with the record partly acknowledged
+// brings back exactly the messages not acknowledged; once all are, the
+// record is gone.
+func TestStoreGroupCommit(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	q, _ := s.Open("/queue/group")
+	d := newDone()
+	send := collect(t, q)
+	in := make([]*store.Message, 50)
+	for i := range in {
+		in[i] = &store.Message{ID: uint64(1000 + i), Data: []byte(fmt.Sprintf("msg-%d", i)), Value: i}
+		if err := q.Append(in[i], d); err != store.ErrPending {
+			t.Fatal(err)
+		}
+	}
+	send()
+	d.wait(t, 50)
+	if len(d.errs) > 0 {
+		t.Fatal(d.errs[0])
+	}
+	if n := streamMsgs(t, s); n != 1 {
+		t.Fatalf("%d JetStream messages for 50 appended together, want 1 record", n)
+	}
+	if st, err := s.Stats(); err != nil || st.Messages != 50 {
+		t.Fatalf("stats %+v %v: want 50 messages", st, err)
+	}
+	ms := take(t, q, 50)
+	for i, m := range ms {
+		if m != in[i] || m.Value != i || m.Deliveries != 1 {
+			t.Fatalf("message %d: %p (value %v, deliveries %d), want the one appended, %p", i, m, m.Value, m.Deliveries, in[i])
+		}
+	}
+	// Acknowledge the even ones of the first 40.
+	for i := 0; i < 40; i += 2 {
+		q.Ack(ms[i])
+	}
+	if st, _ := s.Stats(); st.Messages != 30 {
+		t.Fatalf("stats %+v: want 30 messages", st)
+	}
+	q.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openStore(t, dir)
+	q, _ = s.Open("/queue/group")
+	if q.Len() != 30 {
+		t.Fatalf("Len after restart = %d, want 30", q.Len())
+	}
+	if st, _ := s.Stats(); st.Messages != 30 {
+		t.Fatalf("stats after restart %+v: want 30 messages", st)
+	}
+	var want []string
+	for i := 1; i < 40; i += 2 {
+		want = append(want, fmt.Sprintf("msg-%d", i))
+	}
+	for i := 40; i < 50; i++ {
+		want = append(want, fmt.Sprintf("msg-%d", i))
+	}
+	ms = take(t, q, 30)
+	for i, m := range ms {
+		if string(m.Data) != want[i] || m.Deliveries != 2 || m.Value != nil {
+			t.Fatalf("after restart %d = %q deliveries %d value %v, want %q read back, delivered before", i, m.Data, m.Deliveries, m.Value, want[i])
+		}
+	}
+	// A crash (no graceful stop) with the record partly acknowledged: all
+	// of it comes again, flagged delivered before.
+	q.Ack(ms[0])
+	q.Close()
+	s.shutdown()
+	s = openStore(t, dir)
+	defer s.Close()
+	q, _ = s.Open("/queue/group")
+	if q.Len() != 30 {
+		t.Fatalf("Len after a crash = %d, want 30 (the record's unacknowledged part and the one acknowledged after the last stop)", q.Len())
+	}
+	ms = take(t, q, 30)
+	for i, m := range ms {
+		if string(m.Data) != want[i] || m.Deliveries != 2 {
+			t.Fatalf("after a crash %d = %q deliveries %d, want %q delivered before", i, m.Data, m.Deliveries, want[i])
+		}
+		q.Ack(m)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for streamMsgs(t, s) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("record still stored with all its messages acknowledged")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st, _ := s.Stats(); st.Messages != 0 {
+		t.Fatalf("stats %+v: want 0 messages", st)
+	}
+}
+
+// JetStream takes acks asynchronously: a record acknowledged just before a
+// graceful stop, whose ack JetStream had not processed, does not come
+// again after the restart (the skip list names it).
+func TestStoreAckInFlightAtStop(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	q, _ := s.Open("/queue/late-ack")
+	d := newDone()
+	send := collect(t, q)
+	for i := 0; i < 10; i++ {
+		if err := q.Append(&store.Message{ID: uint64(1 + i), Data: []byte(fmt.Sprint(i))}, d); err != store.ErrPending {
+			t.Fatal(err)
+		}
+	}
+	send()
+	d.wait(t, 10)
+	ms := take(t, q, 10)
+	qq := q.(*queue)
+	// Wait for the record's read-back (its ack subject), then lose the
+	// ack: it goes to a subject nobody reads, as if JetStream had not
+	// processed it before the stop.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		qq.mu.Lock()
+		n := len(qq.pretaken)
+		qq.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the record was not read back")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	qq.mu.Lock()
+	for _, m := range ms {
+		qq.refs[m].r.reply = "stompica.test.nowhere"
+	}
+	qq.mu.Unlock()
+	for _, m := range ms {
+		q.Ack(m)
+	}
+	q.Close()
+	s.Close()
+
+	s = openStore(t, dir)
+	defer s.Close()
+	q, _ = s.Open("/queue/late-ack")
+	if n := streamMsgs(t, s); n != 1 {
+		t.Fatalf("%d records stored, want the 1 whose ack was lost", n)
+	}
+	if q.Len() != 0 {
+		t.Fatalf("Len after restart = %d, want 0: every message was acknowledged", q.Len())
+	}
+	for streamMsgs(t, s) != 0 { // read back, skipped, acknowledged
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatal("the skipped record is still stored")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if m, _ := q.Next(); m != nil {
+		t.Fatalf("Next after restart = %q, want nothing", m.Data)
+	}
 }
