@@ -982,7 +982,8 @@ func (s *Store) sweep() {
 	}
 }
 
-// quiet reports whether no record is pending or collecting.
+// quiet reports whether no record (of a queue or a stream) is pending or
+// collecting.
 func (s *Store) quiet() bool {
 	s.pmu.Lock()
 	n := len(s.pending)
