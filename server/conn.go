@@ -246,6 +246,7 @@ func (c *conn) readLoop() (handedOff bool) {
 				// may be what the queue waits for.
 				start := time.Now()
 				c.s.stats.flowPaused.Add(1)
+				c.s.stats.flowPauses.Add(1)
 				q.waitUncrowded(c.s.done, c.isClosed)
 				c.s.stats.flowPaused.Add(-1)
 				c.paused(start)

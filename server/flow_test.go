@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stompica/stompica/frame"
 )
@@ -53,7 +54,10 @@ func TestInputGateHysteresis(t *testing.T) {
 func TestQueueFlowLimit(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, tr string) {
 		const limit = 20
-		srv := startServer(t, func(o *Options) { o.QueueFlowLimit = limit })
+		srv := startServer(t, func(o *Options) {
+			o.QueueFlowLimit = limit
+			o.flowStall = time.Hour // the consumer here always makes progress
+		})
 		depth := func() int {
 			qi, ok := srv.router.queueInfoOf("/queue/flow")
 			if !ok {
@@ -137,5 +141,50 @@ func TestQueueFlowLimit(t *testing.T) {
 		if n := srv.stats.flowPaused.Load(); n != 0 {
 			t.Fatalf("%d read loops paused, want none", n)
 		}
+	})
+}
+
+// A consumer that holds its prefetch and never acknowledges does not hold
+// the queue's publishers forever: once the crowded queue has handed out
+// nothing for the stall time, they are read again and the queue grows
+// (bounded by the memory budget); a message handed out again brings flow
+// control back.
+func TestQueueFlowStalledConsumer(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		const limit = 20
+		srv := startServer(t, func(o *Options) {
+			o.QueueFlowLimit = limit
+			o.flowStall = 200 * time.Millisecond
+		})
+		con := connected(t, srv, tr)
+		con.subscribe("/queue/stuck", "c", "ack", "client-individual", "prefetch-count", "1")
+		pub := connected(t, srv, tr)
+		const total = 5 * limit
+		pauses := srv.stats.flowPauses.Load()
+		for i := range total { // each RECEIPT awaited: one SEND per read
+			pub.publish("/queue/stuck", strconv.Itoa(i))
+		}
+		// Every SEND read: the publisher paused once, and was let go.
+		if n := srv.stats.flowPauses.Load(); n != pauses+1 {
+			t.Fatalf("%d flow pauses, want 1", n-pauses)
+		}
+		qi, _ := srv.router.queueInfoOf("/queue/stuck")
+		if qi.Depth != total-1 {
+			t.Fatalf("depth %d, want %d (one held by the consumer)", qi.Depth, total-1)
+		}
+		if n := srv.stats.flowPaused.Load(); n != 0 {
+			t.Fatalf("%d read loops paused on a stalled queue", n)
+		}
+		m := con.expect(frame.MESSAGE)
+		if string(m.Body) != "0" {
+			t.Fatalf("first message %q", m.Body)
+		}
+		// The consumer acknowledges: the queue moves again, and the next
+		// SEND over the limit pauses its publisher again.
+		pauses = srv.stats.flowPauses.Load()
+		con.sendFrame(frame.ACK, "", "id", ackID(t, m))
+		con.expect(frame.MESSAGE) // the queue moves
+		pub.publish("/queue/stuck", "more") // read, then its publisher pauses (and is let go again)
+		waitFor(t, "the publisher paused again", func() bool { return srv.stats.flowPauses.Load() == pauses+1 })
 	})
 }

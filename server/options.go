@@ -127,7 +127,9 @@ type Options struct {
 	// consumers (default 1000; -1 = no bound): past it, connections that
 	// SEND to the queue are not read until it drains to half, so a
 	// producer cannot run far ahead of the consumers. A queue without
-	// consumers is bounded by MaxInputQueueSize and MemoryBudget.
+	// consumers is bounded by MaxInputQueueSize and MemoryBudget; a stored
+	// queue is not bounded by it; a queue that hands out nothing for a
+	// second lets its publishers go until it moves again.
 	QueueFlowLimit int
 
 	// MemoryBudget bounds the bytes of messages waiting in queues, broker-wide
@@ -180,6 +182,11 @@ type Options struct {
 
 	// Logger receives the broker's logs (default slog.Default()).
 	Logger *slog.Logger
+
+	// flowStall is how long a crowded queue may hand out nothing before
+	// its publishers stop waiting for it (default stallAfter; tests set
+	// it).
+	flowStall time.Duration
 }
 
 // PersistentMaxInputQueueSize caps Options.MaxInputQueueSize when the
@@ -242,6 +249,7 @@ func (o Options) withDefaults() Options {
 	orDefault(&o.MaxPendingBytes, DefaultMaxPendingBytes)
 	orDefault(&o.Prefetch, DefaultPrefetch)
 	orDefault(&o.QueueFlowLimit, DefaultQueueFlowLimit)
+	orDefault(&o.flowStall, stallAfter)
 	orDefault(&o.MaxDestinationLength, DefaultMaxDestinationLength)
 	orDefault(&o.MaxUnacked, DefaultMaxUnacked)
 	orDefault(&o.MaxWebSocketMessage, o.MaxFrameSize)

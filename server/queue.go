@@ -39,14 +39,28 @@ type queue struct {
 	// crowdedLocked): publishers paused on it read again. Nil when none
 	// waits.
 	uncrowded chan struct{}
+	// stalled is set when a publisher waited stallAfter on a crowded
+	// queue that handed out nothing in that time (see delivered), and
+	// cleared by the next message handed out.
+	stalled bool
 }
+
+// stallAfter is how long a crowded queue may hand out nothing before its
+// publishers stop waiting for it: flow control keeps producers to the
+// pace of consumers that consume, and a stuck consumer (prefetch full,
+// never acknowledging) must not hold every producer of the queue forever.
+// The queue then grows, within the memory budget, as it would without
+// flow control.
+const stallAfter = time.Second
 
 // crowdedLocked reports whether more than n messages wait in a queue
 // that has consumers: they are not keeping up, and its publishers pause
 // (see Options.QueueFlowLimit). A queue nobody consumes is bounded by the
-// memory budget only. Lock held: q.mu.
+// memory budget only, and a stored (durable) one not at all: its backlog
+// lives on disk, which is what it is for, and the store bounds what it
+// holds in memory. Lock held: q.mu.
 func (q *queue) crowdedLocked(n int) bool {
-	return !q.dead && len(q.consumers) > 0 && q.st != nil && q.st.Len() > n
+	return !q.dead && !q.stalled && len(q.consumers) > 0 && q.st != nil && q.st.Len() > n && !q.r.stores(q.name)
 }
 
 // flowLimit is Options.QueueFlowLimit (0 = off).
@@ -65,10 +79,23 @@ func (q *queue) uncrowdLocked() {
 // until it drains to half the flow limit. It re-checks periodically, so
 // that a missed wake-up, a shutdown or the connection's close (closed
 // reports it) never leaves a reader stuck.
+// When the queue hands out nothing for stallAfter, it is marked stalled
+// and every publisher waiting on it goes on.
 func (q *queue) waitUncrowded(done <-chan struct{}, closed func() bool) {
+	q.mu.Lock()
+	seen, since := q.delivered.Load(), time.Now()
+	q.mu.Unlock()
 	for !closed() {
 		q.mu.Lock()
 		if !q.crowdedLocked(q.flowLimit() / 2) {
+			q.mu.Unlock()
+			return
+		}
+		if n := q.delivered.Load(); n != seen {
+			seen, since = n, time.Now()
+		} else if time.Since(since) >= q.r.s.opts.flowStall {
+			q.stalled = true
+			q.uncrowdLocked()
 			q.mu.Unlock()
 			return
 		}
@@ -330,6 +357,9 @@ func (q *queue) dispatchRun(b *batch) {
 			return
 		}
 		q.delivered.Add(1)
+		if q.stalled {
+			q.stalled = false
+		}
 		if sub.ack == ackAuto { // done with once written out
 			q.end(st, m, "consumed")
 		}

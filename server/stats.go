@@ -30,6 +30,7 @@ type stats struct {
 	outputPauses  atomic.Uint64 // times a read loop paused because its client's output was over the bound
 	outputPaused  atomic.Int64  // read loops paused for that now
 	flowPaused    atomic.Int64  // read loops paused now on a queue over Options.QueueFlowLimit
+	flowPauses    atomic.Uint64 // such pauses ever
 	subscriptions atomic.Uint64 // current subscriptions
 	connectedNow  atomic.Int64  // connections past CONNECT now
 
