@@ -183,7 +183,7 @@ func TestQueueFlowStalledConsumer(t *testing.T) {
 		// SEND over the limit pauses its publisher again.
 		pauses = srv.stats.flowPauses.Load()
 		con.sendFrame(frame.ACK, "", "id", ackID(t, m))
-		con.expect(frame.MESSAGE) // the queue moves
+		con.expect(frame.MESSAGE)           // the queue moves
 		pub.publish("/queue/stuck", "more") // read, then its publisher pauses (and is let go again)
 		waitFor(t, "the publisher paused again", func() bool { return srv.stats.flowPauses.Load() == pauses+1 })
 	})
