@@ -454,10 +454,13 @@ func (q *queue) markLocked(seq uint64) {
 		q.hinting = done
 		go func() {
 			err := q.s.writeHint(q.durable, to)
+			// Asked before q.mu: isClosed takes s.mu, which Open holds
+			// while it takes a queue's lock.
+			closed := err != nil && q.s.isClosed()
 			q.mu.Lock()
 			if err == nil {
 				q.hinted = max(q.hinted, to)
-			} else if !q.s.isClosed() {
+			} else if !closed {
 				q.s.log.Warn("store: cannot write the redelivery mark; after a crash, messages delivered now may come again without redelivered:true", "queue", q.name, "err", err)
 			}
 			q.hinting = nil
