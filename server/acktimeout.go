@@ -3,6 +3,8 @@ package server
 import (
 	"slices"
 	"time"
+
+	"github.com/stompica/stompica/internal/tick"
 )
 
 // ackTimeoutMemory is how many taken-back delivery ids a subscription
@@ -12,7 +14,7 @@ const ackTimeoutMemory = 1024
 // ackTimeoutLoop takes back, every quarter of Options.AckTimeout (between
 // 10 ms and 1 s), the queue deliveries held past it.
 func (s *Server) ackTimeoutLoop() {
-	s.every(min(max(s.opts.AckTimeout/4, 10*time.Millisecond), time.Second), s.expireAcks)
+	tick.Every(s.done, min(max(s.opts.AckTimeout/4, 10*time.Millisecond), time.Second), s.expireAcks)
 }
 
 // expireAcks redelivers the queue messages of client-ack subscriptions

@@ -338,21 +338,6 @@ func (s *Server) isClosing() bool {
 	return s.closing
 }
 
-// every calls f with the time, every period, until Shutdown; it returns
-// then. Run it on a goroutine of startGoRoutine.
-func (s *Server) every(period time.Duration, f func(now time.Time)) {
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.done:
-			return
-		case now := <-t.C:
-			f(now)
-		}
-	}
-}
-
 // addConn registers c; it fails when the server is closing or full.
 func (s *Server) addConn(c *conn) error {
 	s.mu.Lock()

@@ -43,6 +43,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stompica/stompica/internal/deque"
+	"github.com/stompica/stompica/internal/tick"
 	"github.com/stompica/stompica/store"
 )
 
@@ -951,35 +952,31 @@ var errTimeout = errors.New("no acknowledgement from JetStream in time")
 // not overdue.
 func (s *Store) sweep() {
 	defer s.wg.Done()
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case now := <-t.C:
-			if now.Sub(time.Unix(0, s.lastAck.Load())) <= s.o.PublishTimeout {
-				continue
-			}
-			var failed []failedPub
-			s.pmu.Lock()
-			for ; s.sweepFrom <= s.nextPub; s.sweepFrom++ {
-				p := s.pending[s.sweepFrom]
-				if p == nil {
-					continue
-				}
-				if now.Sub(p.at) <= s.o.PublishTimeout {
-					break
-				}
-				failed = append(failed, failedPub{p, errTimeout})
-				delete(s.pending, s.sweepFrom)
-				s.doneLocked(p)
-			}
-			failed = s.drainLocked(failed)
-			s.pmu.Unlock()
-			s.fail(failed)
-		}
+	tick.Every(s.stop, 250*time.Millisecond, s.sweepOnce)
+}
+
+// sweepOnce fails the publishes overdue at now (see sweep).
+func (s *Store) sweepOnce(now time.Time) {
+	if now.Sub(time.Unix(0, s.lastAck.Load())) <= s.o.PublishTimeout {
+		return
 	}
+	var failed []failedPub
+	s.pmu.Lock()
+	for ; s.sweepFrom <= s.nextPub; s.sweepFrom++ {
+		p := s.pending[s.sweepFrom]
+		if p == nil {
+			continue
+		}
+		if now.Sub(p.at) <= s.o.PublishTimeout {
+			break
+		}
+		failed = append(failed, failedPub{p, errTimeout})
+		delete(s.pending, s.sweepFrom)
+		s.doneLocked(p)
+	}
+	failed = s.drainLocked(failed)
+	s.pmu.Unlock()
+	s.fail(failed)
 }
 
 // quiet reports whether no record (of a queue or a stream) is pending or

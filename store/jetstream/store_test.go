@@ -562,8 +562,10 @@ func TestStoreAckInFlightAtStop(t *testing.T) {
 	s = openStore(t, dir)
 	defer s.Close()
 	q, _ = s.Open("/queue/late-ack")
-	if n := streamMsgs(t, s); n != 1 {
-		t.Fatalf("%d records stored, want the 1 whose ack was lost", n)
+	// The record whose ack was lost is still stored, unless the restarted
+	// store has already read it back and acknowledged it.
+	if n := streamMsgs(t, s); n > 1 {
+		t.Fatalf("%d records stored, want at most the 1 whose ack was lost", n)
 	}
 	if q.Len() != 0 {
 		t.Fatalf("Len after restart = %d, want 0: every message was acknowledged", q.Len())
