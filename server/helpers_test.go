@@ -758,6 +758,23 @@ func (c *client) sendSync() string {
 
 // messagesUntilReceipt returns the MESSAGEs that arrive before the RECEIPT
 // for id; any other frame fails the test.
+// freedMessage expects the one MESSAGE, with body, that an ACK or COMMIT
+// sent with receipt id frees, and the RECEIPT. In memory the freed message
+// comes first: the ACK dispatches it at once. A store that reads stored
+// messages back (testStore set, as in TestOnJetStream) may not have the
+// next one at hand yet, and it may follow the RECEIPT.
+func (c *client) freedMessage(body, id string) *frame.Frame {
+	c.t.Helper()
+	ms := c.messagesUntilReceipt(id)
+	if len(ms) == 0 && testStore != nil {
+		ms = append(ms, c.expect(frame.MESSAGE))
+	}
+	if len(ms) != 1 || string(ms[0].Body) != body {
+		c.t.Fatalf("%s client: %d MESSAGEs before RECEIPT %s (%v), want the one freed, %q", c.tr, len(ms), id, ms, body)
+	}
+	return ms[0]
+}
+
 func (c *client) messagesUntilReceipt(id string) []*frame.Frame {
 	c.t.Helper()
 	var ms []*frame.Frame

@@ -42,10 +42,11 @@ func openJetStream(t *testing.T, dir string, mod ...func(*jetstream.Options)) *j
 
 // The queue semantics (FIFO, round-robin, acks, NACK, prefetch,
 // redelivery, transactions, dead letters, temporary queues) hold the same
-// on the JetStream store as in memory: the same tests, on it. That
-// includes the ones that want a message freed by an ACK before the ACK's
-// RECEIPT: a message stored in this run is taken from memory as soon as
-// JetStream has it (its SEND's RECEIPT), not when it is read back.
+// on the JetStream store as in memory: the same tests, on it. A message an
+// ACK frees comes before the ACK's RECEIPT in memory; on JetStream it
+// usually does too (a message stored in this run is taken from memory),
+// but not when the record ahead of it is still being read back, so there
+// freedMessage lets it follow the RECEIPT.
 func TestOnJetStream(t *testing.T) {
 	testStore = func(t *testing.T) store.Store { return openJetStream(t, "") }
 	defer func() { testStore = nil }()

@@ -94,8 +94,7 @@ func TestTxAckAtCommit(t *testing.T) {
 		c.request(frame.ACK, "", "id", ackID(t, m1), "transaction", "t1")
 		c.sync() // the ACK has not taken effect: m2 still waits (prefetch 1)
 		c.sendFrame(frame.COMMIT, "", "transaction", "t1", "receipt", "commit")
-		c.expectMessage("m2") // the ACK took effect at COMMIT
-		c.expectReceipt("commit")
+		c.freedMessage("m2", "commit") // the ACK took effect at COMMIT
 	})
 }
 
@@ -113,8 +112,7 @@ func TestTxNackAbortKeepsUnacked(t *testing.T) {
 		c.request(frame.ABORT, "", "transaction", "t1")
 		c.sync() // no redelivery of m1, and m2 still waits: m1 is still unacknowledged
 		c.sendFrame(frame.ACK, "", "id", ackID(t, m1), "receipt", "ack")
-		c.expectMessage("m2")
-		c.expectReceipt("ack")
+		c.freedMessage("m2", "ack")
 	})
 }
 
