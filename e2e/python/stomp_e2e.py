@@ -207,6 +207,48 @@ def ack_id(frame):
 # scenarios
 
 
+def first_delivery(prefix, body):
+    """A producer sends body to a fresh queue (prefix + a unique id) that a client-individual consumer reads;
+    returns the queue, both connections and the message delivered."""
+    dest = prefix + uid()
+    prod, pcol = connect("producer", stomp.Connection12)
+    c, col = connect("c1", stomp.Connection12)
+    subscribe(c, col, dest, "q-1", ack="client-individual")
+    send_sync(prod, pcol, dest, body)
+    col.wait_messages(1)
+    return dest, prod, pcol, c, col, col.snapshot()[0]
+
+
+def with_receipt(col, prefix, send):
+    """Calls send with a fresh receipt id, then waits for that RECEIPT."""
+    rid = prefix + "-" + uid()
+    send(rid)
+    col.wait_receipt(rid)
+
+
+def expect_redelivered(dest, body):
+    """A new client-individual consumer of dest gets body again, flagged redelivered:true."""
+    c, col = connect("c2", stomp.Connection12)
+    subscribe(c, col, dest, "q-2", ack="client-individual")
+    col.wait_messages(1)
+    m = col.snapshot()[0]
+    check(m.body == body, "the next consumer got %r, want the redelivered %r", m.body, body)
+    check(m.headers.get("redelivered") == "true", "redelivery lacks redelivered:true: %r", m.headers)
+    return c, col, m
+
+
+def expect_drained(prod, pcol, dest, why):
+    """A new consumer of dest gets only a fence sent now: the queue held nothing else. Ends prod's connection."""
+    c, col = connect("drained", stomp.Connection12)
+    subscribe(c, col, dest, "q-drained", ack="auto")
+    send_sync(prod, pcol, dest, "fence")
+    col.wait_messages(1)
+    got = [m.body for m in col.snapshot()]
+    check(got[0] == "fence", why + ", the next consumer got %r", got)
+    disconnect(c, col)
+    disconnect(prod, pcol)
+
+
 def scenario_pubsub():
     n = 20
     dest = "/topic/e2e.pubsub." + uid()
@@ -335,37 +377,17 @@ def scenario_queue():
 
 def scenario_requeue():
     """An unacked queue message goes to another consumer, marked redelivered, when its consumer disconnects."""
-    dest = "/queue/e2e.requeue." + uid()
-    prod, pcol = connect("producer", stomp.Connection12)
-    c1, col1 = connect("c1", stomp.Connection12)
-    subscribe(c1, col1, dest, "q-1", ack="client-individual")
-    send_sync(prod, pcol, dest, "unlucky")
-    col1.wait_messages(1)
-    m1 = col1.snapshot()[0]
+    dest, prod, pcol, c1, col1, m1 = first_delivery("/queue/e2e.requeue.", "unlucky")
     check(m1.body == "unlucky", "c1 got %r", m1.body)
     check(m1.headers.get("redelivered") != "true", "first delivery marked redelivered: %r", m1.headers)
     disconnect(c1, col1)  # without ACK
 
-    c2, col2 = connect("c2", stomp.Connection12)
-    subscribe(c2, col2, dest, "q-2", ack="client-individual")
-    col2.wait_messages(1)
-    m2 = col2.snapshot()[0]
-    check(m2.body == "unlucky", "c2 got %r, want the unacked message", m2.body)
-    check(m2.headers.get("redelivered") == "true", "re-queued message lacks redelivered:true: %r", m2.headers)
-    rid = "ack-" + uid()
-    c2.ack(ack_id(m2), receipt=rid)
-    col2.wait_receipt(rid)
+    c2, col2, m2 = expect_redelivered(dest, "unlucky")
+    with_receipt(col2, "ack", lambda rid: c2.ack(ack_id(m2), receipt=rid))
     disconnect(c2, col2)
 
-    # acked: a new consumer must not see it again (a fence proves the queue is drained)
-    c3, col3 = connect("c3", stomp.Connection12)
-    subscribe(c3, col3, dest, "q-3", ack="auto")
-    send_sync(prod, pcol, dest, "fence")
-    col3.wait_messages(1)
-    got = [m.body for m in col3.snapshot()]
-    check(got[0] == "fence", "after ACK the queue should hold only the fence, c3 got %r", got)
-    disconnect(c3, col3)
-    disconnect(prod, pcol)
+    # acked: a new consumer must not see it again
+    expect_drained(prod, pcol, dest, "after ACK the queue should hold only the fence")
     return "unacked message re-queued on disconnect with redelivered:true, gone after ACK"
 
 
@@ -432,41 +454,19 @@ def scenario_tx():
 
 def scenario_txack():
     """An ACK inside a transaction takes effect only on COMMIT."""
-    dest = "/queue/e2e.txack." + uid()
-    prod, pcol = connect("producer", stomp.Connection12)
-    c1, col1 = connect("c1", stomp.Connection12)
-    subscribe(c1, col1, dest, "q-1", ack="client-individual")
-    send_sync(prod, pcol, dest, "job")
-    col1.wait_messages(1)
-    m = col1.snapshot()[0]
+    dest, prod, pcol, c1, col1, m = first_delivery("/queue/e2e.txack.", "job")
     tx = c1.begin()
     c1.ack(ack_id(m), transaction=tx)
-    rid = "abort-" + uid()
-    c1.abort(tx, receipt=rid)
-    col1.wait_receipt(rid)
+    with_receipt(col1, "abort", lambda rid: c1.abort(tx, receipt=rid))
     disconnect(c1, col1)  # the ACK was aborted: the message is still unacked and must be re-queued
 
-    c2, col2 = connect("c2", stomp.Connection12)
-    subscribe(c2, col2, dest, "q-2", ack="client-individual")
-    col2.wait_messages(1)
-    m2 = col2.snapshot()[0]
-    check(m2.body == "job", "after an aborted ACK the job must be redelivered, c2 got %r", m2.body)
-    check(m2.headers.get("redelivered") == "true", "redelivery lacks redelivered:true: %r", m2.headers)
+    c2, col2, m2 = expect_redelivered(dest, "job")
     tx = c2.begin()
     c2.ack(ack_id(m2), transaction=tx)
-    rid = "commit-" + uid()
-    c2.commit(tx, receipt=rid)
-    col2.wait_receipt(rid)
+    with_receipt(col2, "commit", lambda rid: c2.commit(tx, receipt=rid))
     disconnect(c2, col2)
 
-    c3, col3 = connect("c3", stomp.Connection12)
-    subscribe(c3, col3, dest, "q-3", ack="auto")
-    send_sync(prod, pcol, dest, "fence")
-    col3.wait_messages(1)
-    got = [x.body for x in col3.snapshot()]
-    check(got[0] == "fence", "a committed ACK must remove the job, c3 got %r", got)
-    disconnect(c3, col3)
-    disconnect(prod, pcol)
+    expect_drained(prod, pcol, dest, "a committed ACK must remove the job")
     return "aborted ACK re-queued the job, committed ACK removed it"
 
 
