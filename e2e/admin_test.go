@@ -324,8 +324,8 @@ func TestCtl(t *testing.T) {
 		return ""
 	}
 
-	if got := fields(run("queues"), work); got != work+" 0 1 3 3 3 0" {
-		t.Errorf("ctl queues: %q (want depth 0, consumers 1, unacked 3, enqueued 3, delivered 3, redelivered 0)", got)
+	if got := fields(run("queues"), work); got != work+" 0 1 3 3 3 0 no" {
+		t.Errorf("ctl queues: %q (want depth 0, consumers 1, unacked 3, enqueued 3, delivered 3, redelivered 0, not durable)", got)
 	}
 	out := run("connections")
 	id := ""
