@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,6 +82,9 @@ func TestQueueFlowLimit(t *testing.T) {
 			pub.publish("/queue/flow", strconv.Itoa(i))
 		}
 		waitFor(t, "the publisher paused", func() bool { return srv.stats.flowPaused.Load() == 1 })
+		if m := scrapeMetrics(t, srv); !strings.Contains(m, "stompica_flow_paused_connections 1\n") || !strings.Contains(m, "stompica_flow_pauses_total 1\n") {
+			t.Errorf("/metrics while the publisher is paused:\n%s", m)
+		}
 		pub.sendFrame(frame.SEND, strconv.Itoa(limit+2), "destination", "/queue/flow", "receipt", "late")
 		if d := depth(); d != limit+1 {
 			t.Fatalf("depth %d while the publisher is paused, want %d", d, limit+1)
@@ -121,6 +125,9 @@ func TestQueueFlowLimit(t *testing.T) {
 		con.sync()
 		if n := srv.stats.flowPaused.Load(); n != 0 {
 			t.Fatalf("%d read loops still paused", n)
+		}
+		if m := scrapeMetrics(t, srv); !strings.Contains(m, "stompica_flow_paused_connections 0\n") {
+			t.Errorf("/metrics after the pause:\n%s", m)
 		}
 
 		// A publisher that holds unacknowledged messages is not paused: its

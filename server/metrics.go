@@ -96,6 +96,8 @@ var brokerMetrics = []brokerMetric{
 	{"transaction_bytes", gauge, "Bytes held by open transactions now (counted in the memory budget).", func(sc *scrape) float64 { return float64(sc.TxBytes) }},
 	{"output_pauses_total", counter, "Times the broker stopped reading from a client whose pending output was over max-pending-bytes.", func(sc *scrape) float64 { return float64(sc.Counters.OutputPauses) }},
 	{"output_paused_connections", gauge, "Connections not read now because their pending output is over max-pending-bytes.", func(sc *scrape) float64 { return float64(sc.OutputPaused) }},
+	{"flow_pauses_total", counter, "Times the broker stopped reading from a publisher because a queue it sends to was over queue-flow-limit with its consumers behind.", func(sc *scrape) float64 { return float64(sc.FlowPauses) }},
+	{"flow_paused_connections", gauge, "Publishers not read now because a queue they send to is over queue-flow-limit.", func(sc *scrape) float64 { return float64(sc.FlowPaused) }},
 	{"queued_messages", gauge, "Messages waiting in queues now (all queues).", func(sc *scrape) float64 { return float64(sc.Queued) }},
 }
 

@@ -118,6 +118,8 @@ type snapshot struct {
 	QueuedBytes   int64 // bytes of messages waiting in queues
 	TxBytes       int64 // bytes held by open transactions
 	OutputPaused  int64
+	FlowPaused    int64  // connections not read now: a queue they send to is over the flow limit
+	FlowPauses    uint64 // such pauses ever
 
 	Queued int         // messages waiting in all queues (with snapQueues)
 	Queues []queueInfo // in name order (snapQueues)
@@ -214,6 +216,8 @@ func (s *Server) snapshot(parts snapParts) *snapshot {
 	snap.QueuedBytes = s.input.bytes.Load()
 	snap.TxBytes = s.input.txBytes.Load()
 	snap.OutputPaused = st.outputPaused.Load()
+	snap.FlowPaused = st.flowPaused.Load()
+	snap.FlowPauses = st.flowPauses.Load()
 	if parts&snapQueues != 0 {
 		snap.Queues = s.router.queueStats()
 		for _, q := range snap.Queues {
