@@ -59,6 +59,7 @@ type Parser struct {
 	scan    int    // resume offset of the LF (headers) or NUL (body) search
 	end     int    // stageBody: offset of the NUL given by content-length, or -1
 	spans   []span // the pending frame's header lines
+	lenSpan int    // 1 + the index in spans of the first content-length header, 0 if none
 }
 
 // span locates one header line "key:value" in the frame; esc is set when
@@ -81,6 +82,7 @@ func (p *Parser) Reset() {
 	p.cmd = ""
 	p.line, p.scan, p.end = 0, 0, 0
 	p.spans = p.spans[:0]
+	p.lenSpan = 0
 }
 
 // Release frees what the parser keeps between frames: its header index
@@ -149,6 +151,11 @@ func (p *Parser) Parse(buf []byte) (f *Frame, n int, err error) {
 	if p.scan > len(data) || p.line > len(data) {
 		p.Reset() // the caller broke the contract; start the frame over
 	}
+	if p.stage == stageCommand && p.scan == 0 {
+		if f, n, ok := p.parseWhole(data, maxFrame); ok {
+			return f, n, nil
+		}
+	}
 	f, n, err = p.parse(data, maxFrame)
 	if err == nil && f == nil && len(data) == maxFrame {
 		err = ErrFrameTooLarge // MaxFrame bytes and the frame is not over
@@ -160,14 +167,93 @@ func (p *Parser) Parse(buf []byte) (f *Frame, n int, err error) {
 	return f, n, nil
 }
 
+// parseWhole is the fast path for the usual case, a whole frame at the
+// start of buf (at most maxFrame bytes) with no escape sequence: one pass
+// over it, its headers written straight into the frame, and no parser state
+// kept. It reports false for anything else (an incomplete frame, an escape,
+// an unknown command, any error, a limit reached) and leaves the parser's
+// state as it was, so that parse then does the work from the first byte
+// and decides. Parse calls it only for a frame not yet looked at, so a
+// frame arriving in many reads pays for this attempt once.
+func (p *Parser) parseWhole(buf []byte, maxFrame int) (*Frame, int, bool) {
+	maxLine := limit(p.MaxHeaderLine, DefaultMaxHeaderLine)
+	maxHeaders := limit(p.MaxHeaders, DefaultMaxHeaders)
+	eol := indexLF(buf, 0)
+	if eol < 0 {
+		return nil, 0, false
+	}
+	line := trimCR(buf[:eol])
+	cmd, known := commandOf(line)
+	if !known || len(line) > maxLine {
+		return nil, 0, false
+	}
+	escaped := p.Version >= Version11 && cmd != CONNECT && cmd != STOMP && cmd != CONNECTED
+	hs := p.f.Headers[:0]
+	lenAt := -1
+	pos := eol + 1
+	for {
+		eol, colon, bs := scanLine(buf, pos, escaped)
+		if eol < 0 {
+			return nil, 0, false
+		}
+		end := eol
+		if end > pos && buf[end-1] == '\r' {
+			end--
+		}
+		if end == pos {
+			pos = eol + 1 // the blank line: the body starts after it
+			break
+		}
+		if end-pos > maxLine || len(hs) >= maxHeaders || colon <= pos || bs {
+			p.f.Headers = hs
+			return nil, 0, false
+		}
+		if lenAt < 0 && colon-pos == len("content-length") && string(buf[pos:colon]) == "content-length" {
+			lenAt = len(hs)
+		}
+		hs = append(hs, Header{Key: buf[pos:colon:colon], Value: buf[colon+1 : end : end]})
+		pos = eol + 1
+	}
+	p.f.Headers = hs
+	var end int
+	if lenAt >= 0 {
+		size, ok := parseLength(hs[lenAt].Value)
+		if !ok || size >= int64(maxFrame-pos) {
+			return nil, 0, false
+		}
+		end = pos + int(size)
+		if end >= len(buf) || buf[end] != 0 {
+			return nil, 0, false
+		}
+	} else {
+		i := bytes.IndexByte(buf[pos:], 0)
+		if i < 0 {
+			return nil, 0, false
+		}
+		end = pos + i
+	}
+	f := &p.f
+	f.Command = cmd
+	f.Body = buf[pos:end:end]
+	return f, end + 1, true
+}
+
 // parse continues the pending frame in buf (at most maxFrame bytes).
 func (p *Parser) parse(buf []byte, maxFrame int) (*Frame, int, error) {
 	maxLine := limit(p.MaxHeaderLine, DefaultMaxHeaderLine)
 
 	if p.stage == stageCommand {
-		line, next, err := p.nextLine(buf, 0, maxLine)
-		if next < 0 || err != nil {
-			return nil, 0, err
+		eol := indexLF(buf, p.scan)
+		if eol < 0 {
+			p.scan = len(buf)
+			if lineSoFar(buf, 0) > maxLine {
+				return nil, 0, ErrHeaderTooLong
+			}
+			return nil, 0, nil
+		}
+		line := trimCR(buf[:eol])
+		if len(line) > maxLine {
+			return nil, 0, ErrHeaderTooLong
 		}
 		if len(line) == 0 {
 			return nil, 0, ErrMissingCommand // unreachable: EOLs are heart-beats
@@ -185,54 +271,86 @@ func (p *Parser) parse(buf []byte, maxFrame int) (*Frame, int, error) {
 		// STOMP 1.1+: header escaping, except in CONNECT and CONNECTED frames.
 		p.escaped = p.Version >= Version11 && cmd != CONNECT && cmd != STOMP && cmd != CONNECTED
 		p.spans = p.spans[:0]
-		p.line = next
+		p.lenSpan = 0
+		p.line = eol + 1
+		p.scan = eol + 1
 		p.stage = stageHeaders
 	}
 
 	if p.stage == stageHeaders {
 		maxHeaders := limit(p.MaxHeaders, DefaultMaxHeaders)
 		for {
-			line, next, err := p.nextLine(buf, p.line, maxLine)
-			if next < 0 || err != nil {
-				return nil, 0, err
+			start := p.line
+			var eol, colon int
+			var bs bool
+			if p.scan <= start {
+				// A line not seen before: its LF, colon and backslashes
+				// in one pass.
+				eol, colon, bs = scanLine(buf, start, p.escaped)
+			} else {
+				// The rest of a line seen in part by an earlier call.
+				eol = indexLF(buf, p.scan)
+				colon = -2
 			}
-			if len(line) == 0 {
-				p.line = next // the blank line: the body starts after it
+			if eol < 0 {
+				p.scan = len(buf)
+				if lineSoFar(buf, start) > maxLine {
+					return nil, 0, ErrHeaderTooLong
+				}
+				return nil, 0, nil
+			}
+			p.scan = eol + 1
+			end := eol
+			if end > start && buf[end-1] == '\r' {
+				end--
+			}
+			if end-start > maxLine {
+				return nil, 0, ErrHeaderTooLong
+			}
+			if end == start {
+				p.line = eol + 1 // the blank line: the body starts after it
 				break
 			}
 			if len(p.spans) >= maxHeaders {
 				return nil, 0, ErrTooManyHeaders
 			}
-			colon := bytes.IndexByte(line, ':')
+			if colon == -2 {
+				line := buf[start:end]
+				colon = bytes.IndexByte(line, ':')
+				if colon >= 0 {
+					colon += start
+				}
+				bs = p.escaped && bytes.IndexByte(line, '\\') >= 0
+			}
 			if colon < 0 {
 				return nil, 0, ErrMalformedHeader
 			}
-			if colon == 0 {
+			if colon == start {
 				return nil, 0, ErrEmptyHeaderName
 			}
-			esc := p.escaped && bytes.IndexByte(line, '\\') >= 0
-			if esc && (!validEscapes(line[:colon], p.Version) || !validEscapes(line[colon+1:], p.Version)) {
+			if bs && (!validEscapes(buf[start:colon], p.Version) || !validEscapes(buf[colon+1:end], p.Version)) {
 				return nil, 0, ErrBadEscape
 			}
-			p.spans = append(p.spans, span{p.line, p.line + colon, p.line + len(line), esc})
-			p.line = next
-		}
-		// The first content-length wins. An escaped header name can never
-		// read "content-length", so comparing raw bytes is right.
-		p.end = -1
-		for _, s := range p.spans {
-			if string(buf[s.start:s.colon]) == "content-length" {
-				size, ok := parseLength(buf[s.colon+1 : s.end])
-				if !ok {
-					return nil, 0, ErrBadContentLength
-				}
-				// The frame is the headers, the body and the NUL.
-				if size >= int64(maxFrame-p.line) {
-					return nil, 0, ErrFrameTooLarge
-				}
-				p.end = p.line + int(size)
-				break
+			// The first content-length wins. An escaped header name can
+			// never read "content-length", so comparing raw bytes is right.
+			if p.lenSpan == 0 && colon-start == len("content-length") && string(buf[start:colon]) == "content-length" {
+				p.lenSpan = len(p.spans) + 1
 			}
+			p.spans = append(p.spans, span{start, colon, end, bs})
+			p.line = eol + 1
+		}
+		p.end = -1
+		if p.lenSpan > 0 {
+			s := p.spans[p.lenSpan-1]
+			size, ok := parseLength(buf[s.colon+1 : s.end])
+			if !ok {
+				return nil, 0, ErrBadContentLength
+			}
+			// The frame is the headers, the body and the NUL.
+			if size >= int64(maxFrame-p.line) {
+				return nil, 0, ErrFrameTooLarge
+			}
+			p.end = p.line + int(size)
 		}
 		p.scan = p.line
 		p.stage = stageBody
@@ -258,9 +376,14 @@ func (p *Parser) parse(buf []byte, maxFrame int) (*Frame, int, error) {
 
 	f := &p.f
 	f.Command = p.cmd
-	f.Headers = f.Headers[:0]
-	for _, s := range p.spans {
-		h := Header{Key: buf[s.start:s.colon:s.colon], Value: buf[s.colon+1 : s.end : s.end]}
+	if cap(f.Headers) < len(p.spans) {
+		f.Headers = make([]Header, len(p.spans), cap(p.spans))
+	}
+	f.Headers = f.Headers[:len(p.spans)]
+	for i, s := range p.spans {
+		h := &f.Headers[i]
+		h.Key = buf[s.start:s.colon:s.colon]
+		h.Value = buf[s.colon+1 : s.end : s.end]
 		if s.esc {
 			var ok1, ok2 bool
 			h.Key, ok1 = unescapeInPlace(h.Key, p.Version)
@@ -269,37 +392,93 @@ func (p *Parser) parse(buf []byte, maxFrame int) (*Frame, int, error) {
 				return nil, 0, ErrBadEscape // unreachable: checked line by line
 			}
 		}
-		f.Headers = append(f.Headers, h)
 	}
 	f.Body = buf[p.line:end:end]
 	p.Reset()
 	return f, end + 1, nil
 }
 
-// nextLine returns the line that starts at start, without its EOL, and the
-// offset of the next line. next < 0 means the line is not complete yet.
-func (p *Parser) nextLine(buf []byte, start, maxLine int) (line []byte, next int, err error) {
-	from := max(start, p.scan)
-	i := bytes.IndexByte(buf[from:], '\n')
+// shortScan is how many bytes of a line are looked at one by one before
+// the search for its LF goes to bytes.IndexByte: header lines are short on
+// the hot path, where a plain loop costs less than the call; long lines
+// still get the vectorised search.
+const shortScan = 32
+
+// indexLF returns the offset of the first LF in buf at or after from, or -1.
+func indexLF(buf []byte, from int) int {
+	if from >= len(buf) {
+		return -1
+	}
+	b := buf[from:]
+	n := min(len(b), shortScan)
+	for i, c := range b[:n] {
+		if c == '\n' {
+			return from + i
+		}
+	}
+	if i := bytes.IndexByte(b[n:], '\n'); i >= 0 {
+		return from + n + i
+	}
+	return -1
+}
+
+// scanLine looks at the header line that starts at start in one pass. It
+// returns the offset of its LF (-1 if the line is not complete in buf), of
+// its first colon (-1 if none before the LF), and, when escaped is set,
+// whether the line holds a backslash.
+func scanLine(buf []byte, start int, escaped bool) (eol, colon int, bs bool) {
+	if start >= len(buf) {
+		return -1, -1, false
+	}
+	b := buf[start:]
+	// The key: up to the first colon.
+	k := 0
+	for ; k < len(b); k++ {
+		c := b[k]
+		if c == ':' {
+			break
+		}
+		if c == '\n' {
+			return start + k, -1, escaped && bs
+		}
+		if c == '\\' {
+			bs = true
+		}
+	}
+	if k == len(b) {
+		return -1, -1, false
+	}
+	colon = start + k
+	// The value: a few bytes one by one, then vectorised searches.
+	v := b[k+1:]
+	n := min(len(v), shortScan)
+	for i, c := range v[:n] {
+		if c == '\n' {
+			return colon + 1 + i, colon, escaped && bs
+		}
+		if c == '\\' {
+			bs = true
+		}
+	}
+	i := bytes.IndexByte(v[n:], '\n')
 	if i < 0 {
-		p.scan = len(buf)
-		// The line so far, less a final CR that may be the start of its EOL.
-		k := len(buf) - start
-		if k > 0 && buf[len(buf)-1] == '\r' {
-			k--
-		}
-		if k > maxLine {
-			return nil, 0, ErrHeaderTooLong
-		}
-		return nil, -1, nil
+		return -1, -1, false
 	}
-	eol := from + i
-	p.scan = eol + 1
-	line = trimCR(buf[start:eol])
-	if len(line) > maxLine {
-		return nil, 0, ErrHeaderTooLong
+	i += n
+	if escaped && !bs {
+		bs = bytes.IndexByte(v[n:i], '\\') >= 0
 	}
-	return line, eol + 1, nil
+	return colon + 1 + i, colon, escaped && bs
+}
+
+// lineSoFar is the length of the incomplete line that starts at start:
+// what buf holds of it, less a final CR that may be the start of its EOL.
+func lineSoFar(buf []byte, start int) int {
+	k := len(buf) - start
+	if k > 0 && buf[len(buf)-1] == '\r' {
+		k--
+	}
+	return k
 }
 
 func trimCR(b []byte) []byte {
