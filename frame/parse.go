@@ -1,6 +1,10 @@
 package frame
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+	"math/bits"
+)
 
 // Default limits used when a Parser field is zero.
 const (
@@ -427,48 +431,71 @@ func indexLF(buf []byte, from int) int {
 // its first colon (-1 if none before the LF), and, when escaped is set,
 // whether the line holds a backslash.
 func scanLine(buf []byte, start int, escaped bool) (eol, colon int, bs bool) {
-	if start >= len(buf) {
-		return -1, -1, false
-	}
-	b := buf[start:]
-	// The key: up to the first colon.
-	k := 0
-	for ; k < len(b); k++ {
-		c := b[k]
-		if c == ':' {
+	// The key: up to the first colon or LF, noting backslashes.
+	k := start
+	for {
+		i := index3(buf, k, ':', '\n', '\\')
+		if i < 0 {
+			return -1, -1, false
+		}
+		if buf[i] == ':' {
+			colon = i
 			break
 		}
-		if c == '\n' {
-			return start + k, -1, escaped && bs
+		if buf[i] == '\n' {
+			return i, -1, escaped && bs
 		}
-		if c == '\\' {
-			bs = true
-		}
+		bs = true
+		k = i + 1
 	}
-	if k == len(b) {
-		return -1, -1, false
-	}
-	colon = start + k
-	// The value: a few bytes one by one, then vectorised searches.
-	v := b[k+1:]
-	n := min(len(v), shortScan)
-	for i, c := range v[:n] {
-		if c == '\n' {
-			return colon + 1 + i, colon, escaped && bs
+	// The value: its first bytes word by word, then vectorised searches.
+	v := colon + 1
+	limit := min(len(buf), v+shortScan)
+	for {
+		i := index3(buf[:limit], v, '\n', '\\', '\n')
+		if i < 0 {
+			break
 		}
-		if c == '\\' {
-			bs = true
+		if buf[i] == '\n' {
+			return i, colon, escaped && bs
 		}
+		bs = true
+		v = i + 1
 	}
-	i := bytes.IndexByte(v[n:], '\n')
+	i := bytes.IndexByte(buf[limit:], '\n')
 	if i < 0 {
 		return -1, -1, false
 	}
-	i += n
+	eol = limit + i
 	if escaped && !bs {
-		bs = bytes.IndexByte(v[n:i], '\\') >= 0
+		bs = bytes.IndexByte(buf[v:eol], '\\') >= 0
 	}
-	return colon + 1 + i, colon, escaped && bs
+	return eol, colon, escaped && bs
+}
+
+// index3 returns the offset of the first of the bytes a, b and c in buf at
+// or after from, or -1. It looks at eight bytes at a time (SWAR): x^a has a
+// zero byte where x holds a, and (y-0x01..01) &^ y & 0x80..80 sets the high
+// bit of the first zero byte of y (and maybe of some after it, never
+// before), so the lowest bit set of the three masks is the first match.
+func index3(buf []byte, from int, a, b, c byte) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	ma, mb, mc := lo*uint64(a), lo*uint64(b), lo*uint64(c)
+	i := from
+	for ; i+8 <= len(buf); i += 8 {
+		x := binary.LittleEndian.Uint64(buf[i:])
+		xa, xb, xc := x^ma, x^mb, x^mc
+		m := (xa-lo)&^xa | (xb-lo)&^xb | (xc-lo)&^xc
+		if m &= hi; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(buf); i++ {
+		if x := buf[i]; x == a || x == b || x == c {
+			return i
+		}
+	}
+	return -1
 }
 
 // lineSoFar is the length of the incomplete line that starts at start:
