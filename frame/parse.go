@@ -196,6 +196,10 @@ func (p *Parser) parseWhole(buf []byte, maxFrame int) (*Frame, int, bool) {
 	lenAt := -1
 	pos := eol + 1
 	for {
+		if pos < len(buf) && buf[pos] == '\n' {
+			pos++ // the blank line: the body starts after it
+			break
+		}
 		eol, colon, bs := scanLine(buf, pos, escaped)
 		if eol < 0 {
 			return nil, 0, false
@@ -229,6 +233,8 @@ func (p *Parser) parseWhole(buf []byte, maxFrame int) (*Frame, int, bool) {
 		if end >= len(buf) || buf[end] != 0 {
 			return nil, 0, false
 		}
+	} else if pos < len(buf) && buf[pos] == 0 {
+		end = pos // no body, as in an ACK
 	} else {
 		i := bytes.IndexByte(buf[pos:], 0)
 		if i < 0 {
