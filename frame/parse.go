@@ -444,30 +444,33 @@ func indexLF(buf []byte, from int) int {
 // scanLine looks at the header line that starts at start in one pass. It
 // returns the offset of its LF (-1 if the line is not complete in buf), of
 // its first colon (-1 if none before the LF), and, when escaped is set,
-// whether the line holds a backslash.
+// whether the line holds a backslash. The key and the value are looked at
+// word by word for their first shortScan bytes; a longer key or value goes
+// to the vectorised searches, so that a long line costs what it did.
 func scanLine(buf []byte, start int, escaped bool) (eol, colon int, bs bool) {
 	// The key: up to the first colon or LF, noting backslashes.
-	k := start
-	for {
-		i := index3(buf, k, ':', '\n', '\\')
+	lim := min(len(buf), start+shortScan)
+	colon = -1
+	for k := start; colon < 0; {
+		i := index3(buf[:lim], k, ':', '\n', '\\')
 		if i < 0 {
-			return -1, -1, false
+			return scanLong(buf, start, escaped)
 		}
-		if buf[i] == ':' {
+		switch buf[i] {
+		case ':':
 			colon = i
-			break
-		}
-		if buf[i] == '\n' {
+		case '\n':
 			return i, -1, escaped && bs
+		default:
+			bs = true
+			k = i + 1
 		}
-		bs = true
-		k = i + 1
 	}
-	// The value: its first bytes word by word, then vectorised searches.
+	// The value.
 	v := colon + 1
-	limit := min(len(buf), v+shortScan)
+	lim = min(len(buf), v+shortScan)
 	for {
-		i := index3(buf[:limit], v, '\n', '\\', '\n')
+		i := index3(buf[:lim], v, '\n', '\\', '\n')
 		if i < 0 {
 			break
 		}
@@ -477,15 +480,31 @@ func scanLine(buf []byte, start int, escaped bool) (eol, colon int, bs bool) {
 		bs = true
 		v = i + 1
 	}
-	i := bytes.IndexByte(buf[limit:], '\n')
+	i := bytes.IndexByte(buf[lim:], '\n')
 	if i < 0 {
 		return -1, -1, false
 	}
-	eol = limit + i
+	eol = lim + i
 	if escaped && !bs {
 		bs = bytes.IndexByte(buf[v:eol], '\\') >= 0
 	}
 	return eol, colon, escaped && bs
+}
+
+// scanLong is scanLine with one vectorised search for each of LF, colon
+// and backslash.
+func scanLong(buf []byte, start int, escaped bool) (eol, colon int, bs bool) {
+	i := bytes.IndexByte(buf[start:], '\n')
+	if i < 0 {
+		return -1, -1, false
+	}
+	eol = start + i
+	line := buf[start:eol]
+	colon = bytes.IndexByte(line, ':')
+	if colon >= 0 {
+		colon += start
+	}
+	return eol, colon, escaped && bytes.IndexByte(line, '\\') >= 0
 }
 
 // index3 returns the offset of the first of the bytes a, b and c in buf at
