@@ -41,7 +41,18 @@ func messageToEncode() *Frame {
 	return f
 }
 
-func benchParse(b *testing.B, frame []byte, cmd string) {
+// The frames of the queue scenario of stompbench: a SEND as its producers
+// write it, and an ACK as a STOMP 1.2 consumer writes it for each message.
+var (
+	benchSendFrame = []byte("SEND\n" +
+		"destination:/queue/bench\n" +
+		"content-type:text/plain\n" +
+		"content-length:117\n" +
+		"\n" + string(body117) + "\x00")
+	ackFrame = []byte("ACK\nid:3-stompica-1-4711\n\n\x00")
+)
+
+func benchParse(b *testing.B, frame []byte, cmd string, headers int) {
 	if len(body117) != 117 {
 		b.Fatalf("body is %d bytes", len(body117))
 	}
@@ -51,18 +62,50 @@ func benchParse(b *testing.B, frame []byte, cmd string) {
 		b.Fatal("frame must not hold escapes")
 	}
 	p := Parser{Version: Version12}
+	n0 := bytes.Index(frame, []byte("\n\n")) + 3 // the frame less its body
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
 	for b.Loop() {
 		f, n, err := p.Parse(frame)
-		if err != nil || n != len(frame) || f.Command != cmd || len(f.Headers) != 6 || len(f.Body) != 117 {
+		if err != nil || n != len(frame) || f.Command != cmd || len(f.Headers) != headers || len(f.Body) != len(frame)-n0 {
 			b.Fatalf("Parse = %v, %d, %v", f, n, err)
 		}
 	}
 }
 
-func BenchmarkParseSEND(b *testing.B)    { benchParse(b, sendFrame, SEND) }
-func BenchmarkParseMESSAGE(b *testing.B) { benchParse(b, messageFrame, MESSAGE) }
+func BenchmarkParseSEND(b *testing.B)      { benchParse(b, sendFrame, SEND, 6) }
+func BenchmarkParseMESSAGE(b *testing.B)   { benchParse(b, messageFrame, MESSAGE, 6) }
+func BenchmarkParseBenchSEND(b *testing.B) { benchParse(b, benchSendFrame, SEND, 3) }
+func BenchmarkParseACK(b *testing.B)       { benchParse(b, ackFrame, ACK, 1) }
+
+// BenchmarkParseStream parses a read buffer of 64 SENDs (without
+// content-length: a NUL ends the body) and 64 ACKs, one frame after the
+// other as a connection's read loop does. It reports the time per frame.
+func BenchmarkParseStream(b *testing.B) {
+	noLen := bytes.Replace(benchSendFrame, []byte("content-length:117\n"), nil, 1)
+	var buf []byte
+	for range 64 {
+		buf = append(buf, noLen...)
+		buf = append(buf, ackFrame...)
+	}
+	p := Parser{Version: Version12}
+	b.ReportAllocs()
+	for b.Loop() {
+		frames := 0
+		for rest := buf; len(rest) > 0; {
+			f, n, err := p.Parse(rest)
+			if err != nil || f == nil || n == 0 {
+				b.Fatalf("Parse = %v, %d, %v", f, n, err)
+			}
+			rest = rest[n:]
+			frames++
+		}
+		if frames != 128 {
+			b.Fatalf("%d frames", frames)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*128), "ns/frame")
+}
 
 func BenchmarkAppendMESSAGE(b *testing.B) {
 	f := messageToEncode()

@@ -1,6 +1,10 @@
 package frame
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+	"math/bits"
+)
 
 // Default limits used when a Parser field is zero.
 const (
@@ -59,6 +63,7 @@ type Parser struct {
 	scan    int    // resume offset of the LF (headers) or NUL (body) search
 	end     int    // stageBody: offset of the NUL given by content-length, or -1
 	spans   []span // the pending frame's header lines
+	lenSpan int    // 1 + the index in spans of the first content-length header, 0 if none
 }
 
 // span locates one header line "key:value" in the frame; esc is set when
@@ -81,6 +86,7 @@ func (p *Parser) Reset() {
 	p.cmd = ""
 	p.line, p.scan, p.end = 0, 0, 0
 	p.spans = p.spans[:0]
+	p.lenSpan = 0
 }
 
 // Release frees what the parser keeps between frames: its header index
@@ -149,6 +155,11 @@ func (p *Parser) Parse(buf []byte) (f *Frame, n int, err error) {
 	if p.scan > len(data) || p.line > len(data) {
 		p.Reset() // the caller broke the contract; start the frame over
 	}
+	if p.stage == stageCommand && p.scan == 0 {
+		if f, n, ok := p.parseWhole(data, maxFrame); ok {
+			return f, n, nil
+		}
+	}
 	f, n, err = p.parse(data, maxFrame)
 	if err == nil && f == nil && len(data) == maxFrame {
 		err = ErrFrameTooLarge // MaxFrame bytes and the frame is not over
@@ -160,14 +171,108 @@ func (p *Parser) Parse(buf []byte) (f *Frame, n int, err error) {
 	return f, n, nil
 }
 
+// parseWhole is the fast path for the usual case, a whole frame at the
+// start of buf (at most maxFrame bytes) with no escape sequence: one pass
+// over it, its headers written straight into the frame, and no parser state
+// kept. It reports false for anything else (an incomplete frame, an escape,
+// an unknown command, any error, a limit reached) and leaves the parser's
+// state as it was, so that parse then does the work from the first byte
+// and decides. Parse calls it only for a frame not yet looked at, so a
+// frame arriving in many reads pays for this attempt once.
+func (p *Parser) parseWhole(buf []byte, maxFrame int) (*Frame, int, bool) {
+	maxLine := limit(p.MaxHeaderLine, DefaultMaxHeaderLine)
+	maxHeaders := limit(p.MaxHeaders, DefaultMaxHeaders)
+	eol := indexLF(buf, 0)
+	if eol < 0 {
+		return nil, 0, false
+	}
+	line := trimCR(buf[:eol])
+	cmd, known := commandOf(line)
+	if !known || len(line) > maxLine {
+		return nil, 0, false
+	}
+	escaped := p.Version >= Version11 && cmd != CONNECT && cmd != STOMP && cmd != CONNECTED
+	hs := p.f.Headers[:0]
+	lenAt := -1
+	pos := eol + 1
+	for {
+		if pos < len(buf) && buf[pos] == '\n' {
+			pos++ // the blank line: the body starts after it
+			break
+		}
+		eol, colon, bs := scanLine(buf, pos, escaped)
+		if eol < 0 {
+			return nil, 0, false
+		}
+		end := eol
+		if end > pos && buf[end-1] == '\r' {
+			end--
+		}
+		if end == pos {
+			pos = eol + 1 // the blank line: the body starts after it
+			break
+		}
+		if end-pos > maxLine || len(hs) >= maxHeaders || colon <= pos || bs {
+			p.f.Headers = hs
+			return nil, 0, false
+		}
+		if lenAt < 0 && colon-pos == len("content-length") && string(buf[pos:colon]) == "content-length" {
+			lenAt = len(hs)
+		}
+		// Field by field: a Header built whole and copied in makes the
+		// CPU reload, in wide moves, what it has just stored in words.
+		if len(hs) < cap(hs) {
+			hs = hs[:len(hs)+1]
+		} else {
+			hs = append(hs, Header{})
+		}
+		h := &hs[len(hs)-1]
+		h.Key = buf[pos:colon:colon]
+		h.Value = buf[colon+1 : end : end]
+		pos = eol + 1
+	}
+	p.f.Headers = hs
+	var end int
+	if lenAt >= 0 {
+		size, ok := parseLength(hs[lenAt].Value)
+		if !ok || size >= int64(maxFrame-pos) {
+			return nil, 0, false
+		}
+		end = pos + int(size)
+		if end >= len(buf) || buf[end] != 0 {
+			return nil, 0, false
+		}
+	} else if pos < len(buf) && buf[pos] == 0 {
+		end = pos // no body, as in an ACK
+	} else {
+		i := bytes.IndexByte(buf[pos:], 0)
+		if i < 0 {
+			return nil, 0, false
+		}
+		end = pos + i
+	}
+	f := &p.f
+	f.Command = cmd
+	f.Body = buf[pos:end:end]
+	return f, end + 1, true
+}
+
 // parse continues the pending frame in buf (at most maxFrame bytes).
 func (p *Parser) parse(buf []byte, maxFrame int) (*Frame, int, error) {
 	maxLine := limit(p.MaxHeaderLine, DefaultMaxHeaderLine)
 
 	if p.stage == stageCommand {
-		line, next, err := p.nextLine(buf, 0, maxLine)
-		if next < 0 || err != nil {
-			return nil, 0, err
+		eol := indexLF(buf, p.scan)
+		if eol < 0 {
+			p.scan = len(buf)
+			if lineSoFar(buf, 0) > maxLine {
+				return nil, 0, ErrHeaderTooLong
+			}
+			return nil, 0, nil
+		}
+		line := trimCR(buf[:eol])
+		if len(line) > maxLine {
+			return nil, 0, ErrHeaderTooLong
 		}
 		if len(line) == 0 {
 			return nil, 0, ErrMissingCommand // unreachable: EOLs are heart-beats
@@ -185,54 +290,86 @@ func (p *Parser) parse(buf []byte, maxFrame int) (*Frame, int, error) {
 		// STOMP 1.1+: header escaping, except in CONNECT and CONNECTED frames.
 		p.escaped = p.Version >= Version11 && cmd != CONNECT && cmd != STOMP && cmd != CONNECTED
 		p.spans = p.spans[:0]
-		p.line = next
+		p.lenSpan = 0
+		p.line = eol + 1
+		p.scan = eol + 1
 		p.stage = stageHeaders
 	}
 
 	if p.stage == stageHeaders {
 		maxHeaders := limit(p.MaxHeaders, DefaultMaxHeaders)
 		for {
-			line, next, err := p.nextLine(buf, p.line, maxLine)
-			if next < 0 || err != nil {
-				return nil, 0, err
+			start := p.line
+			var eol, colon int
+			var bs bool
+			if p.scan <= start {
+				// A line not seen before: its LF, colon and backslashes
+				// in one pass.
+				eol, colon, bs = scanLine(buf, start, p.escaped)
+			} else {
+				// The rest of a line seen in part by an earlier call.
+				eol = indexLF(buf, p.scan)
+				colon = -2
 			}
-			if len(line) == 0 {
-				p.line = next // the blank line: the body starts after it
+			if eol < 0 {
+				p.scan = len(buf)
+				if lineSoFar(buf, start) > maxLine {
+					return nil, 0, ErrHeaderTooLong
+				}
+				return nil, 0, nil
+			}
+			p.scan = eol + 1
+			end := eol
+			if end > start && buf[end-1] == '\r' {
+				end--
+			}
+			if end-start > maxLine {
+				return nil, 0, ErrHeaderTooLong
+			}
+			if end == start {
+				p.line = eol + 1 // the blank line: the body starts after it
 				break
 			}
 			if len(p.spans) >= maxHeaders {
 				return nil, 0, ErrTooManyHeaders
 			}
-			colon := bytes.IndexByte(line, ':')
+			if colon == -2 {
+				line := buf[start:end]
+				colon = bytes.IndexByte(line, ':')
+				if colon >= 0 {
+					colon += start
+				}
+				bs = p.escaped && bytes.IndexByte(line, '\\') >= 0
+			}
 			if colon < 0 {
 				return nil, 0, ErrMalformedHeader
 			}
-			if colon == 0 {
+			if colon == start {
 				return nil, 0, ErrEmptyHeaderName
 			}
-			esc := p.escaped && bytes.IndexByte(line, '\\') >= 0
-			if esc && (!validEscapes(line[:colon], p.Version) || !validEscapes(line[colon+1:], p.Version)) {
+			if bs && (!validEscapes(buf[start:colon], p.Version) || !validEscapes(buf[colon+1:end], p.Version)) {
 				return nil, 0, ErrBadEscape
 			}
-			p.spans = append(p.spans, span{p.line, p.line + colon, p.line + len(line), esc})
-			p.line = next
-		}
-		// The first content-length wins. An escaped header name can never
-		// read "content-length", so comparing raw bytes is right.
-		p.end = -1
-		for _, s := range p.spans {
-			if string(buf[s.start:s.colon]) == "content-length" {
-				size, ok := parseLength(buf[s.colon+1 : s.end])
-				if !ok {
-					return nil, 0, ErrBadContentLength
-				}
-				// The frame is the headers, the body and the NUL.
-				if size >= int64(maxFrame-p.line) {
-					return nil, 0, ErrFrameTooLarge
-				}
-				p.end = p.line + int(size)
-				break
+			// The first content-length wins. An escaped header name can
+			// never read "content-length", so comparing raw bytes is right.
+			if p.lenSpan == 0 && colon-start == len("content-length") && string(buf[start:colon]) == "content-length" {
+				p.lenSpan = len(p.spans) + 1
 			}
+			p.spans = append(p.spans, span{start, colon, end, bs})
+			p.line = eol + 1
+		}
+		p.end = -1
+		if p.lenSpan > 0 {
+			s := p.spans[p.lenSpan-1]
+			size, ok := parseLength(buf[s.colon+1 : s.end])
+			if !ok {
+				return nil, 0, ErrBadContentLength
+			}
+			// The frame is the headers, the body and the NUL.
+			if size >= int64(maxFrame-p.line) {
+				return nil, 0, ErrFrameTooLarge
+			}
+			p.end = p.line + int(size)
 		}
 		p.scan = p.line
 		p.stage = stageBody
@@ -258,9 +395,14 @@ func (p *Parser) parse(buf []byte, maxFrame int) (*Frame, int, error) {
 
 	f := &p.f
 	f.Command = p.cmd
-	f.Headers = f.Headers[:0]
-	for _, s := range p.spans {
-		h := Header{Key: buf[s.start:s.colon:s.colon], Value: buf[s.colon+1 : s.end : s.end]}
+	if cap(f.Headers) < len(p.spans) {
+		f.Headers = make([]Header, len(p.spans), cap(p.spans))
+	}
+	f.Headers = f.Headers[:len(p.spans)]
+	for i, s := range p.spans {
+		h := &f.Headers[i]
+		h.Key = buf[s.start:s.colon:s.colon]
+		h.Value = buf[s.colon+1 : s.end : s.end]
 		if s.esc {
 			var ok1, ok2 bool
 			h.Key, ok1 = unescapeInPlace(h.Key, p.Version)
@@ -269,37 +411,135 @@ func (p *Parser) parse(buf []byte, maxFrame int) (*Frame, int, error) {
 				return nil, 0, ErrBadEscape // unreachable: checked line by line
 			}
 		}
-		f.Headers = append(f.Headers, h)
 	}
 	f.Body = buf[p.line:end:end]
 	p.Reset()
 	return f, end + 1, nil
 }
 
-// nextLine returns the line that starts at start, without its EOL, and the
-// offset of the next line. next < 0 means the line is not complete yet.
-func (p *Parser) nextLine(buf []byte, start, maxLine int) (line []byte, next int, err error) {
-	from := max(start, p.scan)
-	i := bytes.IndexByte(buf[from:], '\n')
+// shortScan is how many bytes of a line are looked at one by one before
+// the search for its LF goes to bytes.IndexByte: header lines are short on
+// the hot path, where a plain loop costs less than the call; long lines
+// still get the vectorised search.
+const shortScan = 32
+
+// indexLF returns the offset of the first LF in buf at or after from, or -1.
+func indexLF(buf []byte, from int) int {
+	if from >= len(buf) {
+		return -1
+	}
+	b := buf[from:]
+	n := min(len(b), shortScan)
+	for i, c := range b[:n] {
+		if c == '\n' {
+			return from + i
+		}
+	}
+	if i := bytes.IndexByte(b[n:], '\n'); i >= 0 {
+		return from + n + i
+	}
+	return -1
+}
+
+// scanLine looks at the header line that starts at start in one pass. It
+// returns the offset of its LF (-1 if the line is not complete in buf), of
+// its first colon (-1 if none before the LF), and, when escaped is set,
+// whether the line holds a backslash. The key and the value are looked at
+// word by word for their first shortScan bytes; a longer key or value goes
+// to the vectorised searches, so that a long line costs what it did.
+func scanLine(buf []byte, start int, escaped bool) (eol, colon int, bs bool) {
+	// The key: up to the first colon or LF, noting backslashes.
+	lim := min(len(buf), start+shortScan)
+	colon = -1
+	for k := start; colon < 0; {
+		i := index3(buf[:lim], k, ':', '\n', '\\')
+		if i < 0 {
+			return scanLong(buf, start, escaped)
+		}
+		switch buf[i] {
+		case ':':
+			colon = i
+		case '\n':
+			return i, -1, escaped && bs
+		default:
+			bs = true
+			k = i + 1
+		}
+	}
+	// The value.
+	v := colon + 1
+	lim = min(len(buf), v+shortScan)
+	for {
+		i := index3(buf[:lim], v, '\n', '\\', '\n')
+		if i < 0 {
+			break
+		}
+		if buf[i] == '\n' {
+			return i, colon, escaped && bs
+		}
+		bs = true
+		v = i + 1
+	}
+	i := bytes.IndexByte(buf[lim:], '\n')
 	if i < 0 {
-		p.scan = len(buf)
-		// The line so far, less a final CR that may be the start of its EOL.
-		k := len(buf) - start
-		if k > 0 && buf[len(buf)-1] == '\r' {
-			k--
-		}
-		if k > maxLine {
-			return nil, 0, ErrHeaderTooLong
-		}
-		return nil, -1, nil
+		return -1, -1, false
 	}
-	eol := from + i
-	p.scan = eol + 1
-	line = trimCR(buf[start:eol])
-	if len(line) > maxLine {
-		return nil, 0, ErrHeaderTooLong
+	eol = lim + i
+	if escaped && !bs {
+		bs = bytes.IndexByte(buf[v:eol], '\\') >= 0
 	}
-	return line, eol + 1, nil
+	return eol, colon, escaped && bs
+}
+
+// scanLong is scanLine with one vectorised search for each of LF, colon
+// and backslash.
+func scanLong(buf []byte, start int, escaped bool) (eol, colon int, bs bool) {
+	i := bytes.IndexByte(buf[start:], '\n')
+	if i < 0 {
+		return -1, -1, false
+	}
+	eol = start + i
+	line := buf[start:eol]
+	colon = bytes.IndexByte(line, ':')
+	if colon >= 0 {
+		colon += start
+	}
+	return eol, colon, escaped && bytes.IndexByte(line, '\\') >= 0
+}
+
+// index3 returns the offset of the first of the bytes a, b and c in buf at
+// or after from, or -1. It looks at eight bytes at a time (SWAR): x^a has a
+// zero byte where x holds a, and (y-0x01..01) &^ y & 0x80..80 sets the high
+// bit of the first zero byte of y (and maybe of some after it, never
+// before), so the lowest bit set of the three masks is the first match.
+func index3(buf []byte, from int, a, b, c byte) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	ma, mb, mc := lo*uint64(a), lo*uint64(b), lo*uint64(c)
+	i := from
+	for ; i+8 <= len(buf); i += 8 {
+		x := binary.LittleEndian.Uint64(buf[i:])
+		xa, xb, xc := x^ma, x^mb, x^mc
+		m := (xa-lo)&^xa | (xb-lo)&^xb | (xc-lo)&^xc
+		if m &= hi; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(buf); i++ {
+		if x := buf[i]; x == a || x == b || x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// lineSoFar is the length of the incomplete line that starts at start:
+// what buf holds of it, less a final CR that may be the start of its EOL.
+func lineSoFar(buf []byte, start int) int {
+	k := len(buf) - start
+	if k > 0 && buf[len(buf)-1] == '\r' {
+		k--
+	}
+	return k
 }
 
 func trimCR(b []byte) []byte {

@@ -1,0 +1,80 @@
+package frame
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestIndex3 checks the word-at-a-time search against a plain loop, for
+// every start offset and every position of the byte sought, over bytes
+// chosen to confuse it: those sought, their neighbours, 0x00, 0x80, 0xff.
+func TestIndex3(t *testing.T) {
+	naive := func(buf []byte, from int, a, b, c byte) int {
+		for i := from; i < len(buf); i++ {
+			if buf[i] == a || buf[i] == b || buf[i] == c {
+				return i
+			}
+		}
+		return -1
+	}
+	alphabet := []byte{':', '\n', '\\', ':' - 1, ':' + 1, '\n' - 1, '\n' + 1, '\\' + 1, 0, 0x80, 0xff, 0x01, 'a'}
+	r := rand.New(rand.NewPCG(1, 2))
+	checked := 0
+	for n := 0; n <= 40; n++ {
+		for range 200 {
+			buf := make([]byte, n)
+			for i := range buf {
+				buf[i] = alphabet[r.IntN(len(alphabet))]
+			}
+			for from := 0; from <= n; from++ {
+				if got, want := index3(buf, from, ':', '\n', '\\'), naive(buf, from, ':', '\n', '\\'); got != want {
+					t.Fatalf("index3(%q, %d) = %d, want %d", buf, from, got, want)
+				}
+				if got, want := index3(buf, from, '\n', '\\', '\n'), naive(buf, from, '\n', '\\', '\n'); got != want {
+					t.Fatalf("index3(%q, %d, LF or backslash) = %d, want %d", buf, from, got, want)
+				}
+				checked++
+			}
+		}
+	}
+	if checked < 100000 {
+		t.Fatalf("only %d cases", checked)
+	}
+}
+
+// TestScanLine checks the one-pass line scan against the separate searches
+// the parser makes for a line it has seen in part.
+func TestScanLine(t *testing.T) {
+	alphabet := []byte{':', '\n', '\\', '\r', 'k', 'v', 0, 0xff}
+	r := rand.New(rand.NewPCG(3, 4))
+	for n := 0; n <= 80; n++ {
+		for range 300 {
+			buf := make([]byte, n)
+			for i := range buf {
+				// Mostly plain bytes, so that long lines occur.
+				if r.IntN(6) == 0 {
+					buf[i] = alphabet[r.IntN(len(alphabet))]
+				} else {
+					buf[i] = 'a' + byte(r.IntN(26))
+				}
+			}
+			for _, escaped := range []bool{false, true} {
+				eol, colon, bs := scanLine(buf, 0, escaped)
+				wantEOL := bytes.IndexByte(buf, '\n')
+				if eol != wantEOL {
+					t.Fatalf("scanLine(%q): eol %d, want %d", buf, eol, wantEOL)
+				}
+				if eol < 0 {
+					continue
+				}
+				line := buf[:eol]
+				wantColon := bytes.IndexByte(line, ':')
+				wantBS := escaped && bytes.IndexByte(line, '\\') >= 0
+				if colon != wantColon || (colon >= 0 && bs != wantBS) {
+					t.Fatalf("scanLine(%q, %v) = %d, %d, %v; want colon %d, backslash %v", buf, escaped, eol, colon, bs, wantColon, wantBS)
+				}
+			}
+		}
+	}
+}
