@@ -69,6 +69,7 @@ type conn struct {
 	partialSince  time.Time
 	frameTimedOut bool
 	readDL        time.Time // the read deadline armed last (zero: none), see waitBriefly
+	quickWakes    uint8     // hand-offs in a row whose wait ended within quickWake (see busy)
 
 	version frame.Version // set once at CONNECT, before any subscription exists
 
@@ -265,12 +266,20 @@ func (c *conn) readLoop() (handedOff bool) {
 		}
 		c.releaseReadBuf()
 		if c.rbuf == nil && c.raw != nil && (c.ws == nil || c.ws.park()) {
-			switch c.waitBriefly() {
-			case graceQuiet:
-				c.idle()
-				return true
-			case graceClosed:
-				return false
+			if !c.busy() {
+				if !c.readable() {
+					c.idle()
+					return true
+				}
+			} else {
+				switch c.waitBriefly() {
+				case graceQuiet:
+					c.quickWakes = 0
+					c.idle()
+					return true
+				case graceClosed:
+					return false
+				}
 			}
 		}
 		if !c.readOnce() {
@@ -279,14 +288,28 @@ func (c *conn) readLoop() (handedOff bool) {
 	}
 }
 
-// idleGrace is how long a read goroutine waits, without a read buffer, for
-// the next bytes of a connection before it hands the wait to a fresh
-// goroutine (see idle). A busy client (a consumer whose ACKs come in
+// idleGrace is how long the read goroutine of a busy connection waits,
+// without a read buffer, for its next bytes before it hands the wait to a
+// fresh goroutine (see idle). A busy client (a consumer whose ACKs come in
 // batches, a publisher between bursts) is back well within it, so its read
 // loop goes on in the same goroutine instead of starting a new one, and
 // growing its stack again, for every batch; a connection quiet for longer
-// ends up in the small goroutine all the same.
+// ends up in the small goroutine all the same. A connection that is not
+// busy hands off as soon as it has nothing to read: many clients setting
+// up at once do not each keep a grown stack for idleGrace.
 const idleGrace = 100 * time.Millisecond
+
+// A connection is busy once busyAfter hand-offs in a row ended within
+// quickWake (its next bytes came almost at once), until a wait of
+// idleGrace finds nothing.
+const (
+	quickWake = 5 * time.Millisecond
+	busyAfter = 3
+)
+
+// busy reports whether the connection's read loop waits idleGrace before
+// a hand-off (see idleGrace). Read goroutine only.
+func (c *conn) busy() bool { return c.quickWakes >= busyAfter }
 
 // Outcomes of waitBriefly.
 const (
@@ -356,10 +379,16 @@ func (c *conn) idle() {
 // resume waits for the idle connection's next bytes, then runs the read
 // loop (or cleans up when the connection ends meanwhile).
 func (c *conn) resume() {
+	start := time.Now()
 	if err := c.waitReadable(); err != nil {
 		c.readFailed(err)
 		c.cleanup()
 		return
+	}
+	if time.Since(start) < quickWake {
+		c.quickWakes = min(c.quickWakes+1, busyAfter)
+	} else {
+		c.quickWakes = 0
 	}
 	if c.readOnce() && c.readLoop() {
 		return
