@@ -94,7 +94,7 @@ func (l *ackList) find(mid uint64) int {
 func (l *ackList) takeAt(i int) unacked {
 	u := l.d.At(i)
 	if i == 0 {
-		l.d.PopFront()
+		l.d.PopFrontKeep()
 	} else {
 		l.d.Set(i, unacked{id: u.id})
 	}
@@ -107,7 +107,7 @@ func (l *ackList) takeAt(i int) unacked {
 // them to out in wire order.
 func (l *ackList) takeThrough(i int, out []unacked) []unacked {
 	for range i + 1 {
-		if u := l.d.PopFront(); u.m != nil {
+		if u := l.d.PopFrontKeep(); u.m != nil {
 			out = append(out, u)
 			l.live.Add(-1)
 		}
@@ -121,7 +121,7 @@ func (l *ackList) takeThrough(i int, out []unacked) []unacked {
 // without bound behind it). An empty list starts sorted again.
 func (l *ackList) tidy() {
 	for l.d.Len() > 0 && l.d.Front().m == nil {
-		l.d.PopFront()
+		l.d.PopFrontKeep()
 	}
 	live := l.len()
 	if live == 0 {
@@ -141,6 +141,11 @@ func (l *ackList) tidy() {
 		}
 	}
 }
+
+// trim gives back the ring's memory, for a subscription gone quiet (its
+// pops keep the ring: a consumer's deliveries fill and drain it over and
+// over).
+func (l *ackList) trim() { l.d.Trim() }
 
 // pushFront puts deliveries back at the front, in order.
 func (l *ackList) pushFront(list []unacked) {

@@ -68,6 +68,8 @@ type conn struct {
 	// frameTimedOut says the read deadline is the frame deadline.
 	partialSince  time.Time
 	frameTimedOut bool
+	readDL        time.Time // the read deadline armed last (zero: none), see waitBriefly
+	quickWakes    uint8     // hand-offs in a row whose wait ended within quickWake (see busy)
 
 	version frame.Version // set once at CONNECT, before any subscription exists
 
@@ -193,6 +195,7 @@ func (c *conn) setReadDeadline() {
 			c.frameTimedOut = true
 		}
 	}
+	c.readDL = dl
 	c.nc.SetReadDeadline(dl)
 }
 
@@ -210,7 +213,8 @@ func (c *conn) serve() {
 		c.s.stats.wsConns.Add(1)
 	}
 	c.debug("connection opened")
-	c.nc.SetReadDeadline(time.Now().Add(c.s.opts.ConnectTimeout))
+	c.readDL = time.Now().Add(c.s.opts.ConnectTimeout)
+	c.nc.SetReadDeadline(c.readDL)
 	if !c.readLoop() {
 		c.cleanup()
 	}
@@ -261,9 +265,22 @@ func (c *conn) readLoop() (handedOff bool) {
 			return false
 		}
 		c.releaseReadBuf()
-		if c.rbuf == nil && c.raw != nil && (c.ws == nil || c.ws.park()) && !c.readable() {
-			c.idle()
-			return true
+		if c.rbuf == nil && c.raw != nil && (c.ws == nil || c.ws.park()) {
+			if !c.busy() {
+				if !c.readable() {
+					c.idle()
+					return true
+				}
+			} else {
+				switch c.waitBriefly() {
+				case graceQuiet:
+					c.quickWakes = 0
+					c.idle()
+					return true
+				case graceClosed:
+					return false
+				}
+			}
 		}
 		if !c.readOnce() {
 			return false
@@ -271,13 +288,89 @@ func (c *conn) readLoop() (handedOff bool) {
 	}
 }
 
+// idleGrace is how long the read goroutine of a busy connection waits,
+// without a read buffer, for its next bytes before it hands the wait to a
+// fresh goroutine (see idle). A busy client (a consumer whose ACKs come in
+// batches, a publisher between bursts) is back well within it, so its read
+// loop goes on in the same goroutine instead of starting a new one, and
+// growing its stack again, for every batch; a connection quiet for longer
+// ends up in the small goroutine all the same. A connection that is not
+// busy hands off as soon as it has nothing to read: many clients setting
+// up at once do not each keep a grown stack for idleGrace.
+const idleGrace = 100 * time.Millisecond
+
+// A connection is busy once busyAfter hand-offs in a row ended within
+// quickWake (its next bytes came almost at once), until a wait of
+// idleGrace finds nothing.
+const (
+	quickWake = 5 * time.Millisecond
+	busyAfter = 3
+)
+
+// busy reports whether the connection's read loop waits idleGrace before
+// a hand-off (see idleGrace). Read goroutine only.
+func (c *conn) busy() bool { return c.quickWakes >= busyAfter }
+
+// Outcomes of waitBriefly.
+const (
+	graceData   = iota // something to read (or an error, or the deadline: the next read reports it)
+	graceQuiet         // nothing within idleGrace: hand off (see idle)
+	graceClosed        // the connection was closed meanwhile
+)
+
+// waitBriefly waits, without a read buffer, until the socket has something
+// to read or idleGrace has passed, whichever comes first; the read
+// deadline (heart-beat, CONNECT or frame timeout) is re-armed afterwards.
+// Read goroutine only.
+func (c *conn) waitBriefly() int {
+	if c.readable() {
+		return graceData // no wait, no deadline to move
+	}
+	now := time.Now()
+	grace := now.Add(idleGrace)
+	if !c.readDL.IsZero() && !grace.Before(c.readDL) {
+		// The read deadline comes first: the wait ends with it (the
+		// next read reports the timeout).
+		c.waitReadable() //nolint:errcheck // the next read reports it
+		if c.isClosed() {
+			return graceClosed
+		}
+		return graceData
+	}
+	c.nc.SetReadDeadline(grace)
+	err := c.waitReadable()
+	c.nc.SetReadDeadline(c.readDL)
+	// closeWithError sets closed, then wakes the reader with a past
+	// deadline, which the line above may have replaced.
+	if c.isClosed() {
+		return graceClosed
+	}
+	var ne net.Error
+	if err != nil && (errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)) {
+		if !c.readDL.IsZero() && !c.readDL.After(time.Now()) {
+			return graceData // the read deadline has passed too: the next read reports it
+		}
+		return graceQuiet
+	}
+	return graceData
+}
+
 // idle hands the read loop of a connection that has nothing to read to a
 // fresh goroutine, which waits for data without a read buffer and then
-// carries on. The goroutine that handled frames (and whose stack grew
-// doing so, and never shrinks back) ends: an idle connection costs one
-// small stack. Once Shutdown has begun the wait happens here instead.
+// carries on; the rings of its subscriptions' unacknowledged deliveries
+// shrink to what they hold. The goroutine that handled frames (and whose
+// stack grew doing so, and never shrinks back) ends: an idle connection
+// costs one small stack. Once Shutdown has begun the wait happens here
+// instead. Called once the connection was quiet for idleGrace.
 func (c *conn) idle() {
 	c.parser.Release() // between frames: nothing is pending
+	for _, sub := range c.subs {
+		if sub.ack != ackAuto {
+			sub.mu.Lock()
+			sub.unacked.trim()
+			sub.mu.Unlock()
+		}
+	}
 	if !c.s.startGoRoutine(c.resume) {
 		c.resume()
 	}
@@ -286,10 +379,16 @@ func (c *conn) idle() {
 // resume waits for the idle connection's next bytes, then runs the read
 // loop (or cleans up when the connection ends meanwhile).
 func (c *conn) resume() {
+	start := time.Now()
 	if err := c.waitReadable(); err != nil {
 		c.readFailed(err)
 		c.cleanup()
 		return
+	}
+	if time.Since(start) < quickWake {
+		c.quickWakes = min(c.quickWakes+1, busyAfter)
+	} else {
+		c.quickWakes = 0
 	}
 	if c.readOnce() && c.readLoop() {
 		return

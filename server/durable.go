@@ -141,7 +141,7 @@ func (r *router) copyToDurables(m *message, b *batch, x *sendCtx) error {
 		qm := &queueMessage{}
 		c := &qm.m
 		c.sm = &qm.sm
-		c.id, c.dest, c.shared, c.bodyLen, c.expires = m.id, m.dest, m.shared, m.bodyLen, m.expires
+		c.id, c.dest, c.shared, c.bodyLen, c.expires, c.idEnd = m.id, m.dest, m.shared, m.bodyLen, m.expires, m.idEnd
 		c.kind.Store(m.kind.Load())
 		c.esc = m.esc
 		if err := r.queue(durablePrefix+key).enqueue(c, b, x); err != nil {

@@ -113,3 +113,28 @@ func TestHeartBeatMalformed(t *testing.T) {
 		c.expectClosed()
 	})
 }
+
+// TestHeartBeatBusyClientSilent: a client whose frames come in quick
+// succession (its read loop then waits idleGrace in place before a
+// hand-off, see busy) and that then goes silent is still closed for its
+// missing heart-beats: the wait gives the read deadline back.
+func TestHeartBeatBusyClientSilent(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		srv := startServer(t, func(o *Options) {
+			o.HeartBeatRecv = 50 * time.Millisecond
+			o.HeartBeatSend = -1
+		})
+		c := dial(t, srv, tr)
+		c.connect("1.2", "heart-beat", "200,0")
+		for range 20 {
+			c.sendFrame(frame.SEND, "", "destination", "sync-noop")
+			c.sync()
+		}
+		last := time.Now()
+		c.expectError("heart-beat")
+		if d := time.Since(last); d < 200*time.Millisecond {
+			t.Errorf("closed %v after the last frame, before the agreed 200 ms interval", d)
+		}
+		c.expectClosed()
+	})
+}

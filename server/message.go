@@ -24,7 +24,10 @@ type message struct {
 	shared  []byte // headers escaped for STOMP 1.2
 	expires int64  // unix ms; 0 = never
 	bodyLen int    // the body is the bodyLen bytes before the final NUL of shared
-	pooled  bool   // a queue message from queueMessages (see release)
+	// idEnd is where the digits of id end in shared, which starts
+	// "message-id:<id>" (0: unknown): the ack header copies them.
+	idEnd  uint8
+	pooled bool // a queue message from queueMessages (see release)
 	// kind caches whether the body is binary (see isBinary): known only
 	// when a WebSocket subscriber needs it.
 	kind atomic.Uint32
@@ -131,7 +134,8 @@ func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time) {
 	// The exact size of the encoding when nothing needs escaping (escaping
 	// at most doubles a header): the buffer's size class is what a queued
 	// message costs.
-	size := len("message-id:\ndestination:\ncontent-length:\n\n\x00") + decimalLen(m.id) +
+	idLen := decimalLen(m.id)
+	size := len("message-id:\ndestination:\ncontent-length:\n\n\x00") + idLen +
 		len(m.dest) + decimalLen(uint64(len(body))) + len(body)
 	escape := frame.NeedsEscape(m.dest)
 	for _, h := range hdrs {
@@ -165,6 +169,7 @@ func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time) {
 		buf = make([]byte, 0, size)
 	}
 	m.shared = m.encode(buf, hdrs, body, frame.Version12, escape)
+	m.idEnd = uint8(len(idPrefix) + idLen)
 	if escape {
 		e := &escaped{raw: make([]frame.Header, 0, len(hdrs))}
 		for _, h := range hdrs {
@@ -197,6 +202,9 @@ func (r *router) decode(sm *store.Message) (*message, error) {
 	m, err := parseEncoded(sm.Data)
 	if err != nil {
 		return nil, err
+	}
+	if m.id != sm.ID {
+		m.idEnd = 0 // shared carries another id
 	}
 	m.id, m.sm, m.expires = sm.ID, sm, sm.Expires
 	sm.Value = m
@@ -251,7 +259,7 @@ func parseEncodedWith(data []byte, extra ...frame.Header) (*message, error) {
 // encode appends the message's shared part for version v. With escape
 // false the caller knows that no header needs escaping.
 func (m *message) encode(b []byte, hdrs []frame.Header, body []byte, v frame.Version, escape bool) []byte {
-	b = append(b, "message-id:"...)
+	b = append(b, idPrefix...)
 	b = strconv.AppendUint(b, m.id, 10)
 	b = append(b, '\n')
 	if escape {
@@ -285,6 +293,18 @@ func (m *message) encode(b []byte, hdrs []frame.Header, body []byte, v frame.Ver
 	b = append(b, '\n', '\n')
 	b = append(b, body...)
 	return append(b, 0)
+}
+
+// idPrefix starts every message's shared encoding, followed by its id.
+const idPrefix = "message-id:"
+
+// appendID appends the decimal message id, copied from the shared
+// encoding (formatted once per message, not once per delivery).
+func (m *message) appendID(b []byte) []byte {
+	if e := int(m.idEnd); e > len(idPrefix) && e <= len(m.shared) {
+		return append(b, m.shared[len(idPrefix):e]...)
+	}
+	return strconv.AppendUint(b, m.id, 10)
 }
 
 // sharedFor returns the encoding for a subscriber speaking v.

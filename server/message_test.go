@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stompica/stompica/frame"
+	"github.com/stompica/stompica/store"
 )
 
 // TestMessageEncodingSized: a message's encoding fits the buffer fill
@@ -53,5 +54,36 @@ func TestDecimalLen(t *testing.T) {
 	for s := range 64 {
 		check(1<<s - 1)
 		check(1 << s)
+	}
+}
+
+// TestMessageAppendID: the ack header's message id, copied from the shared
+// encoding, is the id's decimal form for every digit count, escaped or not;
+// a message read back from a store under another id than its encoding
+// carries gets that id (formatted, not copied).
+func TestMessageAppendID(t *testing.T) {
+	s := routerServer(t, Options{})
+	frames := []*frame.Frame{
+		benchSend("/queue/ids"),
+		frame.New(frame.SEND, "destination", "/queue/a:b", "k\n", "v:w\\"),
+	}
+	for _, f := range frames {
+		for _, id := range []uint64{1, 9, 10, 99_999, 1 << 40, 1<<64 - 1} {
+			s.router.nextID.Store(id - 1)
+			m := s.router.newMessage(f, f.GetString("destination"), time.Time{})
+			if got, want := string(m.appendID([]byte("x"))), "x"+strconv.FormatUint(id, 10); got != want {
+				t.Errorf("%s: appendID = %q, want %q", f.GetString("destination"), got, want)
+			}
+			m.release()
+		}
+	}
+	s.router.nextID.Store(41)
+	m := s.router.newMessage(frames[0], "/queue/ids", time.Time{})
+	d, err := s.router.decode(&store.Message{ID: 12345, Data: m.shared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(d.appendID(nil)); got != "12345" {
+		t.Errorf("read back as 12345 (encoding of 42): appendID = %q", got)
 	}
 }

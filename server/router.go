@@ -330,6 +330,7 @@ func (r *router) dropConn(c *conn, b *batch) {
 	c.mu.Lock()
 	c.leaving = true
 	c.mu.Unlock()
+	c.ackSub = nil
 	for id, sub := range c.subs {
 		delete(c.subs, id)
 		r.unsubscribe(sub, b)

@@ -329,6 +329,9 @@ func (c *conn) onUnsubscribe(f *frame.Frame) error {
 	}
 	if sub != nil {
 		delete(c.subs, sub.id)
+		if c.ackSub == sub {
+			c.ackSub = nil
+		}
 		c.s.router.unsubscribe(sub, &c.batch)
 	}
 	if key != "" {
@@ -379,10 +382,11 @@ func (c *conn) findAck(f *frame.Frame) (*subscription, uint64, error) {
 }
 
 // subByIdx is the subscription whose ack ids carry idx, or nil. The one
-// found last is remembered: a connection's ACKs usually name the same
-// subscription one after another.
+// found last is remembered (and forgotten when it is removed from c.subs):
+// a connection's ACKs usually name the same subscription one after
+// another.
 func (c *conn) subByIdx(idx uint64) *subscription {
-	if sub := c.ackSub; sub != nil && sub.idx == idx && c.subs[sub.id] == sub {
+	if sub := c.ackSub; sub != nil && sub.idx == idx {
 		return sub
 	}
 	for _, sub := range c.subs {

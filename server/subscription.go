@@ -76,7 +76,7 @@ func (s *subscription) matches(dest string) bool {
 func (s *subscription) appendPrefix(b []byte, m *message, redelivered bool) []byte {
 	if s.ackHead != nil {
 		b = append(b, s.ackHead...)
-		b = strconv.AppendUint(b, m.id, 10)
+		b = m.appendID(b)
 		b = append(b, '\n')
 	} else {
 		b = append(b, s.prefix...)

@@ -55,6 +55,36 @@ func (d *Deque[T]) PopFront() T {
 	return x
 }
 
+// PopFrontKeep is PopFront without shrinking the ring: for a deque that
+// fills and drains over and over (a consumer's unacknowledged deliveries),
+// which would otherwise give back and allocate its ring again on every
+// cycle. Its owner calls Trim when it goes quiet.
+func (d *Deque[T]) PopFrontKeep() T {
+	x := d.take(d.head)
+	d.head = (d.head + 1) & (len(d.buf) - 1)
+	if d.n == 0 {
+		d.head = 0
+	}
+	return x
+}
+
+// Trim gives back the memory of a deque popped with PopFrontKeep: the ring
+// goes when empty, and shrinks to the smallest that holds the items
+// otherwise (never below MinCap).
+func (d *Deque[T]) Trim() {
+	if d.n == 0 {
+		d.Reset()
+		return
+	}
+	c := len(d.buf)
+	for c > MinCap && d.n <= c/2 {
+		c /= 2
+	}
+	if c != len(d.buf) {
+		d.resize(c)
+	}
+}
+
 // PopBack removes and returns the last item; the deque must not be empty.
 func (d *Deque[T]) PopBack() T {
 	x := d.take((d.head + d.n - 1) & (len(d.buf) - 1))

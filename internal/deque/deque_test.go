@@ -90,3 +90,53 @@ func TestDequeReleasesMemory(t *testing.T) {
 		t.Errorf("empty deque keeps %d slots, want %d", c, MinCap)
 	}
 }
+
+// TestDequeKeepAndTrim: PopFrontKeep keeps the ring through fill and drain
+// cycles (no reallocation), Trim then shrinks it to fit, or drops it when
+// empty.
+func TestDequeKeepAndTrim(t *testing.T) {
+	var d Deque[int]
+	for cycle := range 5 {
+		for i := range 100 {
+			d.PushBack(i)
+		}
+		if d.Cap() != 128 {
+			t.Fatalf("cycle %d: ring of %d for 100 items", cycle, d.Cap())
+		}
+		for i := range 100 {
+			if got := d.PopFrontKeep(); got != i {
+				t.Fatalf("cycle %d: popped %d, want %d", cycle, got, i)
+			}
+		}
+		if d.Len() != 0 || d.Cap() != 128 {
+			t.Fatalf("cycle %d: %d items in a ring of %d after draining, want 0 in 128", cycle, d.Len(), d.Cap())
+		}
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		for i := range 100 {
+			d.PushBack(i)
+		}
+		for range 100 {
+			d.PopFrontKeep()
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per fill and drain, want 0", allocs)
+	}
+	for i := range 20 {
+		d.PushBack(i)
+	}
+	d.Trim()
+	if d.Len() != 20 || d.Cap() != 32 {
+		t.Errorf("trimmed: %d items in a ring of %d, want 20 in 32", d.Len(), d.Cap())
+	}
+	for i := range 20 {
+		if got := d.PopFrontKeep(); got != i {
+			t.Fatalf("after trim: popped %d, want %d", got, i)
+		}
+	}
+	d.Trim()
+	if d.Cap() != 0 {
+		t.Errorf("trimmed when empty: ring of %d, want none", d.Cap())
+	}
+}
