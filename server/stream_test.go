@@ -331,17 +331,7 @@ func TestStreamReplayPacedToClient(t *testing.T) {
 			defer srv.mu.Unlock()
 			return len(srv.conns) == 1
 		})
-		bc := onlyConn(t, srv)
-		// A small send buffer on the broker's side too: otherwise the
-		// kernel may take the whole replay and the output never fills.
-		shrinkSendBuffer(t, bc.nc)
-		c.pause()
-		c.subscribeNoWait("/stream/big", "s", "x-stream-offset", "first")
-		waitFor(t, "the replay to fill the output", func() bool {
-			bc.mu.Lock()
-			defer bc.mu.Unlock()
-			return bc.pendingLocked() >= maxPending/2
-		})
+		stallReplay(t, srv, c, "/stream/big", maxPending)
 		c.resume()
 		for i := 1; i <= n; i++ {
 			c.expectOffset(body, uint64(i))
@@ -483,15 +473,7 @@ func TestStreamReplayBoundedAndLeavesNothing(t *testing.T) {
 		heap := heapInUse()
 
 		c := connected(t, srv, tr, withRcvBuf(4096))
-		bc := onlyConn(t, srv)
-		shrinkSendBuffer(t, bc.nc)
-		c.pause()
-		c.subscribeNoWait("/stream/huge", "s", "x-stream-offset", "first")
-		waitFor(t, "the replay to fill the output", func() bool {
-			bc.mu.Lock()
-			defer bc.mu.Unlock()
-			return bc.pendingLocked() >= maxPending/2
-		})
+		stallReplay(t, srv, c, "/stream/huge", maxPending)
 		// The reader stalls on the client: what it holds stays bounded
 		// however long the client stays away (samples over a second).
 		var peak int64
@@ -525,5 +507,23 @@ func TestStreamReplayBoundedAndLeavesNothing(t *testing.T) {
 			pprof.Lookup("goroutine").WriteTo(&b, 1) //nolint:errcheck
 			t.Fatalf("%d goroutines after the replaying client left, %d before it came:\n%s", now, goroutines, b.String())
 		}
+	})
+}
+
+// stallReplay subscribes c, paused, to replay dest from the first message,
+// and waits until the broker holds at least half of maxPending for it: the
+// replay is stalled on the client (c is the broker's only connection). A
+// small send buffer on the broker's side too: otherwise
+// the kernel may take the whole replay and the output never fills.
+func stallReplay(t *testing.T, srv *Server, c *client, dest string, maxPending int) {
+	t.Helper()
+	bc := onlyConn(t, srv)
+	shrinkSendBuffer(t, bc.nc)
+	c.pause()
+	c.subscribeNoWait(dest, "s", "x-stream-offset", "first")
+	waitFor(t, "the replay to fill the output", func() bool {
+		bc.mu.Lock()
+		defer bc.mu.Unlock()
+		return bc.pendingLocked() >= maxPending/2
 	})
 }
