@@ -43,6 +43,11 @@ type queue struct {
 	// queue that handed out nothing in that time (see delivered), and
 	// cleared by the next message handed out.
 	stalled bool
+	// volatile is set when the queue's store is the memory store (see
+	// store.Volatile); it never changes.
+	volatile bool
+	// runBuf is dispatchRun's scratch (see queueRun).
+	runBuf []*message
 }
 
 // stallAfter is how long a crowded queue may hand out nothing before its
@@ -301,26 +306,28 @@ func (q *queue) dispatchLocked(b *batch) {
 }
 
 // dispatchRun is dispatchLocked's loop. Lock held: q.mu.
+//
+// A run of deliveries to the same consumer (the usual case: the ACKs a
+// consumer's read batch carried free its credit, every other consumer's
+// window is full) takes that consumer's connection lock once, and records
+// the run in its unacknowledged list, counts and stamps it once, when the
+// lock is let go (see queueRun). With a store that may lock or block (not
+// store.Volatile), the connection lock is let go around each call to it.
 func (q *queue) dispatchRun(b *batch) {
 	st := q.st
 	if st == nil {
 		return
 	}
+	run := queueRun{q: q, msgs: q.runBuf[:0]}
+	defer run.end()
 	now := int64(0)
 	for st.Len() > 0 && len(q.consumers) > 0 {
-		var sub *subscription
-		next := q.next
-		n := len(q.consumers)
-		for i := 0; i < n; i++ {
-			s := q.consumers[(q.next+i)%n]
-			if s.credit() {
-				sub = s
-				next = (q.next + i + 1) % n
-				break
-			}
-		}
+		sub, next := run.pick()
 		if sub == nil {
 			return
+		}
+		if !q.volatile {
+			run.end()
 		}
 		m, err := q.take(st)
 		if m == nil {
@@ -342,13 +349,15 @@ func (q *queue) dispatchRun(b *batch) {
 		if q.avoid != nil {
 			if s, ok := q.avoid[m]; ok {
 				if s == sub {
+					run.end() // otherConsumer takes other connections' locks
 					sub, next = q.otherConsumer(sub, next)
 				}
 				delete(q.avoid, m)
 			}
 		}
 		q.next = next
-		if !sub.deliverQueued(m, q, b) {
+		if !run.deliver(sub, m, b) {
+			run.end()
 			q.r.s.input.hold(m)
 			if err := st.Requeue(m.sm, false); err != nil {
 				q.r.s.input.free(m)
@@ -356,14 +365,105 @@ func (q *queue) dispatchRun(b *batch) {
 			}
 			return
 		}
-		q.delivered.Add(1)
-		if q.stalled {
-			q.stalled = false
-		}
 		if sub.ack == ackAuto { // done with once written out
+			if !q.volatile {
+				run.end()
+			}
 			q.end(st, m, "consumed")
 		}
 	}
+}
+
+// queueRun is the consumer whose connection lock a dispatch run holds
+// (sub; nil when none), and the messages delivered to it under that lock,
+// in wire order, that its unacknowledged list does not show yet. They
+// join it before the lock is let go, so that no ACK, credit check or
+// requeue of another goroutine can miss them: the client cannot have seen
+// them before, and whoever checks the credit of sub does it under its
+// connection lock. Used under q.mu.
+type queueRun struct {
+	q         *queue
+	sub       *subscription
+	msgs      []*message
+	delivered uint64
+}
+
+// pick is the next consumer, round-robin, that has credit, and the
+// round-robin position after it; nil when none has. The consumer's
+// connection lock is held on return (see queueRun); the credit of the
+// others is first read without locks (an atomic read of their
+// unacknowledged count, as momentary as one under the lock).
+func (r *queueRun) pick() (*subscription, int) {
+	q := r.q
+	n := len(q.consumers)
+	j := q.next
+	for range n {
+		s := q.consumers[j]
+		if j++; j == n {
+			j = 0
+		}
+		if s != r.sub {
+			if s.ack != ackAuto && s.unacked.len() >= s.prefetch {
+				continue
+			}
+			r.end()
+			s.c.mu.Lock()
+			r.sub = s
+		}
+		if s.creditLocked(len(r.msgs)) {
+			return s, j
+		}
+	}
+	return nil, q.next
+}
+
+// deliver appends m to the output of sub, taking its connection lock
+// unless the run holds it; false if the connection is gone.
+func (r *queueRun) deliver(sub *subscription, m *message, b *batch) bool {
+	c := sub.c
+	b.scratch = sub.appendPrefix(b.scratch[:0], m, m.redelivered)
+	if r.sub != sub {
+		r.end()
+		c.mu.Lock()
+		r.sub = sub
+		if !c.takesDeliveriesLocked() {
+			return false
+		}
+	}
+	if sub.ack != ackAuto {
+		r.msgs = append(r.msgs, m)
+	}
+	c.appendDeliveryLocked(b, m)
+	r.delivered++
+	return true
+}
+
+// end records the run's deliveries in the consumer's unacknowledged list
+// and lets its connection lock go.
+func (r *queueRun) end() {
+	if s := r.sub; s != nil {
+		if len(r.msgs) > 0 {
+			var at int64
+			if s.c.s.opts.AckTimeout > 0 {
+				at = time.Now().UnixNano()
+			}
+			s.mu.Lock()
+			for _, m := range r.msgs {
+				s.unacked.push(m, r.q, at)
+			}
+			s.mu.Unlock()
+			clear(r.msgs)
+			r.msgs = r.msgs[:0]
+		}
+		s.c.mu.Unlock()
+		r.sub = nil
+	}
+	if r.delivered > 0 {
+		r.q.delivered.Add(r.delivered)
+		r.delivered = 0
+		r.q.stalled = false
+	}
+	r.q.runBuf = r.msgs
 }
 
 // end acknowledges in the store a message that needs no ACK from a client
@@ -511,6 +611,7 @@ func (r *router) queue(name string) *queue {
 // subscriptions that match its name).
 func newQueue(r *router, name string, consumers []*subscription) *queue {
 	q := &queue{r: r, name: name, consumers: slices.Clone(consumers)}
+	_, q.volatile = r.storeFor(name).(store.Volatile)
 	for _, sub := range consumers {
 		sub.addQueue(q)
 	}

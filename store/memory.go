@@ -13,6 +13,9 @@ func (memory) Load() ([]string, error)    { return nil, nil }
 func (memory) Open(string) (Queue, error) { return &memoryQueue{}, nil }
 func (memory) Close() error               { return nil }
 
+// Volatile marks the memory store (see Volatile).
+func (memory) Volatile() {}
+
 // memoryQueue keeps the waiting messages; the ones in flight are the
 // broker's (in its consumers' unacknowledged lists) until they come back.
 type memoryQueue struct {
