@@ -364,7 +364,8 @@ func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) (bool, 
 	if nack {
 		r.s.stats.nacks.Add(uint64(len(taken)))
 	} else {
-		r.s.stats.acks.Add(uint64(len(taken)))
+		b.acks += uint64(len(taken)) // counted once per batch
+		b.st = &r.s.stats
 	}
 	if !sub.queue {
 		// Topic messages are simply forgotten (a NACK drops them); the
@@ -382,7 +383,12 @@ func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) (bool, 
 	} else {
 		var failed []unacked
 		for _, u := range taken {
-			if u.q != nil {
+			if u.q != nil && u.q.volatile {
+				// The memory store's Ack does nothing, and its queues
+				// have no pending appends (see queue.release): the
+				// message is done with, without the queue's lock.
+				u.m.release()
+			} else if u.q != nil {
 				if e := u.q.ack(u.m); e != nil {
 					err = e
 					failed = append(failed, u)
