@@ -53,12 +53,26 @@ func (l *ackList) reset() {
 
 // push appends a delivery (the newest on the wire).
 func (l *ackList) push(m *message, q *queue, at int64) {
+	l.add(m, q, at)
+	l.live.Add(1)
+}
+
+// pushAll appends deliveries of q (the newest on the wire, in order),
+// counting them at once.
+func (l *ackList) pushAll(ms []*message, q *queue, at int64) {
+	for _, m := range ms {
+		l.add(m, q, at)
+	}
+	l.live.Add(int32(len(ms)))
+}
+
+// add is push without counting the delivery in live.
+func (l *ackList) add(m *message, q *queue, at int64) {
 	if l.d.Len() > 0 && m.id <= l.last {
 		l.unsorted = true
 	}
 	l.last = m.id
 	l.d.PushBack(unacked{id: m.id, m: m, q: q, at: at})
-	l.live.Add(1)
 }
 
 // find returns the position of delivery mid, or -1.

@@ -48,6 +48,9 @@ type queue struct {
 	volatile bool
 	// runBuf is dispatchRun's scratch (see queueRun).
 	runBuf []*message
+	// gateMsgs and gateBytes are what the input gate has yet to count
+	// (see gateHold).
+	gateMsgs, gateBytes int64
 }
 
 // stallAfter is how long a crowded queue may hand out nothing before its
@@ -148,7 +151,7 @@ func (q *queue) enqueue(m *message, b *batch, x *sendCtx) error {
 		return err
 	}
 	sm := m.record()
-	q.r.s.input.hold(m)
+	q.gateHold(m)
 	switch err := st.Append(sm, q); {
 	case err == nil:
 		q.enqueued.Add(1)
@@ -170,10 +173,12 @@ func (q *queue) enqueue(m *message, b *batch, x *sendCtx) error {
 		}
 		q.pending[sm] = sw
 	default:
-		q.r.s.input.free(m)
+		q.gateFree(m)
+		q.gateSettle()
 		q.mu.Unlock()
 		return &storeError{op: "append to", queue: q.name, err: err}
 	}
+	q.gateSettle()
 	q.mu.Unlock()
 	return nil
 }
@@ -300,8 +305,41 @@ func (q *queue) dispatch(b *batch) {
 // on the queue resume once it has drained enough. Lock held: q.mu.
 func (q *queue) dispatchLocked(b *batch) {
 	q.dispatchRun(b)
+	q.gateSettle()
 	if q.uncrowded != nil {
 		q.uncrowdLocked()
+	}
+}
+
+// gateHold counts m in the input gate while it waits in the queue (see
+// inputGate.hold), as a change the queue settles (gateSettle) before it
+// lets q.mu go: a message that enqueue appends and dispatchRun hands out
+// at once costs the gate's shared counters nothing, and a run of messages
+// handed out updates them once. Lock held: q.mu.
+func (q *queue) gateHold(m *message) {
+	if !m.gated {
+		m.gated = true
+		q.gateMsgs++
+		q.gateBytes += int64(len(m.shared))
+	}
+}
+
+// gateFree stops counting m in the input gate (see gateHold). Lock held:
+// q.mu.
+func (q *queue) gateFree(m *message) {
+	if m.gated {
+		m.gated = false
+		q.gateMsgs--
+		q.gateBytes -= int64(len(m.shared))
+	}
+}
+
+// gateSettle passes what gateHold and gateFree counted to the input gate.
+// Lock held: q.mu.
+func (q *queue) gateSettle() {
+	if q.gateMsgs != 0 || q.gateBytes != 0 {
+		q.r.s.input.settle(q.gateMsgs, q.gateBytes)
+		q.gateMsgs, q.gateBytes = 0, 0
 	}
 }
 
@@ -358,9 +396,9 @@ func (q *queue) dispatchRun(b *batch) {
 		q.next = next
 		if !run.deliver(sub, m, b) {
 			run.end()
-			q.r.s.input.hold(m)
+			q.gateHold(m)
 			if err := st.Requeue(m.sm, false); err != nil {
-				q.r.s.input.free(m)
+				q.gateFree(m)
 				q.r.s.log.Error("store: requeue failed", "queue", q.name, "id", m.id, "err", err)
 			}
 			return
@@ -448,9 +486,7 @@ func (r *queueRun) end() {
 				at = time.Now().UnixNano()
 			}
 			s.mu.Lock()
-			for _, m := range r.msgs {
-				s.unacked.push(m, r.q, at)
-			}
+			s.unacked.pushAll(r.msgs, r.q, at)
 			s.mu.Unlock()
 			clear(r.msgs)
 			r.msgs = r.msgs[:0]
@@ -501,7 +537,8 @@ func (q *queue) otherConsumer(sub *subscription, next int) (*subscription, int) 
 }
 
 // take takes the head message from the store; the memory budget stops
-// counting it. Lock held: q.mu.
+// counting it once the queue settles: the caller calls gateSettle before
+// it lets q.mu go. Lock held: q.mu.
 func (q *queue) take(st store.Queue) (*message, error) {
 	for {
 		sm, err := st.Next()
@@ -509,7 +546,7 @@ func (q *queue) take(st store.Queue) (*message, error) {
 			return nil, err
 		}
 		if m, ok := sm.Value.(*message); ok {
-			q.r.s.input.free(m)
+			q.gateFree(m)
 			return m, nil
 		}
 		// Read back from storage: never counted in the budget. Flagged
@@ -539,6 +576,7 @@ func (q *queue) drainLocked(fn func(*message)) {
 		fn(m)
 		q.release(m)
 	}
+	q.gateSettle()
 	q.closeLocked()
 }
 
