@@ -51,6 +51,11 @@ type queue struct {
 	// gateMsgs and gateBytes are what the input gate has yet to count
 	// (see gateHold).
 	gateMsgs, gateBytes int64
+	// noCredit is set when a dispatch found no consumer with credit for a
+	// waiting message. A message added then (enqueue, Appended) gives no
+	// consumer credit, so it waits without another look at each consumer;
+	// dispatch, which runs after whatever may give some, clears it.
+	noCredit bool
 }
 
 // stallAfter is how long a crowded queue may hand out nothing before its
@@ -293,8 +298,12 @@ func (q *queue) ready() {
 	b.flush()
 }
 
+// dispatch runs after whatever may have given a consumer credit (an ACK
+// or NACK, a consumer added, a connection's output drained, messages put
+// back), or brought messages to hand out.
 func (q *queue) dispatch(b *batch) {
 	q.mu.Lock()
+	q.noCredit = false
 	q.dispatchLocked(b)
 	q.mu.Unlock()
 }
@@ -353,7 +362,7 @@ func (q *queue) gateSettle() {
 // store.Volatile), the connection lock is let go around each call to it.
 func (q *queue) dispatchRun(b *batch) {
 	st := q.st
-	if st == nil {
+	if st == nil || q.noCredit {
 		return
 	}
 	run := queueRun{q: q, msgs: q.runBuf[:0]}
@@ -362,6 +371,7 @@ func (q *queue) dispatchRun(b *batch) {
 	for st.Len() > 0 && len(q.consumers) > 0 {
 		sub, next := run.pick()
 		if sub == nil {
+			q.noCredit = true
 			return
 		}
 		if !q.volatile {
