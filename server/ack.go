@@ -53,12 +53,26 @@ func (l *ackList) reset() {
 
 // push appends a delivery (the newest on the wire).
 func (l *ackList) push(m *message, q *queue, at int64) {
+	l.add(m, q, at)
+	l.live.Add(1)
+}
+
+// pushAll appends deliveries of q (the newest on the wire, in order),
+// counting them at once.
+func (l *ackList) pushAll(ms []*message, q *queue, at int64) {
+	for _, m := range ms {
+		l.add(m, q, at)
+	}
+	l.live.Add(int32(len(ms)))
+}
+
+// add is push without counting the delivery in live.
+func (l *ackList) add(m *message, q *queue, at int64) {
 	if l.d.Len() > 0 && m.id <= l.last {
 		l.unsorted = true
 	}
 	l.last = m.id
 	l.d.PushBack(unacked{id: m.id, m: m, q: q, at: at})
-	l.live.Add(1)
 }
 
 // find returns the position of delivery mid, or -1.
@@ -364,7 +378,8 @@ func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) (bool, 
 	if nack {
 		r.s.stats.nacks.Add(uint64(len(taken)))
 	} else {
-		r.s.stats.acks.Add(uint64(len(taken)))
+		b.acks += uint64(len(taken)) // counted once per batch
+		b.st = &r.s.stats
 	}
 	if !sub.queue {
 		// Topic messages are simply forgotten (a NACK drops them); the
@@ -382,7 +397,12 @@ func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) (bool, 
 	} else {
 		var failed []unacked
 		for _, u := range taken {
-			if u.q != nil {
+			if u.q != nil && u.q.volatile {
+				// The memory store's Ack does nothing, and its queues
+				// have no pending appends (see queue.release): the
+				// message is done with, without the queue's lock.
+				u.m.release()
+			} else if u.q != nil {
 				if e := u.q.ack(u.m); e != nil {
 					err = e
 					failed = append(failed, u)

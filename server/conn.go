@@ -969,7 +969,8 @@ type batch struct {
 	queues    []*queue // to dispatch before the writers are woken (see dispatchLater)
 	scratch   []byte
 	delivered uint64
-	st        *stats // where delivered is counted
+	acks      uint64 // ACKed deliveries (see router.ack)
+	st        *stats // where delivered and acks are counted
 }
 
 // dispatchLater has q dispatch when the batch is flushed (or before the
@@ -1000,6 +1001,10 @@ func (b *batch) flush() {
 	if b.delivered > 0 {
 		b.st.deliveries.Add(b.delivered)
 		b.delivered = 0
+	}
+	if b.acks > 0 {
+		b.st.acks.Add(b.acks)
+		b.acks = 0
 	}
 	for i, c := range b.conns {
 		c.kick()

@@ -55,6 +55,17 @@ func (g *inputGate) remove(m *message) {
 	}
 }
 
+// settle counts msgs more messages and bytes more bytes waiting in queues
+// (fewer when negative): what a queue counted under its lock (see
+// queue.gateHold).
+func (g *inputGate) settle(msgs, bytes int64) {
+	g.msgs.Add(msgs)
+	g.bytes.Add(bytes)
+	if (msgs < 0 || bytes < 0) && g.paused.Load() && g.drained() {
+		g.release()
+	}
+}
+
 // addTx counts n more bytes held by open transactions (n < 0 releases).
 func (g *inputGate) addTx(n int64) {
 	g.txBytes.Add(n)

@@ -43,6 +43,19 @@ type queue struct {
 	// queue that handed out nothing in that time (see delivered), and
 	// cleared by the next message handed out.
 	stalled bool
+	// volatile is set when the queue's store is the memory store (see
+	// store.Volatile); it never changes.
+	volatile bool
+	// runBuf is dispatchRun's scratch (see queueRun).
+	runBuf []*message
+	// gateMsgs and gateBytes are what the input gate has yet to count
+	// (see gateHold).
+	gateMsgs, gateBytes int64
+	// noCredit is set when a dispatch found no consumer with credit for a
+	// waiting message. A message added then (enqueue, Appended) gives no
+	// consumer credit, so it waits without another look at each consumer;
+	// dispatch, which runs after whatever may give some, clears it.
+	noCredit bool
 }
 
 // stallAfter is how long a crowded queue may hand out nothing before its
@@ -143,7 +156,7 @@ func (q *queue) enqueue(m *message, b *batch, x *sendCtx) error {
 		return err
 	}
 	sm := m.record()
-	q.r.s.input.hold(m)
+	q.gateHold(m)
 	switch err := st.Append(sm, q); {
 	case err == nil:
 		q.enqueued.Add(1)
@@ -165,10 +178,12 @@ func (q *queue) enqueue(m *message, b *batch, x *sendCtx) error {
 		}
 		q.pending[sm] = sw
 	default:
-		q.r.s.input.free(m)
+		q.gateFree(m)
+		q.gateSettle()
 		q.mu.Unlock()
 		return &storeError{op: "append to", queue: q.name, err: err}
 	}
+	q.gateSettle()
 	q.mu.Unlock()
 	return nil
 }
@@ -283,8 +298,12 @@ func (q *queue) ready() {
 	b.flush()
 }
 
+// dispatch runs after whatever may have given a consumer credit (an ACK
+// or NACK, a consumer added, a connection's output drained, messages put
+// back), or brought messages to hand out.
 func (q *queue) dispatch(b *batch) {
 	q.mu.Lock()
+	q.noCredit = false
 	q.dispatchLocked(b)
 	q.mu.Unlock()
 }
@@ -295,32 +314,68 @@ func (q *queue) dispatch(b *batch) {
 // on the queue resume once it has drained enough. Lock held: q.mu.
 func (q *queue) dispatchLocked(b *batch) {
 	q.dispatchRun(b)
+	q.gateSettle()
 	if q.uncrowded != nil {
 		q.uncrowdLocked()
 	}
 }
 
+// gateHold counts m in the input gate while it waits in the queue (see
+// inputGate.hold), as a change the queue settles (gateSettle) before it
+// lets q.mu go: a message that enqueue appends and dispatchRun hands out
+// at once costs the gate's shared counters nothing, and a run of messages
+// handed out updates them once. Lock held: q.mu.
+func (q *queue) gateHold(m *message) {
+	if !m.gated {
+		m.gated = true
+		q.gateMsgs++
+		q.gateBytes += int64(len(m.shared))
+	}
+}
+
+// gateFree stops counting m in the input gate (see gateHold). Lock held:
+// q.mu.
+func (q *queue) gateFree(m *message) {
+	if m.gated {
+		m.gated = false
+		q.gateMsgs--
+		q.gateBytes -= int64(len(m.shared))
+	}
+}
+
+// gateSettle passes what gateHold and gateFree counted to the input gate.
+// Lock held: q.mu.
+func (q *queue) gateSettle() {
+	if q.gateMsgs != 0 || q.gateBytes != 0 {
+		q.r.s.input.settle(q.gateMsgs, q.gateBytes)
+		q.gateMsgs, q.gateBytes = 0, 0
+	}
+}
+
 // dispatchRun is dispatchLocked's loop. Lock held: q.mu.
+//
+// A run of deliveries to the same consumer (the usual case: the ACKs a
+// consumer's read batch carried free its credit, every other consumer's
+// window is full) takes that consumer's connection lock once, and records
+// the run in its unacknowledged list, counts and stamps it once, when the
+// lock is let go (see queueRun). With a store that may lock or block (not
+// store.Volatile), the connection lock is let go around each call to it.
 func (q *queue) dispatchRun(b *batch) {
 	st := q.st
-	if st == nil {
+	if st == nil || q.noCredit {
 		return
 	}
+	run := queueRun{q: q, msgs: q.runBuf[:0]}
+	defer run.end()
 	now := int64(0)
 	for st.Len() > 0 && len(q.consumers) > 0 {
-		var sub *subscription
-		next := q.next
-		n := len(q.consumers)
-		for i := 0; i < n; i++ {
-			s := q.consumers[(q.next+i)%n]
-			if s.credit() {
-				sub = s
-				next = (q.next + i + 1) % n
-				break
-			}
-		}
+		sub, next := run.pick()
 		if sub == nil {
+			q.noCredit = true
 			return
+		}
+		if !q.volatile {
+			run.end()
 		}
 		m, err := q.take(st)
 		if m == nil {
@@ -342,28 +397,119 @@ func (q *queue) dispatchRun(b *batch) {
 		if q.avoid != nil {
 			if s, ok := q.avoid[m]; ok {
 				if s == sub {
+					run.end() // otherConsumer takes other connections' locks
 					sub, next = q.otherConsumer(sub, next)
 				}
 				delete(q.avoid, m)
 			}
 		}
 		q.next = next
-		if !sub.deliverQueued(m, q, b) {
-			q.r.s.input.hold(m)
+		if !run.deliver(sub, m, b) {
+			run.end()
+			q.gateHold(m)
 			if err := st.Requeue(m.sm, false); err != nil {
-				q.r.s.input.free(m)
+				q.gateFree(m)
 				q.r.s.log.Error("store: requeue failed", "queue", q.name, "id", m.id, "err", err)
 			}
 			return
 		}
-		q.delivered.Add(1)
-		if q.stalled {
-			q.stalled = false
-		}
 		if sub.ack == ackAuto { // done with once written out
+			if !q.volatile {
+				run.end()
+			}
 			q.end(st, m, "consumed")
 		}
 	}
+}
+
+// queueRun is the consumer whose connection lock a dispatch run holds
+// (sub; nil when none), and the messages delivered to it under that lock,
+// in wire order, that its unacknowledged list does not show yet. They
+// join it before the lock is let go, so that no ACK, credit check or
+// requeue of another goroutine can miss them: the client cannot have seen
+// them before, and whoever checks the credit of sub does it under its
+// connection lock. Used under q.mu.
+type queueRun struct {
+	q         *queue
+	sub       *subscription
+	msgs      []*message
+	delivered uint64
+}
+
+// pick is the next consumer, round-robin, that has credit, and the
+// round-robin position after it; nil when none has. The consumer's
+// connection lock is held on return (see queueRun); the credit of the
+// others is first read without locks (an atomic read of their
+// unacknowledged count, as momentary as one under the lock).
+func (r *queueRun) pick() (*subscription, int) {
+	q := r.q
+	n := len(q.consumers)
+	j := q.next
+	for range n {
+		s := q.consumers[j]
+		if j++; j == n {
+			j = 0
+		}
+		if s != r.sub {
+			if s.ack != ackAuto && s.unacked.len() >= s.prefetch {
+				continue
+			}
+			r.end()
+			s.c.mu.Lock()
+			r.sub = s
+		}
+		if s.creditLocked(len(r.msgs)) {
+			return s, j
+		}
+	}
+	return nil, q.next
+}
+
+// deliver appends m to the output of sub, taking its connection lock
+// unless the run holds it; false if the connection is gone.
+func (r *queueRun) deliver(sub *subscription, m *message, b *batch) bool {
+	c := sub.c
+	b.scratch = sub.appendPrefix(b.scratch[:0], m, m.redelivered)
+	if r.sub != sub {
+		r.end()
+		c.mu.Lock()
+		r.sub = sub
+		if !c.takesDeliveriesLocked() {
+			return false
+		}
+	}
+	if sub.ack != ackAuto {
+		r.msgs = append(r.msgs, m)
+	}
+	c.appendDeliveryLocked(b, m)
+	r.delivered++
+	return true
+}
+
+// end records the run's deliveries in the consumer's unacknowledged list
+// and lets its connection lock go.
+func (r *queueRun) end() {
+	if s := r.sub; s != nil {
+		if len(r.msgs) > 0 {
+			var at int64
+			if s.c.s.opts.AckTimeout > 0 {
+				at = time.Now().UnixNano()
+			}
+			s.mu.Lock()
+			s.unacked.pushAll(r.msgs, r.q, at)
+			s.mu.Unlock()
+			clear(r.msgs)
+			r.msgs = r.msgs[:0]
+		}
+		s.c.mu.Unlock()
+		r.sub = nil
+	}
+	if r.delivered > 0 {
+		r.q.delivered.Add(r.delivered)
+		r.delivered = 0
+		r.q.stalled = false
+	}
+	r.q.runBuf = r.msgs
 }
 
 // end acknowledges in the store a message that needs no ACK from a client
@@ -401,7 +547,8 @@ func (q *queue) otherConsumer(sub *subscription, next int) (*subscription, int) 
 }
 
 // take takes the head message from the store; the memory budget stops
-// counting it. Lock held: q.mu.
+// counting it once the queue settles: the caller calls gateSettle before
+// it lets q.mu go. Lock held: q.mu.
 func (q *queue) take(st store.Queue) (*message, error) {
 	for {
 		sm, err := st.Next()
@@ -409,7 +556,7 @@ func (q *queue) take(st store.Queue) (*message, error) {
 			return nil, err
 		}
 		if m, ok := sm.Value.(*message); ok {
-			q.r.s.input.free(m)
+			q.gateFree(m)
 			return m, nil
 		}
 		// Read back from storage: never counted in the budget. Flagged
@@ -439,6 +586,7 @@ func (q *queue) drainLocked(fn func(*message)) {
 		fn(m)
 		q.release(m)
 	}
+	q.gateSettle()
 	q.closeLocked()
 }
 
@@ -511,6 +659,7 @@ func (r *router) queue(name string) *queue {
 // subscriptions that match its name).
 func newQueue(r *router, name string, consumers []*subscription) *queue {
 	q := &queue{r: r, name: name, consumers: slices.Clone(consumers)}
+	_, q.volatile = r.storeFor(name).(store.Volatile)
 	for _, sub := range consumers {
 		sub.addQueue(q)
 	}

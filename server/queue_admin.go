@@ -154,6 +154,7 @@ func (q *queue) dropWaitingLocked() int {
 	for {
 		m, _ := q.take(q.st)
 		if m == nil {
+			q.gateSettle()
 			return n
 		}
 		q.st.Ack(m.sm) //nolint:errcheck // dropped either way

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stompica/stompica/frame"
 )
@@ -379,4 +380,153 @@ func TestAck10(t *testing.T) {
 		d := connected(t, srv, tr)
 		d.subscribe("/queue/10", "d") // nothing left
 	})
+}
+
+// TestQueueDispatchRun drives the router directly: two client-individual
+// consumers with prefetch 3 and ten messages. Round-robin hands out 1-6;
+// the ACKs of A's three, read in one batch, free its credit, and the
+// batch's flush hands it 7, 8 and 9 in one run (B has no credit), in wire
+// order in both its output and its unacknowledged list. The memory budget
+// counts exactly the messages still waiting, and the stats count every
+// delivery and ACK once the batches are flushed.
+func TestQueueDispatchRun(t *testing.T) {
+	const dest = "/queue/run"
+	s := routerServer(t, Options{})
+	var b batch
+	mk := func(name string) (*conn, *subscription) {
+		c := benchConn(s)
+		c.writing = true // no writer: the output stays in c.out for the test to read
+		sub := newSubscription(c, name, dest, ackIndividual, 3, 1)
+		s.router.subscribe(sub, &b)
+		return c, sub
+	}
+	ca, a := mk("a")
+	cb, bsub := mk("b")
+	f := benchSend(dest)
+	ids := make([]uint64, 10)
+	sizes := make([]int, 10)
+	for i := range ids {
+		m := s.router.newMessage(f, dest, time.Time{})
+		ids[i], sizes[i] = m.id, len(m.shared)
+		s.router.publish(m, &b)
+	}
+	b.flush()
+	// outIDs is the message-ids of the MESSAGEs in c's output, which it
+	// then drops.
+	outIDs := func(c *conn) []uint64 {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		var p frame.Parser
+		p.Version = frame.Version12
+		var got []uint64
+		for buf := c.out; len(buf) > 0; {
+			fr, n, err := p.Parse(buf)
+			if err != nil || fr == nil {
+				t.Fatalf("output does not parse: %v", err)
+			}
+			id, _ := strconv.ParseUint(fr.GetString("message-id"), 10, 64)
+			if ack := fr.GetString("ack"); ack != "1-"+strconv.FormatUint(id, 10) {
+				t.Errorf("message %d has ack header %q", id, ack)
+			}
+			got = append(got, id)
+			buf = buf[n:]
+		}
+		c.out = c.out[:0]
+		return got
+	}
+	pending := func(sub *subscription) []uint64 {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		var got []uint64
+		for u := range sub.unacked.all() {
+			got = append(got, u.id)
+		}
+		return got
+	}
+	check := func(what string, got, want []uint64) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: %v, want %v", what, got, want)
+		}
+	}
+	gate := func(msgs int) { // the last msgs messages wait
+		t.Helper()
+		size := 0
+		for _, n := range sizes[len(sizes)-msgs:] {
+			size += n
+		}
+		if n, by := s.input.msgs.Load(), s.input.bytes.Load(); n != int64(msgs) || by != int64(size) {
+			t.Errorf("memory budget counts %d messages, %d bytes; want %d, %d", n, by, msgs, size)
+		}
+	}
+	check("A's first deliveries", outIDs(ca), []uint64{ids[0], ids[2], ids[4]})
+	check("B's first deliveries", outIDs(cb), []uint64{ids[1], ids[3], ids[5]})
+	gate(4)
+
+	var ab batch // A's read batch: three ACKs
+	for _, id := range pending(a) {
+		if ok, err := s.router.ack(a, id, false, &ab); !ok || err != nil {
+			t.Fatalf("ack %d: %v, %v", id, ok, err)
+		}
+	}
+	if n := s.stats.acks.Load(); n != 0 {
+		t.Errorf("%d ACKs counted before the batch is flushed", n)
+	}
+	ab.flush()
+	check("A's run after its ACKs", outIDs(ca), ids[6:9])
+	check("A's unacknowledged list", pending(a), ids[6:9])
+	check("B's output meanwhile", outIDs(cb), nil)
+	gate(1)
+
+	var bb batch
+	for _, id := range pending(bsub) {
+		s.router.ack(bsub, id, false, &bb)
+	}
+	bb.flush()
+	check("B after its ACKs", outIDs(cb), ids[9:])
+	gate(0)
+	if d, n := s.stats.deliveries.Load(), s.stats.acks.Load(); d != 10 || n != 6 {
+		t.Errorf("stats: %d deliveries, %d acks; want 10, 6", d, n)
+	}
+}
+
+// TestQueueDispatchRunPattern: a pattern consumer of two queues never
+// holds more than its prefetch, whichever queue hands out: the deliveries
+// of a run count against its credit before they reach its list.
+func TestQueueDispatchRunPattern(t *testing.T) {
+	s := routerServer(t, Options{})
+	var b batch
+	c := benchConn(s)
+	c.writing = true
+	sub := newSubscription(c, "p", "/queue/pat.*", ackIndividual, 4, 1)
+	s.router.subscribe(sub, &b)
+	f := benchSend("/queue/pat.a")
+	for i := range 10 {
+		dest := "/queue/pat.a"
+		if i%2 == 1 {
+			dest = "/queue/pat.b"
+		}
+		s.router.publish(s.router.newMessage(f, dest, time.Time{}), &b)
+	}
+	b.flush()
+	for round := range 3 {
+		if n := sub.unacked.len(); n != 4 {
+			t.Fatalf("round %d: %d unacknowledged, want the prefetch of 4", round, n)
+		}
+		sub.mu.Lock()
+		first := sub.unacked.d.Front().id
+		sub.mu.Unlock()
+		s.router.ack(sub, first, false, &b)
+		b.flush()
+	}
+	if n := sub.unacked.len(); n != 4 {
+		t.Errorf("%d unacknowledged after 3 ACKs, want 4", n)
+	}
+	depth := 0
+	for _, qs := range s.router.queueStats() {
+		depth += qs.Depth
+	}
+	if depth != 3 {
+		t.Errorf("%d messages waiting, want 3", depth)
+	}
 }

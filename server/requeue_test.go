@@ -95,6 +95,7 @@ func TestQueueRequeueDeep(t *testing.T) {
 	for q.depthLocked() > 0 {
 		q.take(q.st)
 	}
+	q.gateSettle()
 	drained := mem.Cap()
 	q.mu.Unlock()
 	if ring < depth || drained > deque.MinCap {
@@ -134,6 +135,7 @@ func BenchmarkQueueRequeue(b *testing.B) {
 				for range k {
 					q.take(q.st)
 				}
+				q.gateSettle()
 				q.mu.Unlock()
 				b.StartTimer()
 			}

@@ -16,7 +16,10 @@
 //     queues by name, owners of temporary queues. The pattern tries' own
 //     lock (package sublist) is taken under it.
 //  4. queue.mu: a queue's waiting messages, consumers and round-robin
-//     position.
+//     position. Its store (store.Queue) is called under it, with no
+//     other lock of this list held after it, except a memory store's
+//     (store.Volatile: no lock, never blocks), which a dispatch run also
+//     calls under the consumer's conn.mu (see queueRun).
 //  5. conn.mu: a connection's output (buffers, writer state, heart-beat
 //     timer, close state, queue subscriptions), and its wsReader's header
 //     scratch, which frames that output for WebSocket.

@@ -196,6 +196,17 @@ func (s *subscription) credit() bool {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return s.creditLocked(0)
+}
+
+// creditLocked is credit for a consumer that has been handed run more
+// messages than its unacknowledged list shows (see queueRun). Lock held:
+// s.c.mu.
+func (s *subscription) creditLocked(run int) bool {
+	if s.ack != ackAuto && s.unacked.len()+run >= s.prefetch {
+		return false
+	}
+	c := s.c
 	if !c.takesDeliveriesLocked() {
 		return false
 	}
@@ -203,29 +214,6 @@ func (s *subscription) credit() bool {
 		c.queueWait = true
 		return false
 	}
-	return true
-}
-
-// deliverQueued appends a queue message; false if the connection is gone.
-func (s *subscription) deliverQueued(m *message, q *queue, b *batch) bool {
-	c := s.c
-	b.scratch = s.appendPrefix(b.scratch[:0], m, m.redelivered)
-	c.mu.Lock()
-	if !c.takesDeliveriesLocked() {
-		c.mu.Unlock()
-		return false
-	}
-	if s.ack != ackAuto {
-		var at int64
-		if c.s.opts.AckTimeout > 0 {
-			at = time.Now().UnixNano()
-		}
-		s.mu.Lock()
-		s.unacked.push(m, q, at)
-		s.mu.Unlock()
-	}
-	c.appendDeliveryLocked(b, m)
-	c.mu.Unlock()
 	return true
 }
 

@@ -13,22 +13,46 @@ func (memory) Load() ([]string, error)    { return nil, nil }
 func (memory) Open(string) (Queue, error) { return &memoryQueue{}, nil }
 func (memory) Close() error               { return nil }
 
+// Volatile marks the memory store (see Volatile).
+func (memory) Volatile() {}
+
 // memoryQueue keeps the waiting messages; the ones in flight are the
 // broker's (in its consumers' unacknowledged lists) until they come back.
+//
+// Its ring grows by doubling as messages arrive. It shrinks when the queue
+// empties, and before that only once the depth has stayed at most half
+// the ring for half a ring of messages taken, and is down to a quarter: a
+// depth that swings up and down (producers ahead of consumers, then
+// behind) keeps the ring it needs instead of giving it back and growing it
+// again on every swing.
 type memoryQueue struct {
 	msgs deque.Deque[*Message]
+	low  int // messages taken since the queue was last over half its ring
 }
 
 func (q *memoryQueue) Append(m *Message, _ Done) error {
 	q.msgs.PushBack(m)
+	q.pushed()
 	return nil
+}
+
+// pushed notes a message added.
+func (q *memoryQueue) pushed() {
+	if q.msgs.Len() > q.msgs.Cap()/2 {
+		q.low = 0
+	}
 }
 
 func (q *memoryQueue) Next() (*Message, error) {
 	if q.msgs.Len() == 0 {
 		return nil, nil
 	}
-	m := q.msgs.PopFront()
+	m := q.msgs.PopFrontKeep()
+	q.low++
+	if n, c := q.msgs.Len(), q.msgs.Cap(); n == 0 && c > deque.MinCap || q.low >= c/2 && n <= c/4 {
+		q.msgs.Shrink()
+		q.low = 0
+	}
 	m.Deliveries++
 	return m, nil
 }
@@ -40,13 +64,14 @@ func (q *memoryQueue) Requeue(m *Message, delivered bool) error {
 		m.Deliveries--
 	}
 	q.msgs.PushFront(m)
+	q.pushed()
 	return nil
 }
 
 func (q *memoryQueue) Len() int { return q.msgs.Len() }
 
 func (q *memoryQueue) Close() error {
-	q.msgs.Reset()
+	*q = memoryQueue{}
 	return nil
 }
 

@@ -91,6 +91,56 @@ func TestMemoryQueueReleasesRing(t *testing.T) {
 	}
 }
 
+// TestMemoryQueueKeepsRing: a queue whose depth swings between 200 and
+// 600 keeps its ring (no allocation per swing); once the depth stays low
+// for half a ring of messages taken, the ring shrinks to what it needs.
+func TestMemoryQueueKeepsRing(t *testing.T) {
+	q, _ := NewMemory().Open("/queue/swings")
+	mq := q.(*memoryQueue)
+	m := &Message{}
+	to := func(depth int) {
+		for q.Len() < depth {
+			q.Append(m, nil)
+		}
+		for q.Len() > depth {
+			q.Next()
+		}
+	}
+	to(600)
+	if c := mq.Cap(); c != 1024 {
+		t.Fatalf("600 deep: %d slots, want 1024", c)
+	}
+	swing := func() {
+		to(200)
+		to(600)
+	}
+	if allocs := testing.AllocsPerRun(20, swing); allocs != 0 || mq.Cap() != 1024 {
+		t.Errorf("%v allocations per swing between 200 and 600 deep, and %d slots; want 0 and 1024", allocs, mq.Cap())
+	}
+	// Staying 200 deep (one in, one out): the ring is halved once half a
+	// ring of messages (512) were taken since it was over 512 deep (the
+	// last 400 on the way down from 600 count), and not before.
+	to(200)
+	for range 100 {
+		q.Append(m, nil)
+		q.Next()
+	}
+	if c := mq.Cap(); c != 1024 {
+		t.Fatalf("%d slots after 500 messages taken at most 512 deep, want 1024", c)
+	}
+	for range 12 {
+		q.Append(m, nil)
+		q.Next()
+	}
+	if c := mq.Cap(); c != 512 {
+		t.Errorf("%d slots after 512 messages taken at most 512 deep, want 512", c)
+	}
+	to(0)
+	if c := mq.Cap(); c != deque.MinCap {
+		t.Errorf("an empty queue keeps %d slots, want %d", c, deque.MinCap)
+	}
+}
+
 // TestMemoryAppendAllocs: the memory store's hot path allocates nothing.
 func TestMemoryAppendAllocs(t *testing.T) {
 	q, _ := NewMemory().Open("/queue/a")

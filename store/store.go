@@ -122,6 +122,16 @@ type Notifier interface {
 	Notify(fn func())
 }
 
+// Volatile is implemented by a Store whose queues keep their messages in
+// the broker's memory only (the memory store): Append never returns
+// ErrPending, Ack does nothing and never fails, and no method takes a lock
+// or blocks. The broker then ends an acknowledged message without calling
+// Ack, and may call the queue's other methods while it holds a consumer's
+// connection lock (a dispatch run, see the server package's lock order).
+type Volatile interface {
+	Volatile()
+}
+
 // Persistent is implemented by a Store whose queues keep stored messages
 // out of the broker's memory (on disk, read back when due): the broker
 // stops counting a message against its memory budget once it is stored.

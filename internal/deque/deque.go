@@ -85,6 +85,19 @@ func (d *Deque[T]) Trim() {
 	}
 }
 
+// Shrink halves the ring as many times as it is at most a quarter full
+// (never below MinCap), in one move: for an owner that pops with
+// PopFrontKeep and decides when its ring should shrink.
+func (d *Deque[T]) Shrink() {
+	c := len(d.buf)
+	for c > MinCap && d.n <= c/4 {
+		c /= 2
+	}
+	if c != len(d.buf) {
+		d.resize(c)
+	}
+}
+
 // PopBack removes and returns the last item; the deque must not be empty.
 func (d *Deque[T]) PopBack() T {
 	x := d.take((d.head + d.n - 1) & (len(d.buf) - 1))

@@ -140,3 +140,38 @@ func TestDequeKeepAndTrim(t *testing.T) {
 		t.Errorf("trimmed when empty: ring of %d, want none", d.Cap())
 	}
 }
+
+// TestDequeShrink: Shrink halves the ring, in one move and with the items
+// in order across a wrap-around, while it is at most a quarter full, and
+// never below MinCap.
+func TestDequeShrink(t *testing.T) {
+	var d Deque[int]
+	for i := range 1000 {
+		d.PushBack(i)
+	}
+	for range 900 { // the head moves past the middle of the ring
+		d.PopFrontKeep()
+	}
+	for i := 1000; i < 1150; i++ { // and the tail wraps around
+		d.PushBack(i)
+	}
+	if d.Len() != 250 || d.Cap() != 1024 {
+		t.Fatalf("len %d cap %d, want 250 and 1024", d.Len(), d.Cap())
+	}
+	d.Shrink()
+	if d.Cap() != 512 {
+		t.Fatalf("250 items: ring of %d after Shrink, want 512", d.Cap())
+	}
+	for i := range d.Len() {
+		if d.At(i) != 900+i {
+			t.Fatalf("item %d is %d after Shrink, want %d", i, d.At(i), 900+i)
+		}
+	}
+	for d.Len() > 3 {
+		d.PopFrontKeep()
+	}
+	d.Shrink()
+	if d.Cap() != MinCap || d.Len() != 3 || d.Front() != 1147 {
+		t.Errorf("3 items: ring of %d holding %d from %d after Shrink, want %d holding 3 from 1147", d.Cap(), d.Len(), d.Front(), MinCap)
+	}
+}
