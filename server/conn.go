@@ -733,12 +733,87 @@ func (c *conn) touchLocked(b *batch) {
 	}
 }
 
-// kick starts the writer if output is pending and none runs.
+// inlineWriteMax bounds the output that the goroutine flushing a batch
+// writes itself (see kick): one non-blocking write of up to this many
+// bytes costs less than starting a writer goroutine on another thread.
+const inlineWriteMax = 64 << 10
+
+// kick has the output pending for c written. On a plain TCP socket, with
+// little pending and no writer running, the calling goroutine (the one
+// flushing a batch) makes one non-blocking write itself: most of the time
+// that sends everything, and no writer goroutine starts, no idle thread is
+// woken. What the socket does not take (a client that does not read fast
+// enough), or anything else, goes to a writer goroutine (see writeLoop).
 func (c *conn) kick() {
 	c.mu.Lock()
 	c.touched = false
-	c.startWriterLocked()
+	if c.writing || len(c.out) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	if c.raw == nil || c.closed || c.queueWait || len(c.out) > inlineWriteMax {
+		c.startWriterLocked()
+		c.mu.Unlock()
+		return
+	}
+	c.writing = true
+	c.writers.Add(1) // finish waits for this write as for a writer goroutine
+	buf := c.takeOutLocked()
 	c.mu.Unlock()
+
+	n, err := c.writeNow(buf)
+
+	c.mu.Lock()
+	if !c.wroteLocked(n, err) {
+		c.mu.Unlock()
+		c.writeFailed(err)
+		c.writers.Done()
+		return
+	}
+	if n == len(buf) {
+		c.inflight = 0
+		if cap(buf) <= outSizes[len(outSizes)-1] {
+			c.spare = buf[:0]
+		}
+		if len(c.out) == 0 && !c.queueWait {
+			// All written, nothing new: as a writer that drained.
+			c.writing = false
+			c.releaseOutLocked()
+			c.wakeReaderLocked()
+			c.mu.Unlock()
+			c.writers.Done()
+			return
+		}
+		buf, n = nil, 0
+	} else {
+		c.inflight = len(buf) - n
+	}
+	c.mu.Unlock()
+	// The writer takes over (and the writers count with it): what the
+	// socket did not take, then what was queued meanwhile.
+	go c.writeLoop(buf, n)
+}
+
+// writeNow makes one non-blocking write(2) of b on the plain TCP socket:
+// it never waits for the socket to take more. A full socket buffer is not
+// an error (n is what it took).
+func (c *conn) writeNow(b []byte) (int, error) {
+	var n int
+	var werr error
+	err := c.raw.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), b)
+		return true
+	})
+	if n < 0 {
+		n = 0
+	}
+	if werr == syscall.EAGAIN || werr == syscall.EINTR {
+		werr = nil
+	}
+	if err == nil {
+		err = werr
+	}
+	return n, err
 }
 
 func (c *conn) startWriterLocked() {
@@ -747,60 +822,91 @@ func (c *conn) startWriterLocked() {
 	}
 	c.writing = true
 	c.writers.Add(1)
-	go c.writeLoop()
+	go c.writeLoop(nil, 0)
+}
+
+// takeOutLocked takes the pending output for a write; the spare buffer
+// becomes the output (the two alternate).
+func (c *conn) takeOutLocked() []byte {
+	buf := c.out
+	c.out = c.spare[:0]
+	c.spare = nil
+	c.inflight = len(buf)
+	return buf
+}
+
+// wroteLocked accounts for a write that took n bytes: the bytes sent, and
+// the time of the last write (for heart-beats). On an error it ends the
+// output and reports false: the writer is done, and closes the socket
+// (writeFailed) once it has unlocked.
+func (c *conn) wroteLocked(n int, err error) bool {
+	c.s.stats.bytesOut.Add(uint64(n))
+	if n > 0 {
+		c.lastWrite = time.Now()
+	}
+	if err == nil {
+		return true
+	}
+	c.inflight = 0
+	c.out = c.out[:0]
+	c.closed = true
+	c.setCloseReasonLocked(WriteError)
+	c.writing = false
+	c.wakeReaderLocked()
+	return false
+}
+
+// writeFailed closes the socket after a failed write (see wroteLocked).
+func (c *conn) writeFailed(err error) {
+	c.debug("write failed", "err", err)
+	c.nc.Close()
 }
 
 // writeLoop writes whatever is pending until the buffer is empty, then
-// exits; idle connections have no writer goroutine.
-func (c *conn) writeLoop() {
+// exits; idle connections have no writer goroutine. It first writes
+// buf[off:] when buf is not nil (the part of a write that kick began and
+// the socket did not take).
+func (c *conn) writeLoop(buf []byte, off int) {
 	defer c.writers.Done()
 	var b batch
 	for {
 		c.mu.Lock()
-		if len(c.out) == 0 {
-			c.writing = false
-			c.releaseOutLocked()
-			c.wakeReaderLocked()
-			closed := c.closed
-			wake := c.queueWait
-			c.queueWait = false
-			c.mu.Unlock()
-			if wake && !closed {
-				c.s.router.consumerReady(c, &b)
-				b.flush()
+		if buf == nil {
+			if len(c.out) == 0 {
+				c.writing = false
+				c.releaseOutLocked()
+				c.wakeReaderLocked()
+				closed := c.closed
+				wake := c.queueWait
+				c.queueWait = false
+				c.mu.Unlock()
+				if wake && !closed {
+					c.s.router.consumerReady(c, &b)
+					b.flush()
+				}
+				return
 			}
-			return
+			buf, off = c.takeOutLocked(), 0
 		}
-		buf := c.out
-		c.out = c.spare[:0]
-		c.spare = nil
-		c.inflight = len(buf)
 		closed := c.closed
 		c.mu.Unlock()
 
 		if !closed {
 			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		}
-		n, err := c.nc.Write(buf)
-		c.s.stats.bytesOut.Add(uint64(n))
+		n, err := c.nc.Write(buf[off:])
 
 		c.mu.Lock()
+		if !c.wroteLocked(n, err) {
+			c.mu.Unlock()
+			c.writeFailed(err)
+			return
+		}
 		c.inflight = 0
-		c.lastWrite = time.Now()
 		if cap(buf) <= outSizes[len(outSizes)-1] {
 			c.spare = buf[:0]
 		}
-		if err != nil {
-			c.out = c.out[:0]
-			c.closed = true
-			c.setCloseReasonLocked(WriteError)
-			c.writing = false
-			c.wakeReaderLocked()
-			c.mu.Unlock()
-			c.debug("write failed", "err", err)
-			c.nc.Close()
-			return
-		}
+		buf = nil
 		wake := c.queueWait && len(c.out) < c.s.opts.MaxPendingBytes/2
 		if wake {
 			c.queueWait = false
