@@ -69,6 +69,7 @@ type conn struct {
 	partialSince  time.Time
 	frameTimedOut bool
 	readDL        time.Time // the read deadline armed last (zero: none), see waitBriefly
+	graceDL       bool      // the deadline armed is earlier than readDL: idleGrace (see setReadDeadline)
 	quickWakes    uint8     // hand-offs in a row whose wait ended within quickWake (see busy)
 
 	version frame.Version // set once at CONNECT, before any subscription exists
@@ -178,7 +179,10 @@ func (c *conn) releaseReadBuf() {
 
 // setReadDeadline arms the read deadline of a connected client: the agreed
 // heart-beat interval (with grace), and the time left to finish a frame it
-// has started (against slowloris clients), whichever comes first.
+// has started (against slowloris clients), whichever comes first. For a
+// busy plain TCP connection between frames, idleGrace from now when that
+// comes first (graceDL): its read loop waits in a read that holds no buffer
+// (readRaw) and hands off when the grace passes.
 func (c *conn) setReadDeadline() {
 	var dl time.Time
 	now := time.Now()
@@ -196,8 +200,19 @@ func (c *conn) setReadDeadline() {
 		}
 	}
 	c.readDL = dl
+	c.graceDL = false
+	if c.rlen == c.rpos && c.busy() && c.rawReads() {
+		if g := now.Add(idleGrace); dl.IsZero() || g.Before(dl) {
+			dl = g
+			c.graceDL = true
+		}
+	}
 	c.nc.SetReadDeadline(dl)
 }
+
+// rawReads reports whether the connection reads its plain TCP socket
+// directly (readRaw): no WebSocket, no TLS, nothing sniffed left over.
+func (c *conn) rawReads() bool { return peekSupported && c.raw != nil && c.ws == nil }
 
 // serve runs the read loop until the connection ends, then cleans up.
 func (c *conn) serve() {
@@ -265,7 +280,25 @@ func (c *conn) readLoop() (handedOff bool) {
 			return false
 		}
 		c.releaseReadBuf()
-		if c.rbuf == nil && c.raw != nil && (c.ws == nil || c.ws.park()) {
+		if c.rbuf == nil && c.rawReads() {
+			// Plain TCP: a busy connection waits in readOnce, without a
+			// read buffer, until the grace deadline; others read what is
+			// there now, if anything, and hand off when nothing is.
+			if !c.graceDL {
+				n, again, err := c.readRaw(false)
+				if again {
+					c.idle()
+					return true
+				}
+				switch c.afterRead(n, err) {
+				case readEnded:
+					return false
+				case readIdle:
+					return true
+				}
+				continue
+			}
+		} else if c.rbuf == nil && c.raw != nil && (c.ws == nil || c.ws.park()) {
 			if !c.busy() {
 				if !c.readable() {
 					c.idle()
@@ -282,8 +315,11 @@ func (c *conn) readLoop() (handedOff bool) {
 				}
 			}
 		}
-		if !c.readOnce() {
+		switch c.readOnce() {
+		case readEnded:
 			return false
+		case readIdle:
+			return true
 		}
 	}
 }
@@ -380,7 +416,11 @@ func (c *conn) idle() {
 // loop (or cleans up when the connection ends meanwhile).
 func (c *conn) resume() {
 	start := time.Now()
-	if err := c.waitReadable(); err != nil {
+	var n int
+	var err error
+	if c.rawReads() {
+		n, _, err = c.readRaw(true) // waits without a buffer
+	} else if err = c.waitReadable(); err != nil {
 		c.readFailed(err)
 		c.cleanup()
 		return
@@ -390,36 +430,76 @@ func (c *conn) resume() {
 	} else {
 		c.quickWakes = 0
 	}
-	if c.readOnce() && c.readLoop() {
+	if c.rawReads() {
+		if c.afterRead(n, err) == readMore && c.readLoop() {
+			return
+		}
+	} else if c.readOnce() == readMore && c.readLoop() {
 		return
 	}
 	c.cleanup()
 }
 
-// readOnce reads what the client sent and handles the complete frames. It
-// returns false when the connection ended.
-func (c *conn) readOnce() bool {
+// Outcomes of a read (readOnce, afterRead).
+const (
+	readMore  = iota // go on reading
+	readEnded        // the connection ended: the caller cleans up
+	readIdle         // the connection went idle: a fresh goroutine took over (see idle)
+)
+
+// readOnce reads what the client sent and handles the complete frames.
+func (c *conn) readOnce() int {
+	if c.rbuf == nil && c.rawReads() {
+		n, _, err := c.readRaw(true) // waits without a buffer
+		return c.afterRead(n, err)
+	}
 	c.getReadBuf()
 	if c.rlen == len(c.rbuf) {
 		c.growReadBuf()
 	}
 	n, err := c.in.Read(c.rbuf[c.rlen:])
+	return c.afterRead(n, err)
+}
+
+// afterRead handles the frames that a read of n bytes completed, and the
+// read's error. A busy connection whose grace deadline passed (see
+// setReadDeadline) goes idle.
+func (c *conn) afterRead(n int, err error) int {
 	c.rlen += n
 	if n > 0 {
 		c.s.stats.bytesIn.Add(uint64(n))
 		before := c.rpos
 		if !c.process() {
-			return false
+			return readEnded
 		}
 		if c.rpos == c.rlen || c.rpos != before {
 			c.partialSince = time.Time{} // no frame pending, or a new one began
 		}
 	}
 	if err != nil {
+		if c.graceDL && n == 0 && c.rbuf == nil && isTimeout(err) &&
+			(c.readDL.IsZero() || time.Now().Before(c.readDL)) {
+			// Quiet for idleGrace: hand off, waiting for the real deadline.
+			c.graceDL = false
+			c.nc.SetReadDeadline(c.readDL)
+			// closeWithError sets closed, then wakes the reader with a
+			// past deadline, which the line above may have replaced.
+			if !c.isClosed() {
+				c.quickWakes = 0
+				c.idle()
+				return readIdle
+			}
+		}
 		c.readFailed(err)
-		return false
+		return readEnded
 	}
-	return true
+	return readMore
+}
+
+// isTimeout reports whether err is a read deadline that passed.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 func (c *conn) readFailed(err error) {
@@ -751,7 +831,7 @@ func (c *conn) kick() {
 		c.mu.Unlock()
 		return
 	}
-	if c.raw == nil || c.closed || c.queueWait || len(c.out) > inlineWriteMax {
+	if !peekSupported || c.raw == nil || c.closed || c.queueWait || len(c.out) > inlineWriteMax {
 		c.startWriterLocked()
 		c.mu.Unlock()
 		return
@@ -792,28 +872,6 @@ func (c *conn) kick() {
 	// The writer takes over (and the writers count with it): what the
 	// socket did not take, then what was queued meanwhile.
 	go c.writeLoop(buf, n)
-}
-
-// writeNow makes one non-blocking write(2) of b on the plain TCP socket:
-// it never waits for the socket to take more. A full socket buffer is not
-// an error (n is what it took).
-func (c *conn) writeNow(b []byte) (int, error) {
-	var n int
-	var werr error
-	err := c.raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), b)
-		return true
-	})
-	if n < 0 {
-		n = 0
-	}
-	if werr == syscall.EAGAIN || werr == syscall.EINTR {
-		werr = nil
-	}
-	if err == nil {
-		err = werr
-	}
-	return n, err
 }
 
 func (c *conn) startWriterLocked() {
