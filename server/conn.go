@@ -813,28 +813,35 @@ func (c *conn) touchLocked(b *batch) {
 	}
 }
 
-// inlineWriteMax bounds the output that the goroutine flushing a batch
-// writes itself (see kick): one non-blocking write of up to this many
-// bytes costs less than starting a writer goroutine on another thread.
-const inlineWriteMax = 64 << 10
+// The goroutine flushing a batch writes small outputs itself (see kick):
+// one non-blocking write costs less than starting a writer goroutine,
+// which wakes an idle thread. inlineWriteMax bounds what it writes for one
+// connection, inlineFlushBudget what it writes in one flush (as
+// nats-server's read loop flushes its clients within a budget); past
+// either, writer goroutines take over and write in parallel.
+const (
+	inlineWriteMax    = 64 << 10
+	inlineFlushBudget = 256 << 10
+)
 
 // kick has the output pending for c written. On a plain TCP socket, with
 // little pending and no writer running, the calling goroutine (the one
-// flushing a batch) makes one non-blocking write itself: most of the time
-// that sends everything, and no writer goroutine starts, no idle thread is
-// woken. What the socket does not take (a client that does not read fast
-// enough), or anything else, goes to a writer goroutine (see writeLoop).
-func (c *conn) kick() {
+// flushing a batch) makes one non-blocking write itself when inline says
+// so: most of the time that sends everything, and no writer goroutine
+// starts, no idle thread is woken. What the socket does not take (a client
+// that does not read fast enough), or anything else, goes to a writer
+// goroutine (see writeLoop). It returns the bytes it wrote itself.
+func (c *conn) kick(inline bool) int {
 	c.mu.Lock()
 	c.touched = false
 	if c.writing || len(c.out) == 0 {
 		c.mu.Unlock()
-		return
+		return 0
 	}
-	if !peekSupported || c.raw == nil || c.closed || c.queueWait || len(c.out) > inlineWriteMax {
+	if !inline || !peekSupported || c.raw == nil || c.closed || c.queueWait || len(c.out) > inlineWriteMax {
 		c.startWriterLocked()
 		c.mu.Unlock()
-		return
+		return 0
 	}
 	c.writing = true
 	c.writers.Add(1) // finish waits for this write as for a writer goroutine
@@ -848,8 +855,9 @@ func (c *conn) kick() {
 		c.mu.Unlock()
 		c.writeFailed(err)
 		c.writers.Done()
-		return
+		return n
 	}
+	rest, off := buf, n
 	if n == len(buf) {
 		c.inflight = 0
 		if cap(buf) <= outSizes[len(outSizes)-1] {
@@ -862,16 +870,17 @@ func (c *conn) kick() {
 			c.wakeReaderLocked()
 			c.mu.Unlock()
 			c.writers.Done()
-			return
+			return n
 		}
-		buf, n = nil, 0
+		rest, off = nil, 0
 	} else {
 		c.inflight = len(buf) - n
 	}
 	c.mu.Unlock()
 	// The writer takes over (and the writers count with it): what the
 	// socket did not take, then what was queued meanwhile.
-	go c.writeLoop(buf, n)
+	go c.writeLoop(rest, off)
+	return n
 }
 
 func (c *conn) startWriterLocked() {
@@ -1165,8 +1174,9 @@ func (b *batch) flush() {
 		b.st.deliveries.Add(b.delivered)
 		b.delivered = 0
 	}
+	budget := inlineFlushBudget
 	for i, c := range b.conns {
-		c.kick()
+		budget -= c.kick(budget > 0)
 		b.conns[i] = nil
 	}
 	b.conns = b.conns[:0]
