@@ -28,8 +28,10 @@ var readBufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); re
 
 // conn is one client connection. Its read goroutine (serve) parses and
 // handles frames; anything bound for the client is appended to out under mu
-// by whichever goroutine produced it, and a writer goroutine, started on
-// demand, writes everything pending with one syscall.
+// by whichever goroutine produced it. The goroutine that flushes the batch
+// writes a small output itself, once, without waiting (kick); otherwise a
+// writer goroutine, started on demand, writes everything pending with one
+// syscall per round.
 type conn struct {
 	s      *Server
 	id     uint64
