@@ -28,8 +28,10 @@ var readBufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); re
 
 // conn is one client connection. Its read goroutine (serve) parses and
 // handles frames; anything bound for the client is appended to out under mu
-// by whichever goroutine produced it, and a writer goroutine, started on
-// demand, writes everything pending with one syscall.
+// by whichever goroutine produced it. The goroutine that flushes the batch
+// writes a small output itself, once, without waiting (kick); otherwise a
+// writer goroutine, started on demand, writes everything pending with one
+// syscall per round.
 type conn struct {
 	s      *Server
 	id     uint64
@@ -69,6 +71,7 @@ type conn struct {
 	partialSince  time.Time
 	frameTimedOut bool
 	readDL        time.Time // the read deadline armed last (zero: none), see waitBriefly
+	graceDL       bool      // the deadline armed is earlier than readDL: idleGrace (see setReadDeadline)
 	quickWakes    uint8     // hand-offs in a row whose wait ended within quickWake (see busy)
 
 	version frame.Version // set once at CONNECT, before any subscription exists
@@ -178,7 +181,10 @@ func (c *conn) releaseReadBuf() {
 
 // setReadDeadline arms the read deadline of a connected client: the agreed
 // heart-beat interval (with grace), and the time left to finish a frame it
-// has started (against slowloris clients), whichever comes first.
+// has started (against slowloris clients), whichever comes first. For a
+// busy plain TCP connection between frames, idleGrace from now when that
+// comes first (graceDL): its read loop waits in a read that holds no buffer
+// (readRaw) and hands off when the grace passes.
 func (c *conn) setReadDeadline() {
 	var dl time.Time
 	now := time.Now()
@@ -196,8 +202,19 @@ func (c *conn) setReadDeadline() {
 		}
 	}
 	c.readDL = dl
+	c.graceDL = false
+	if c.rlen == c.rpos && c.busy() && c.rawReads() {
+		if g := now.Add(idleGrace); dl.IsZero() || g.Before(dl) {
+			dl = g
+			c.graceDL = true
+		}
+	}
 	c.nc.SetReadDeadline(dl)
 }
+
+// rawReads reports whether the connection reads its plain TCP socket
+// directly (readRaw): no WebSocket, no TLS, nothing sniffed left over.
+func (c *conn) rawReads() bool { return peekSupported && c.raw != nil && c.ws == nil }
 
 // serve runs the read loop until the connection ends, then cleans up.
 func (c *conn) serve() {
@@ -265,7 +282,25 @@ func (c *conn) readLoop() (handedOff bool) {
 			return false
 		}
 		c.releaseReadBuf()
-		if c.rbuf == nil && c.raw != nil && (c.ws == nil || c.ws.park()) {
+		if c.rbuf == nil && c.rawReads() {
+			// Plain TCP: a busy connection waits in readOnce, without a
+			// read buffer, until the grace deadline; others read what is
+			// there now, if anything, and hand off when nothing is.
+			if !c.graceDL {
+				n, again, err := c.readRaw(false)
+				if again {
+					c.idle()
+					return true
+				}
+				switch c.afterRead(n, err) {
+				case readEnded:
+					return false
+				case readIdle:
+					return true
+				}
+				continue
+			}
+		} else if c.rbuf == nil && c.raw != nil && (c.ws == nil || c.ws.park()) {
 			if !c.busy() {
 				if !c.readable() {
 					c.idle()
@@ -282,8 +317,11 @@ func (c *conn) readLoop() (handedOff bool) {
 				}
 			}
 		}
-		if !c.readOnce() {
+		switch c.readOnce() {
+		case readEnded:
 			return false
+		case readIdle:
+			return true
 		}
 	}
 }
@@ -380,7 +418,11 @@ func (c *conn) idle() {
 // loop (or cleans up when the connection ends meanwhile).
 func (c *conn) resume() {
 	start := time.Now()
-	if err := c.waitReadable(); err != nil {
+	var n int
+	var err error
+	if c.rawReads() {
+		n, _, err = c.readRaw(true) // waits without a buffer
+	} else if err = c.waitReadable(); err != nil {
 		c.readFailed(err)
 		c.cleanup()
 		return
@@ -390,36 +432,76 @@ func (c *conn) resume() {
 	} else {
 		c.quickWakes = 0
 	}
-	if c.readOnce() && c.readLoop() {
+	if c.rawReads() {
+		if c.afterRead(n, err) == readMore && c.readLoop() {
+			return
+		}
+	} else if c.readOnce() == readMore && c.readLoop() {
 		return
 	}
 	c.cleanup()
 }
 
-// readOnce reads what the client sent and handles the complete frames. It
-// returns false when the connection ended.
-func (c *conn) readOnce() bool {
+// Outcomes of a read (readOnce, afterRead).
+const (
+	readMore  = iota // go on reading
+	readEnded        // the connection ended: the caller cleans up
+	readIdle         // the connection went idle: a fresh goroutine took over (see idle)
+)
+
+// readOnce reads what the client sent and handles the complete frames.
+func (c *conn) readOnce() int {
+	if c.rbuf == nil && c.rawReads() {
+		n, _, err := c.readRaw(true) // waits without a buffer
+		return c.afterRead(n, err)
+	}
 	c.getReadBuf()
 	if c.rlen == len(c.rbuf) {
 		c.growReadBuf()
 	}
 	n, err := c.in.Read(c.rbuf[c.rlen:])
+	return c.afterRead(n, err)
+}
+
+// afterRead handles the frames that a read of n bytes completed, and the
+// read's error. A busy connection whose grace deadline passed (see
+// setReadDeadline) goes idle.
+func (c *conn) afterRead(n int, err error) int {
 	c.rlen += n
 	if n > 0 {
 		c.s.stats.bytesIn.Add(uint64(n))
 		before := c.rpos
 		if !c.process() {
-			return false
+			return readEnded
 		}
 		if c.rpos == c.rlen || c.rpos != before {
 			c.partialSince = time.Time{} // no frame pending, or a new one began
 		}
 	}
 	if err != nil {
+		if c.graceDL && n == 0 && c.rbuf == nil && isTimeout(err) &&
+			(c.readDL.IsZero() || time.Now().Before(c.readDL)) {
+			// Quiet for idleGrace: hand off, waiting for the real deadline.
+			c.graceDL = false
+			c.nc.SetReadDeadline(c.readDL)
+			// closeWithError sets closed, then wakes the reader with a
+			// past deadline, which the line above may have replaced.
+			if !c.isClosed() {
+				c.quickWakes = 0
+				c.idle()
+				return readIdle
+			}
+		}
 		c.readFailed(err)
-		return false
+		return readEnded
 	}
-	return true
+	return readMore
+}
+
+// isTimeout reports whether err is a read deadline that passed.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 func (c *conn) readFailed(err error) {
@@ -733,12 +815,74 @@ func (c *conn) touchLocked(b *batch) {
 	}
 }
 
-// kick starts the writer if output is pending and none runs.
-func (c *conn) kick() {
+// The goroutine flushing a batch writes small outputs itself (see kick):
+// one non-blocking write costs less than starting a writer goroutine,
+// which wakes an idle thread. inlineWriteMax bounds what it writes for one
+// connection, inlineFlushBudget what it writes in one flush (as
+// nats-server's read loop flushes its clients within a budget); past
+// either, writer goroutines take over and write in parallel.
+const (
+	inlineWriteMax    = 64 << 10
+	inlineFlushBudget = 256 << 10
+)
+
+// kick has the output pending for c written. On a plain TCP socket, with
+// little pending and no writer running, the calling goroutine (the one
+// flushing a batch) makes one non-blocking write itself when inline says
+// so: most of the time that sends everything, and no writer goroutine
+// starts, no idle thread is woken. What the socket does not take (a client
+// that does not read fast enough), or anything else, goes to a writer
+// goroutine (see writeLoop). It returns the bytes it wrote itself.
+func (c *conn) kick(inline bool) int {
 	c.mu.Lock()
 	c.touched = false
-	c.startWriterLocked()
+	if c.writing || len(c.out) == 0 {
+		c.mu.Unlock()
+		return 0
+	}
+	if !inline || !peekSupported || c.raw == nil || c.closed || c.queueWait || len(c.out) > inlineWriteMax {
+		c.startWriterLocked()
+		c.mu.Unlock()
+		return 0
+	}
+	c.writing = true
+	c.writers.Add(1) // finish waits for this write as for a writer goroutine
+	buf := c.takeOutLocked()
 	c.mu.Unlock()
+
+	n, err := c.writeNow(buf)
+
+	c.mu.Lock()
+	if !c.wroteLocked(n, err) {
+		c.mu.Unlock()
+		c.writeFailed(err)
+		c.writers.Done()
+		return n
+	}
+	rest, off := buf, n
+	if n == len(buf) {
+		c.inflight = 0
+		if cap(buf) <= outSizes[len(outSizes)-1] {
+			c.spare = buf[:0]
+		}
+		if len(c.out) == 0 && !c.queueWait {
+			// All written, nothing new: as a writer that drained.
+			c.writing = false
+			c.releaseOutLocked()
+			c.wakeReaderLocked()
+			c.mu.Unlock()
+			c.writers.Done()
+			return n
+		}
+		rest, off = nil, 0
+	} else {
+		c.inflight = len(buf) - n
+	}
+	c.mu.Unlock()
+	// The writer takes over (and the writers count with it): what the
+	// socket did not take, then what was queued meanwhile.
+	go c.writeLoop(rest, off)
+	return n
 }
 
 func (c *conn) startWriterLocked() {
@@ -747,60 +891,91 @@ func (c *conn) startWriterLocked() {
 	}
 	c.writing = true
 	c.writers.Add(1)
-	go c.writeLoop()
+	go c.writeLoop(nil, 0)
+}
+
+// takeOutLocked takes the pending output for a write; the spare buffer
+// becomes the output (the two alternate).
+func (c *conn) takeOutLocked() []byte {
+	buf := c.out
+	c.out = c.spare[:0]
+	c.spare = nil
+	c.inflight = len(buf)
+	return buf
+}
+
+// wroteLocked accounts for a write that took n bytes: the bytes sent, and
+// the time of the last write (for heart-beats). On an error it ends the
+// output and reports false: the writer is done, and closes the socket
+// (writeFailed) once it has unlocked.
+func (c *conn) wroteLocked(n int, err error) bool {
+	c.s.stats.bytesOut.Add(uint64(n))
+	if n > 0 {
+		c.lastWrite = time.Now()
+	}
+	if err == nil {
+		return true
+	}
+	c.inflight = 0
+	c.out = c.out[:0]
+	c.closed = true
+	c.setCloseReasonLocked(WriteError)
+	c.writing = false
+	c.wakeReaderLocked()
+	return false
+}
+
+// writeFailed closes the socket after a failed write (see wroteLocked).
+func (c *conn) writeFailed(err error) {
+	c.debug("write failed", "err", err)
+	c.nc.Close()
 }
 
 // writeLoop writes whatever is pending until the buffer is empty, then
-// exits; idle connections have no writer goroutine.
-func (c *conn) writeLoop() {
+// exits; idle connections have no writer goroutine. It first writes
+// buf[off:] when buf is not nil (the part of a write that kick began and
+// the socket did not take).
+func (c *conn) writeLoop(buf []byte, off int) {
 	defer c.writers.Done()
 	var b batch
 	for {
 		c.mu.Lock()
-		if len(c.out) == 0 {
-			c.writing = false
-			c.releaseOutLocked()
-			c.wakeReaderLocked()
-			closed := c.closed
-			wake := c.queueWait
-			c.queueWait = false
-			c.mu.Unlock()
-			if wake && !closed {
-				c.s.router.consumerReady(c, &b)
-				b.flush()
+		if buf == nil {
+			if len(c.out) == 0 {
+				c.writing = false
+				c.releaseOutLocked()
+				c.wakeReaderLocked()
+				closed := c.closed
+				wake := c.queueWait
+				c.queueWait = false
+				c.mu.Unlock()
+				if wake && !closed {
+					c.s.router.consumerReady(c, &b)
+					b.flush()
+				}
+				return
 			}
-			return
+			buf, off = c.takeOutLocked(), 0
 		}
-		buf := c.out
-		c.out = c.spare[:0]
-		c.spare = nil
-		c.inflight = len(buf)
 		closed := c.closed
 		c.mu.Unlock()
 
 		if !closed {
 			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		}
-		n, err := c.nc.Write(buf)
-		c.s.stats.bytesOut.Add(uint64(n))
+		n, err := c.nc.Write(buf[off:])
 
 		c.mu.Lock()
+		if !c.wroteLocked(n, err) {
+			c.mu.Unlock()
+			c.writeFailed(err)
+			return
+		}
 		c.inflight = 0
-		c.lastWrite = time.Now()
 		if cap(buf) <= outSizes[len(outSizes)-1] {
 			c.spare = buf[:0]
 		}
-		if err != nil {
-			c.out = c.out[:0]
-			c.closed = true
-			c.setCloseReasonLocked(WriteError)
-			c.writing = false
-			c.wakeReaderLocked()
-			c.mu.Unlock()
-			c.debug("write failed", "err", err)
-			c.nc.Close()
-			return
-		}
+		buf = nil
 		wake := c.queueWait && len(c.out) < c.s.opts.MaxPendingBytes/2
 		if wake {
 			c.queueWait = false
@@ -1006,8 +1181,9 @@ func (b *batch) flush() {
 		b.st.acks.Add(b.acks)
 		b.acks = 0
 	}
+	budget := inlineFlushBudget
 	for i, c := range b.conns {
-		c.kick()
+		budget -= c.kick(budget > 0)
 		b.conns[i] = nil
 	}
 	b.conns = b.conns[:0]

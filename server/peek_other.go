@@ -14,3 +14,9 @@ func (c *conn) readable() bool { return true }
 // peekSupported says whether an idle connection can wait for data without
 // a read buffer (waitReadable).
 const peekSupported = false
+
+// writeNow is not used where peekSupported is false (see kick).
+func (c *conn) writeNow(b []byte) (int, error) { panic("writeNow: not supported") }
+
+// readRaw is not used where peekSupported is false (see read).
+func (c *conn) readRaw(wait bool) (int, bool, error) { panic("readRaw: not supported") }

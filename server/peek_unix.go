@@ -2,7 +2,11 @@
 
 package server
 
-import "syscall"
+import (
+	"io"
+	"os"
+	"syscall"
+)
 
 // waitReadable blocks until the socket has data (or EOF, or an error, or
 // the read deadline) without a buffer: it peeks one byte and lets the
@@ -34,3 +38,61 @@ func (c *conn) readable() bool {
 // peekSupported says whether an idle connection can wait for data without
 // a read buffer (waitReadable).
 const peekSupported = true
+
+// writeNow makes one non-blocking write(2) of b on the plain TCP socket:
+// it never waits for the socket to take more. A full socket buffer is not
+// an error (n is what it took).
+func (c *conn) writeNow(b []byte) (int, error) {
+	var n int
+	var werr error
+	err := c.raw.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), b)
+		return true
+	})
+	if n < 0 {
+		n = 0
+	}
+	if werr == syscall.EAGAIN || werr == syscall.EINTR {
+		werr = nil
+	}
+	if err == nil {
+		err = werr
+	}
+	return n, err
+}
+
+// readRaw reads from the plain TCP socket into a read buffer that it takes
+// only once the socket has something to read: it gives the buffer back and
+// (with wait) lets the runtime poller wait whenever the socket would block,
+// so a connection holds no read buffer while it waits. Without wait it
+// returns again when nothing could be read at once. End of stream is io.EOF.
+func (c *conn) readRaw(wait bool) (n int, again bool, err error) {
+	var rerr error
+	err = c.raw.Read(func(fd uintptr) bool {
+		c.getReadBuf()
+		for {
+			n, rerr = syscall.Read(int(fd), c.rbuf[c.rlen:])
+			if rerr != syscall.EINTR {
+				break
+			}
+		}
+		if rerr == syscall.EAGAIN {
+			n, rerr = 0, nil
+			c.releaseReadBuf()
+			again = true
+			return !wait
+		}
+		again = false
+		return true
+	})
+	if err != nil || again {
+		return 0, again, err
+	}
+	if rerr != nil {
+		return 0, false, os.NewSyscallError("read", rerr)
+	}
+	if n == 0 {
+		return 0, false, io.EOF
+	}
+	return n, false, nil
+}

@@ -446,14 +446,20 @@ func TestWSValidTextIncremental(t *testing.T) {
 	}
 }
 
+// isParked reports whether the goroutine g waits for data without a read
+// buffer: in conn.waitReadable, or in conn.readRaw (plain TCP).
+func isParked(g string) bool {
+	return strings.Contains(g, "(*conn).waitReadable(") || strings.Contains(g, "(*conn).readRaw(")
+}
+
 // waitParked waits until n connection read loops wait for data without a
-// read buffer (in conn.waitReadable), as idle connections do.
+// read buffer (see parked), as idle connections do.
 func waitParked(t *testing.T, n int) {
 	t.Helper()
 	waitFor(t, strconv.Itoa(n)+" parked read loops", func() bool {
 		parked := 0
 		for _, g := range brokerGoroutines() {
-			if strings.Contains(g, "(*conn).waitReadable(") {
+			if isParked(g) {
 				parked++
 			}
 		}
@@ -565,7 +571,7 @@ func TestIdleReadLoopHandsOff(t *testing.T) {
 		waitFor(t, "the read loop in a fresh goroutine", func() bool {
 			resumed, serving := 0, 0
 			for _, g := range brokerGoroutines() {
-				if strings.Contains(g, "(*conn).resume(") && strings.Contains(g, "(*conn).waitReadable(") {
+				if strings.Contains(g, "(*conn).resume(") && isParked(g) {
 					resumed++
 				}
 				if strings.Contains(g, "(*conn).serve(") {

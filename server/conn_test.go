@@ -1,0 +1,89 @@
+package server
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stompica/stompica/frame"
+)
+
+// TestInlineWriteOverflowKeepsOrder: a subscriber that stops reading fills
+// its socket; the publisher's read loop writes what the socket takes itself
+// (kick), and a writer goroutine takes over the rest and what follows. Once
+// the subscriber reads again, every message arrives once, in order.
+func TestInlineWriteOverflowKeepsOrder(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		srv := startServer(t, nil)
+		sub := connected(t, srv, tr, withRcvBuf(4096))
+		sub.subscribe("/topic/order", "s")
+		bc := onlyConn(t, srv)
+		shrinkSendBuffer(t, bc.nc)
+		sub.pause()
+
+		const n = 300
+		pad := strings.Repeat("p", 2000)
+		pub := connected(t, srv, tr)
+		for i := range n {
+			pub.sendFrame(frame.SEND, fmt.Sprintf("m%03d %s", i, pad), "destination", "/topic/order")
+		}
+		pub.sync()
+		// 600 KB do not fit in the two small socket buffers: a writer
+		// holds the rest, waiting for the subscriber.
+		waitFor(t, "the subscriber's output to wait for the socket", func() bool {
+			bc.mu.Lock()
+			defer bc.mu.Unlock()
+			return bc.writing && bc.heldLocked() > 64<<10
+		})
+		sub.resume()
+		for i := range n {
+			want := fmt.Sprintf("m%03d %s", i, pad)
+			if f := sub.expect(frame.MESSAGE); string(f.Body) != want {
+				t.Fatalf("message %d: got %.8q, want %.8q", i, f.Body, want)
+			}
+		}
+		sub.sync()
+		// The RECEIPT may reach the client before its writer has noted
+		// the write; then the writer ends, holding nothing.
+		waitFor(t, "the subscriber's writer to end with nothing held", func() bool {
+			bc.mu.Lock()
+			defer bc.mu.Unlock()
+			return !bc.writing && bc.heldLocked() == 0 && bc.out == nil
+		})
+	})
+}
+
+// TestBusyReadLoopHandsOffAfterGrace: a client whose frames come in quick
+// succession makes its connection busy (its read loop waits idleGrace for
+// the next bytes in place, see busy); once it goes quiet for longer, the
+// read loop still moves to a fresh goroutine that waits without a buffer,
+// and later frames are handled there.
+func TestBusyReadLoopHandsOffAfterGrace(t *testing.T) {
+	if !peekSupported {
+		t.Skip("no buffer-less wait on this platform")
+	}
+	forEachTransport(t, func(t *testing.T, tr string) {
+		srv := startServer(t, nil)
+		c := connected(t, srv, tr)
+		c.subscribe("/topic/busy", "s")
+		for range 2 * busyAfter {
+			c.sync()
+		}
+		waitFor(t, "the busy read loop in a fresh goroutine", func() bool {
+			resumed, serving := 0, 0
+			for _, g := range brokerGoroutines() {
+				if strings.Contains(g, "(*conn).resume(") && isParked(g) {
+					resumed++
+				}
+				if strings.Contains(g, "(*conn).serve(") {
+					serving++
+				}
+			}
+			return resumed == 1 && serving == 0
+		})
+		pub := connected(t, srv, tr)
+		pub.publish("/topic/busy", "after the grace")
+		c.expectMessage("after the grace")
+		c.sync()
+	})
+}
