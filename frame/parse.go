@@ -195,12 +195,13 @@ func (p *Parser) parseWhole(buf []byte, maxFrame int) (*Frame, int, bool) {
 	hs := p.f.Headers[:0]
 	lenAt := -1
 	pos := eol + 1
+	dirty := false // some header may hold a byte to escape
 	for {
 		if pos < len(buf) && buf[pos] == '\n' {
 			pos++ // the blank line: the body starts after it
 			break
 		}
-		eol, colon, bs := scanLine(buf, pos, escaped)
+		eol, colon, bs, d := scanLine(buf, pos, escaped)
 		if eol < 0 {
 			return nil, 0, false
 		}
@@ -212,6 +213,7 @@ func (p *Parser) parseWhole(buf []byte, maxFrame int) (*Frame, int, bool) {
 			pos = eol + 1 // the blank line: the body starts after it
 			break
 		}
+		dirty = dirty || d
 		if end-pos > maxLine || len(hs) >= maxHeaders || colon <= pos || bs {
 			p.f.Headers = hs
 			return nil, 0, false
@@ -254,6 +256,7 @@ func (p *Parser) parseWhole(buf []byte, maxFrame int) (*Frame, int, bool) {
 	f := &p.f
 	f.Command = cmd
 	f.Body = buf[pos:end:end]
+	f.Plain = !dirty
 	return f, end + 1, true
 }
 
@@ -305,7 +308,7 @@ func (p *Parser) parse(buf []byte, maxFrame int) (*Frame, int, error) {
 			if p.scan <= start {
 				// A line not seen before: its LF, colon and backslashes
 				// in one pass.
-				eol, colon, bs = scanLine(buf, start, p.escaped)
+				eol, colon, bs, _ = scanLine(buf, start, p.escaped)
 			} else {
 				// The rest of a line seen in part by an earlier call.
 				eol = indexLF(buf, p.scan)
@@ -395,6 +398,7 @@ func (p *Parser) parse(buf []byte, maxFrame int) (*Frame, int, error) {
 
 	f := &p.f
 	f.Command = p.cmd
+	f.Plain = false // not looked at closely on this path
 	if cap(f.Headers) < len(p.spans) {
 		f.Headers = make([]Header, len(p.spans), cap(p.spans))
 	}
@@ -443,26 +447,36 @@ func indexLF(buf []byte, from int) int {
 
 // scanLine looks at the header line that starts at start in one pass. It
 // returns the offset of its LF (-1 if the line is not complete in buf), of
-// its first colon (-1 if none before the LF), and, when escaped is set,
-// whether the line holds a backslash. The key and the value are looked at
-// word by word for their first shortScan bytes; a longer key or value goes
-// to the vectorised searches, so that a long line costs what it did.
-func scanLine(buf []byte, start int, escaped bool) (eol, colon int, bs bool) {
-	// The key: up to the first colon or LF, noting backslashes.
+// its first colon (-1 if none before the LF), whether, when escaped is set,
+// the line holds a backslash, and dirty: whether its key or value may hold
+// a byte that some version escapes (a backslash, a colon in the value, a
+// CR other than the one of a CR LF line end). dirty is never false for
+// such a line; it may be true for a line without one (a key longer than
+// shortScan is not looked at closely). The key and the value are looked at
+// word by word for their first shortScan bytes; a longer key goes to the
+// vectorised searches, so that a long line costs what it did, and the rest
+// of a longer value to one vectorised search for its LF and one
+// word-by-word pass.
+func scanLine(buf []byte, start int, escaped bool) (eol, colon int, bs, dirty bool) {
+	// The key: up to the first colon or LF, noting backslashes and CRs.
 	lim := min(len(buf), start+shortScan)
 	colon = -1
 	for k := start; colon < 0; {
-		i := index3(buf[:lim], k, ':', '\n', '\\')
+		i := index4(buf[:lim], k, ':', '\n', '\\', '\r')
 		if i < 0 {
-			return scanLong(buf, start, escaped)
+			eol, colon, bs = scanLong(buf, start, escaped)
+			return eol, colon, bs, true
 		}
 		switch buf[i] {
 		case ':':
 			colon = i
 		case '\n':
-			return i, -1, escaped && bs
-		default:
-			bs = true
+			return i, -1, escaped && bs, true
+		case '\\':
+			bs, dirty = true, true
+			k = i + 1
+		default: // CR
+			dirty = true
 			k = i + 1
 		}
 	}
@@ -470,25 +484,33 @@ func scanLine(buf []byte, start int, escaped bool) (eol, colon int, bs bool) {
 	v := colon + 1
 	lim = min(len(buf), v+shortScan)
 	for {
-		i := index3(buf[:lim], v, '\n', '\\', '\n')
+		i := index4(buf[:lim], v, '\n', '\\', ':', '\r')
 		if i < 0 {
 			break
 		}
-		if buf[i] == '\n' {
-			return i, colon, escaped && bs
+		switch buf[i] {
+		case '\n':
+			return i, colon, escaped && bs, dirty
+		case '\\':
+			bs, dirty = true, true
+		case '\r':
+			// The CR of a CR LF line end is not part of the value.
+			dirty = dirty || i+1 >= len(buf) || buf[i+1] != '\n'
+		default: // colon
+			dirty = true
 		}
-		bs = true
 		v = i + 1
 	}
 	i := bytes.IndexByte(buf[lim:], '\n')
 	if i < 0 {
-		return -1, -1, false
+		return -1, -1, false, false
 	}
 	eol = lim + i
-	if escaped && !bs {
-		bs = bytes.IndexByte(buf[v:eol], '\\') >= 0
+	if tail := trimCR(buf[lim:eol]); (!dirty || escaped && !bs) && NeedsEscape(tail) {
+		dirty = true
+		bs = bs || bytes.IndexByte(tail, '\\') >= 0
 	}
-	return eol, colon, escaped && bs
+	return eol, colon, escaped && bs, dirty
 }
 
 // scanLong is scanLine with one vectorised search for each of LF, colon
@@ -507,25 +529,26 @@ func scanLong(buf []byte, start int, escaped bool) (eol, colon int, bs bool) {
 	return eol, colon, escaped && bytes.IndexByte(line, '\\') >= 0
 }
 
-// index3 returns the offset of the first of the bytes a, b and c in buf at
-// or after from, or -1. It looks at eight bytes at a time (SWAR): x^a has a
-// zero byte where x holds a, and (y-0x01..01) &^ y & 0x80..80 sets the high
-// bit of the first zero byte of y (and maybe of some after it, never
-// before), so the lowest bit set of the three masks is the first match.
-func index3(buf []byte, from int, a, b, c byte) int {
+// index4 returns the offset of the first of the bytes a, b, c and d in buf
+// at or after from, or -1. It looks at eight bytes at a time (SWAR): x^a
+// has a zero byte where x holds a, and (y-0x01..01) &^ y & 0x80..80 sets
+// the high bit of the first zero byte of y (and maybe of some after it,
+// never before), so the lowest bit set of the four masks is the first
+// match.
+func index4(buf []byte, from int, a, b, c, d byte) int {
 	const lo, hi = 0x0101010101010101, 0x8080808080808080
-	ma, mb, mc := lo*uint64(a), lo*uint64(b), lo*uint64(c)
+	ma, mb, mc, md := lo*uint64(a), lo*uint64(b), lo*uint64(c), lo*uint64(d)
 	i := from
 	for ; i+8 <= len(buf); i += 8 {
 		x := binary.LittleEndian.Uint64(buf[i:])
-		xa, xb, xc := x^ma, x^mb, x^mc
-		m := (xa-lo)&^xa | (xb-lo)&^xb | (xc-lo)&^xc
+		xa, xb, xc, xd := x^ma, x^mb, x^mc, x^md
+		m := (xa-lo)&^xa | (xb-lo)&^xb | (xc-lo)&^xc | (xd-lo)&^xd
 		if m &= hi; m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
 	}
 	for ; i < len(buf); i++ {
-		if x := buf[i]; x == a || x == b || x == c {
+		if x := buf[i]; x == a || x == b || x == c || x == d {
 			return i
 		}
 	}

@@ -6,19 +6,19 @@ import (
 	"testing"
 )
 
-// TestIndex3 checks the word-at-a-time search against a plain loop, for
+// TestIndex4 checks the word-at-a-time search against a plain loop, for
 // every start offset and every position of the byte sought, over bytes
 // chosen to confuse it: those sought, their neighbours, 0x00, 0x80, 0xff.
-func TestIndex3(t *testing.T) {
-	naive := func(buf []byte, from int, a, b, c byte) int {
+func TestIndex4(t *testing.T) {
+	naive := func(buf []byte, from int, a, b, c, d byte) int {
 		for i := from; i < len(buf); i++ {
-			if buf[i] == a || buf[i] == b || buf[i] == c {
+			if buf[i] == a || buf[i] == b || buf[i] == c || buf[i] == d {
 				return i
 			}
 		}
 		return -1
 	}
-	alphabet := []byte{':', '\n', '\\', ':' - 1, ':' + 1, '\n' - 1, '\n' + 1, '\\' + 1, 0, 0x80, 0xff, 0x01, 'a'}
+	alphabet := []byte{':', '\n', '\\', '\r', ':' - 1, ':' + 1, '\n' - 1, '\n' + 1, '\\' + 1, '\r' + 1, 0, 0x80, 0xff, 0x01, 'a'}
 	r := rand.New(rand.NewPCG(1, 2))
 	checked := 0
 	for n := 0; n <= 40; n++ {
@@ -28,11 +28,14 @@ func TestIndex3(t *testing.T) {
 				buf[i] = alphabet[r.IntN(len(alphabet))]
 			}
 			for from := 0; from <= n; from++ {
-				if got, want := index3(buf, from, ':', '\n', '\\'), naive(buf, from, ':', '\n', '\\'); got != want {
-					t.Fatalf("index3(%q, %d) = %d, want %d", buf, from, got, want)
+				if got, want := index4(buf, from, ':', '\n', '\\', '\r'), naive(buf, from, ':', '\n', '\\', '\r'); got != want {
+					t.Fatalf("index4(%q, %d) = %d, want %d", buf, from, got, want)
 				}
-				if got, want := index3(buf, from, '\n', '\\', '\n'), naive(buf, from, '\n', '\\', '\n'); got != want {
-					t.Fatalf("index3(%q, %d, LF or backslash) = %d, want %d", buf, from, got, want)
+				if got, want := index4(buf, from, '\n', '\\', ':', '\r'), naive(buf, from, '\n', '\\', ':', '\r'); got != want {
+					t.Fatalf("index4(%q, %d, value bytes) = %d, want %d", buf, from, got, want)
+				}
+				if got, want := index4(buf, from, '\n', '\\', '\n', '\n'), naive(buf, from, '\n', '\\', '\n', '\n'); got != want {
+					t.Fatalf("index4(%q, %d, LF or backslash) = %d, want %d", buf, from, got, want)
 				}
 				checked++
 			}
@@ -44,7 +47,9 @@ func TestIndex3(t *testing.T) {
 }
 
 // TestScanLine checks the one-pass line scan against the separate searches
-// the parser makes for a line it has seen in part.
+// the parser makes for a line it has seen in part, and its dirty flag
+// against NeedsEscape: never false for a line with a byte to escape, and
+// true for a clean one only when its key is longer than shortScan.
 func TestScanLine(t *testing.T) {
 	alphabet := []byte{':', '\n', '\\', '\r', 'k', 'v', 0, 0xff}
 	r := rand.New(rand.NewPCG(3, 4))
@@ -60,7 +65,7 @@ func TestScanLine(t *testing.T) {
 				}
 			}
 			for _, escaped := range []bool{false, true} {
-				eol, colon, bs := scanLine(buf, 0, escaped)
+				eol, colon, bs, dirty := scanLine(buf, 0, escaped)
 				wantEOL := bytes.IndexByte(buf, '\n')
 				if eol != wantEOL {
 					t.Fatalf("scanLine(%q): eol %d, want %d", buf, eol, wantEOL)
@@ -74,7 +79,57 @@ func TestScanLine(t *testing.T) {
 				if colon != wantColon || (colon >= 0 && bs != wantBS) {
 					t.Fatalf("scanLine(%q, %v) = %d, %d, %v; want colon %d, backslash %v", buf, escaped, eol, colon, bs, wantColon, wantBS)
 				}
+				if colon < 0 {
+					continue
+				}
+				key, value := line[:colon], trimCR(line[colon+1:])
+				wantDirty := NeedsEscape(key) || NeedsEscape(value)
+				if wantDirty && !dirty || !wantDirty && dirty && colon < shortScan {
+					t.Fatalf("scanLine(%q, %v): dirty %v, want %v", buf, escaped, dirty, wantDirty)
+				}
 			}
 		}
+	}
+}
+
+// TestNeedsEscape checks the word-at-a-time NeedsEscape against a plain
+// loop, for strings and byte slices of every length up to 40, over bytes
+// chosen to confuse it.
+func TestNeedsEscape(t *testing.T) {
+	naive := func(b []byte) bool {
+		for _, c := range b {
+			if c == '\\' || c == '\n' || c == ':' || c == '\r' {
+				return true
+			}
+		}
+		return false
+	}
+	alphabet := []byte{':', '\n', '\\', '\r', ':' - 1, ':' + 1, '\n' - 1, '\n' + 1, '\\' + 1, '\r' + 1, 0, 0x80, 0xff, 0x01, 'a'}
+	r := rand.New(rand.NewPCG(5, 6))
+	found := 0
+	for n := 0; n <= 40; n++ {
+		for range 500 {
+			buf := make([]byte, n)
+			for i := range buf {
+				if r.IntN(n+1) == 0 {
+					buf[i] = alphabet[r.IntN(len(alphabet))]
+				} else {
+					buf[i] = alphabet[4+r.IntN(len(alphabet)-4)]
+				}
+			}
+			want := naive(buf)
+			if got := NeedsEscape(buf); got != want {
+				t.Fatalf("NeedsEscape(%q) = %v, want %v", buf, got, want)
+			}
+			if got := NeedsEscape(string(buf)); got != want {
+				t.Fatalf("NeedsEscape(string %q) = %v, want %v", buf, got, want)
+			}
+			if want {
+				found++
+			}
+		}
+	}
+	if found < 2000 || found > 18000 {
+		t.Fatalf("%d of 20500 cases need escaping: the cases are not mixed", found)
 	}
 }
