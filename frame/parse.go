@@ -462,7 +462,7 @@ func scanLine(buf []byte, start int, escaped bool) (eol, colon int, bs, dirty bo
 	lim := min(len(buf), start+shortScan)
 	colon = -1
 	for k := start; colon < 0; {
-		i := index4(buf[:lim], k, ':', '\n', '\\', '\r')
+		i := index4(buf, k, lim, ':', '\n', '\\', '\r')
 		if i < 0 {
 			eol, colon, bs = scanLong(buf, start, escaped)
 			return eol, colon, bs, true
@@ -484,7 +484,7 @@ func scanLine(buf []byte, start int, escaped bool) (eol, colon int, bs, dirty bo
 	v := colon + 1
 	lim = min(len(buf), v+shortScan)
 	for {
-		i := index4(buf[:lim], v, '\n', '\\', ':', '\r')
+		i := index4(buf, v, lim, '\n', '\\', ':', '\r')
 		if i < 0 {
 			break
 		}
@@ -501,6 +501,7 @@ func scanLine(buf []byte, start int, escaped bool) (eol, colon int, bs, dirty bo
 		}
 		v = i + 1
 	}
+	lim = max(lim, v) // a match past lim moved v on
 	i := bytes.IndexByte(buf[lim:], '\n')
 	if i < 0 {
 		return -1, -1, false, false
@@ -529,23 +530,34 @@ func scanLong(buf []byte, start int, escaped bool) (eol, colon int, bs bool) {
 	return eol, colon, escaped && bytes.IndexByte(line, '\\') >= 0
 }
 
-// index4 returns the offset of the first of the bytes a, b, c and d in buf
-// at or after from, or -1. It looks at eight bytes at a time (SWAR): x^a
-// has a zero byte where x holds a, and (y-0x01..01) &^ y & 0x80..80 sets
-// the high bit of the first zero byte of y (and maybe of some after it,
-// never before), so the lowest bit set of the four masks is the first
-// match.
-func index4(buf []byte, from int, a, b, c, d byte) int {
-	const lo, hi = 0x0101010101010101, 0x8080808080808080
+// index4 returns the offset of the first of the bytes a, b, c and d
+// (none of them NUL) in buf at or after from, or -1 when none is in
+// buf[from:lim]. It may look past lim, to the end of a word, and then
+// return a match there (the first at or after from all the same). It
+// looks at eight bytes at a time (SWAR), the last ones of buf too (the
+// word that ends buf, less the bytes already looked at): see match4.
+func index4(buf []byte, from, lim int, a, b, c, d byte) int {
+	const lo = 0x0101010101010101
 	ma, mb, mc, md := lo*uint64(a), lo*uint64(b), lo*uint64(c), lo*uint64(d)
 	i := from
 	for ; i+8 <= len(buf); i += 8 {
-		x := binary.LittleEndian.Uint64(buf[i:])
-		xa, xb, xc, xd := x^ma, x^mb, x^mc, x^md
-		m := (xa-lo)&^xa | (xb-lo)&^xb | (xc-lo)&^xc | (xd-lo)&^xd
-		if m &= hi; m != 0 {
+		if i >= lim {
+			return -1
+		}
+		if m := match4(binary.LittleEndian.Uint64(buf[i:]), ma, mb, mc, md); m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
+	}
+	if i >= len(buf) || i >= lim {
+		return -1
+	}
+	if len(buf) >= 8 {
+		// The shift brings in NUL bytes, which match nothing.
+		x := binary.LittleEndian.Uint64(buf[len(buf)-8:]) >> (8 * (i - (len(buf) - 8)))
+		if m := match4(x, ma, mb, mc, md); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+		return -1
 	}
 	for ; i < len(buf); i++ {
 		if x := buf[i]; x == a || x == b || x == c || x == d {
@@ -553,6 +565,17 @@ func index4(buf []byte, from int, a, b, c, d byte) int {
 		}
 	}
 	return -1
+}
+
+// match4 marks the bytes of x that equal a byte of ma, mb, mc or md (each
+// a byte repeated eight times): x^ma has a zero byte where x holds a, and
+// (y-0x01..01) &^ y & 0x80..80 sets the high bit of the first zero byte of
+// y (and maybe of some after it, never before), so the lowest bit set is
+// the first match.
+func match4(x, ma, mb, mc, md uint64) uint64 {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	xa, xb, xc, xd := x^ma, x^mb, x^mc, x^md
+	return ((xa-lo)&^xa | (xb-lo)&^xb | (xc-lo)&^xc | (xd-lo)&^xd) & hi
 }
 
 // lineSoFar is the length of the incomplete line that starts at start:
@@ -576,6 +599,9 @@ func trimCR(b []byte) []byte {
 // digits (surrounding white space is ignored). It returns an int64 so that
 // no value overflows where int has 32 bits.
 func parseLength(b []byte) (int64, bool) {
+	if n, ok := ParseDigits(b); ok && len(b) <= 10 {
+		return int64(n), true // the usual case: digits only
+	}
 	b = bytes.TrimSpace(b)
 	if len(b) > 10 {
 		return 0, false

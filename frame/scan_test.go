@@ -28,14 +28,16 @@ func TestIndex4(t *testing.T) {
 				buf[i] = alphabet[r.IntN(len(alphabet))]
 			}
 			for from := 0; from <= n; from++ {
-				if got, want := index4(buf, from, ':', '\n', '\\', '\r'), naive(buf, from, ':', '\n', '\\', '\r'); got != want {
-					t.Fatalf("index4(%q, %d) = %d, want %d", buf, from, got, want)
-				}
-				if got, want := index4(buf, from, '\n', '\\', ':', '\r'), naive(buf, from, '\n', '\\', ':', '\r'); got != want {
-					t.Fatalf("index4(%q, %d, value bytes) = %d, want %d", buf, from, got, want)
-				}
-				if got, want := index4(buf, from, '\n', '\\', '\n', '\n'), naive(buf, from, '\n', '\\', '\n', '\n'); got != want {
-					t.Fatalf("index4(%q, %d, LF or backslash) = %d, want %d", buf, from, got, want)
+				for _, lim := range []int{from, from + 1, from + 5, from + 8, from + 13, n} {
+					for _, set := range [][4]byte{{':', '\n', '\\', '\r'}, {'\n', '\\', ':', '\r'}, {'\n', '\\', '\n', '\n'}} {
+						got := index4(buf, from, lim, set[0], set[1], set[2], set[3])
+						want := naive(buf, from, set[0], set[1], set[2], set[3])
+						// -1 only when nothing is in buf[from:lim]; a
+						// match past lim must be the first one.
+						if got != want && (got != -1 || want >= 0 && want < lim) {
+							t.Fatalf("index4(%q, %d, %d, %q) = %d, want %d", buf, from, lim, set, got, want)
+						}
+					}
 				}
 				checked++
 			}

@@ -102,7 +102,7 @@ func (r *router) publish(m *message, b *batch) error { return r.publishFrom(m, b
 // frame's RECEIPT while an asynchronous store has not confirmed.
 func (r *router) publishFrom(m *message, b *batch, x *sendCtx) error {
 	r.s.stats.msgsIn.Add(1)
-	if isQueue(m.dest) {
+	if m.pooled || isQueue(m.dest) { // pooled: a queue message from newMessage
 		if !r.replyDeliverable(m.dest) {
 			r.undeliverable.Add(1)
 			return nil
