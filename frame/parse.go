@@ -173,12 +173,14 @@ func (p *Parser) Parse(buf []byte) (f *Frame, n int, err error) {
 
 // parseWhole is the fast path for the usual case, a whole frame at the
 // start of buf (at most maxFrame bytes) with no escape sequence: one pass
-// over it, its headers written straight into the frame, and no parser state
-// kept. It reports false for anything else (an incomplete frame, an escape,
-// an unknown command, any error, a limit reached) and leaves the parser's
-// state as it was, so that parse then does the work from the first byte
-// and decides. Parse calls it only for a frame not yet looked at, so a
-// frame arriving in many reads pays for this attempt once.
+// over its header lines, eight bytes at a time, their headers written
+// straight into the frame, and no parser state kept. It reports false for
+// anything else (an incomplete frame, an escape, an unknown command, any
+// error, a limit reached) and leaves the parser's state as it was, so that
+// parse then does the work from the first byte and decides. Parse calls it
+// only for a frame not yet looked at, so a frame arriving in many reads
+// pays for this attempt once. The frame is Plain when no header holds a
+// byte that some version escapes.
 func (p *Parser) parseWhole(buf []byte, maxFrame int) (*Frame, int, bool) {
 	maxLine := limit(p.MaxHeaderLine, DefaultMaxHeaderLine)
 	maxHeaders := limit(p.MaxHeaders, DefaultMaxHeaders)
@@ -194,46 +196,79 @@ func (p *Parser) parseWhole(buf []byte, maxFrame int) (*Frame, int, bool) {
 	escaped := p.Version >= Version11 && cmd != CONNECT && cmd != STOMP && cmd != CONNECTED
 	hs := p.f.Headers[:0]
 	lenAt := -1
-	pos := eol + 1
-	dirty := false // some header may hold a byte to escape
-	for {
-		if pos < len(buf) && buf[pos] == '\n' {
-			pos++ // the blank line: the body starts after it
-			break
+	// The header lines: each LF, colon, backslash and CR in turn. start is
+	// where the current line starts, colon its first colon (-1: none yet).
+	start, colon := eol+1, -1
+	dirty := false // some header holds a byte to escape
+	pos := -1      // where the body starts, once the blank line is found
+	n := len(buf)
+scan:
+	for i := start; i < n; i += 8 {
+		if i-start > maxLine {
+			break // a line too long (or never ending): parse decides
 		}
-		eol, colon, bs, d := scanLine(buf, pos, escaped)
-		if eol < 0 {
-			return nil, 0, false
+		var m uint64
+		switch {
+		case i+8 <= n:
+			m = matchLine(binary.LittleEndian.Uint64(buf[i:]))
+		case n >= 8:
+			// The word that ends buf, less the bytes already looked at:
+			// the shift brings in NULs, which match nothing.
+			m = matchLine(binary.LittleEndian.Uint64(buf[n-8:]) >> (8 * (i - (n - 8))))
+		default:
+			break scan
 		}
-		end := eol
-		if end > pos && buf[end-1] == '\r' {
-			end--
+		for ; m != 0; m &= m - 1 {
+			j := i + bits.TrailingZeros64(m)/8
+			switch buf[j] {
+			case ':':
+				if colon < 0 {
+					colon = j
+				} else {
+					dirty = true // a colon in the value
+				}
+			case '\\':
+				if escaped {
+					break scan // an escape sequence: parse decodes it
+				}
+				dirty = true
+			case '\r':
+				// The CR of a CR LF line end is not part of the line.
+				dirty = dirty || j+1 >= n || buf[j+1] != '\n'
+			default: // LF: the line [start, end) is over
+				end := j
+				if end > start && buf[end-1] == '\r' {
+					end--
+				}
+				if end == start {
+					pos = j + 1 // the blank line: the body starts after it
+					break scan
+				}
+				if end-start > maxLine || len(hs) >= maxHeaders || colon <= start {
+					break scan // no colon, an empty name, or a limit
+				}
+				if lenAt < 0 && colon-start == len("content-length") && string(buf[start:colon]) == "content-length" {
+					lenAt = len(hs)
+				}
+				// Field by field: a Header built whole and copied in
+				// makes the CPU reload, in wide moves, what it has just
+				// stored in words.
+				if len(hs) < cap(hs) {
+					hs = hs[:len(hs)+1]
+				} else {
+					hs = append(hs, Header{})
+				}
+				h := &hs[len(hs)-1]
+				h.Key = buf[start:colon:colon]
+				h.Value = buf[colon+1 : end : end]
+				start, colon = j+1, -1
+			}
 		}
-		if end == pos {
-			pos = eol + 1 // the blank line: the body starts after it
-			break
-		}
-		dirty = dirty || d
-		if end-pos > maxLine || len(hs) >= maxHeaders || colon <= pos || bs {
-			p.f.Headers = hs
-			return nil, 0, false
-		}
-		if lenAt < 0 && colon-pos == len("content-length") && string(buf[pos:colon]) == "content-length" {
-			lenAt = len(hs)
-		}
-		// Field by field: a Header built whole and copied in makes the
-		// CPU reload, in wide moves, what it has just stored in words.
-		if len(hs) < cap(hs) {
-			hs = hs[:len(hs)+1]
-		} else {
-			hs = append(hs, Header{})
-		}
-		h := &hs[len(hs)-1]
-		h.Key = buf[pos:colon:colon]
-		h.Value = buf[colon+1 : end : end]
-		pos = eol + 1
 	}
 	p.f.Headers = hs
+	if pos < 0 {
+		return nil, 0, false
+	}
 	var end int
 	if lenAt >= 0 {
 		size, ok := parseLength(hs[lenAt].Value)
@@ -258,6 +293,18 @@ func (p *Parser) parseWhole(buf []byte, maxFrame int) (*Frame, int, bool) {
 	f.Body = buf[pos:end:end]
 	f.Plain = !dirty
 	return f, end + 1, true
+}
+
+// matchLine marks the bytes of x that parseWhole stops at, LF, colon,
+// backslash and CR, with the high bit of each, exactly (SWAR, as index3,
+// but with no false match after a true one, so that every match in a word
+// can be taken in turn): for y = x^c, ((y&0x7f..7f)+0x7f..7f)|y has the
+// high bit of every byte that is not zero set.
+func matchLine(x uint64) uint64 {
+	const lo, lo7, hi = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
+	yl, yc, yb, yr := x^(lo*'\n'), x^(lo*':'), x^(lo*'\\'), x^(lo*'\r')
+	nz := ((yl & lo7) + lo7 | yl) & ((yc & lo7) + lo7 | yc) & ((yb & lo7) + lo7 | yb) & ((yr & lo7) + lo7 | yr)
+	return ^nz & hi
 }
 
 // parse continues the pending frame in buf (at most maxFrame bytes).
@@ -308,7 +355,7 @@ func (p *Parser) parse(buf []byte, maxFrame int) (*Frame, int, error) {
 			if p.scan <= start {
 				// A line not seen before: its LF, colon and backslashes
 				// in one pass.
-				eol, colon, bs, _ = scanLine(buf, start, p.escaped)
+				eol, colon, bs = scanLine(buf, start, p.escaped)
 			} else {
 				// The rest of a line seen in part by an earlier call.
 				eol = indexLF(buf, p.scan)
@@ -447,36 +494,26 @@ func indexLF(buf []byte, from int) int {
 
 // scanLine looks at the header line that starts at start in one pass. It
 // returns the offset of its LF (-1 if the line is not complete in buf), of
-// its first colon (-1 if none before the LF), whether, when escaped is set,
-// the line holds a backslash, and dirty: whether its key or value may hold
-// a byte that some version escapes (a backslash, a colon in the value, a
-// CR other than the one of a CR LF line end). dirty is never false for
-// such a line; it may be true for a line without one (a key longer than
-// shortScan is not looked at closely). The key and the value are looked at
-// word by word for their first shortScan bytes; a longer key goes to the
-// vectorised searches, so that a long line costs what it did, and the rest
-// of a longer value to one vectorised search for its LF and one
-// word-by-word pass.
-func scanLine(buf []byte, start int, escaped bool) (eol, colon int, bs, dirty bool) {
-	// The key: up to the first colon or LF, noting backslashes and CRs.
+// its first colon (-1 if none before the LF), and, when escaped is set,
+// whether the line holds a backslash. The key and the value are looked at
+// word by word for their first shortScan bytes; a longer key or value goes
+// to the vectorised searches, so that a long line costs what it did.
+func scanLine(buf []byte, start int, escaped bool) (eol, colon int, bs bool) {
+	// The key: up to the first colon or LF, noting backslashes.
 	lim := min(len(buf), start+shortScan)
 	colon = -1
 	for k := start; colon < 0; {
-		i := index4(buf, k, lim, ':', '\n', '\\', '\r')
+		i := index3(buf[:lim], k, ':', '\n', '\\')
 		if i < 0 {
-			eol, colon, bs = scanLong(buf, start, escaped)
-			return eol, colon, bs, true
+			return scanLong(buf, start, escaped)
 		}
 		switch buf[i] {
 		case ':':
 			colon = i
 		case '\n':
-			return i, -1, escaped && bs, true
-		case '\\':
-			bs, dirty = true, true
-			k = i + 1
-		default: // CR
-			dirty = true
+			return i, -1, escaped && bs
+		default:
+			bs = true
 			k = i + 1
 		}
 	}
@@ -484,34 +521,25 @@ func scanLine(buf []byte, start int, escaped bool) (eol, colon int, bs, dirty bo
 	v := colon + 1
 	lim = min(len(buf), v+shortScan)
 	for {
-		i := index4(buf, v, lim, '\n', '\\', ':', '\r')
+		i := index3(buf[:lim], v, '\n', '\\', '\n')
 		if i < 0 {
 			break
 		}
-		switch buf[i] {
-		case '\n':
-			return i, colon, escaped && bs, dirty
-		case '\\':
-			bs, dirty = true, true
-		case '\r':
-			// The CR of a CR LF line end is not part of the value.
-			dirty = dirty || i+1 >= len(buf) || buf[i+1] != '\n'
-		default: // colon
-			dirty = true
+		if buf[i] == '\n' {
+			return i, colon, escaped && bs
 		}
+		bs = true
 		v = i + 1
 	}
-	lim = max(lim, v) // a match past lim moved v on
 	i := bytes.IndexByte(buf[lim:], '\n')
 	if i < 0 {
-		return -1, -1, false, false
+		return -1, -1, false
 	}
 	eol = lim + i
-	if tail := trimCR(buf[lim:eol]); (!dirty || escaped && !bs) && NeedsEscape(tail) {
-		dirty = true
-		bs = bs || bytes.IndexByte(tail, '\\') >= 0
+	if escaped && !bs {
+		bs = bytes.IndexByte(buf[v:eol], '\\') >= 0
 	}
-	return eol, colon, escaped && bs, dirty
+	return eol, colon, escaped && bs
 }
 
 // scanLong is scanLine with one vectorised search for each of LF, colon
@@ -530,52 +558,29 @@ func scanLong(buf []byte, start int, escaped bool) (eol, colon int, bs bool) {
 	return eol, colon, escaped && bytes.IndexByte(line, '\\') >= 0
 }
 
-// index4 returns the offset of the first of the bytes a, b, c and d
-// (none of them NUL) in buf at or after from, or -1 when none is in
-// buf[from:lim]. It may look past lim, to the end of a word, and then
-// return a match there (the first at or after from all the same). It
-// looks at eight bytes at a time (SWAR), the last ones of buf too (the
-// word that ends buf, less the bytes already looked at): see match4.
-func index4(buf []byte, from, lim int, a, b, c, d byte) int {
-	const lo = 0x0101010101010101
-	ma, mb, mc, md := lo*uint64(a), lo*uint64(b), lo*uint64(c), lo*uint64(d)
+// index3 returns the offset of the first of the bytes a, b and c in buf at
+// or after from, or -1. It looks at eight bytes at a time (SWAR): x^a has a
+// zero byte where x holds a, and (y-0x01..01) &^ y & 0x80..80 sets the high
+// bit of the first zero byte of y (and maybe of some after it, never
+// before), so the lowest bit set of the three masks is the first match.
+func index3(buf []byte, from int, a, b, c byte) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	ma, mb, mc := lo*uint64(a), lo*uint64(b), lo*uint64(c)
 	i := from
 	for ; i+8 <= len(buf); i += 8 {
-		if i >= lim {
-			return -1
-		}
-		if m := match4(binary.LittleEndian.Uint64(buf[i:]), ma, mb, mc, md); m != 0 {
+		x := binary.LittleEndian.Uint64(buf[i:])
+		xa, xb, xc := x^ma, x^mb, x^mc
+		m := (xa-lo)&^xa | (xb-lo)&^xb | (xc-lo)&^xc
+		if m &= hi; m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
-	}
-	if i >= len(buf) || i >= lim {
-		return -1
-	}
-	if len(buf) >= 8 {
-		// The shift brings in NUL bytes, which match nothing.
-		x := binary.LittleEndian.Uint64(buf[len(buf)-8:]) >> (8 * (i - (len(buf) - 8)))
-		if m := match4(x, ma, mb, mc, md); m != 0 {
-			return i + bits.TrailingZeros64(m)/8
-		}
-		return -1
 	}
 	for ; i < len(buf); i++ {
-		if x := buf[i]; x == a || x == b || x == c || x == d {
+		if x := buf[i]; x == a || x == b || x == c {
 			return i
 		}
 	}
 	return -1
-}
-
-// match4 marks the bytes of x that equal a byte of ma, mb, mc or md (each
-// a byte repeated eight times): x^ma has a zero byte where x holds a, and
-// (y-0x01..01) &^ y & 0x80..80 sets the high bit of the first zero byte of
-// y (and maybe of some after it, never before), so the lowest bit set is
-// the first match.
-func match4(x, ma, mb, mc, md uint64) uint64 {
-	const lo, hi = 0x0101010101010101, 0x8080808080808080
-	xa, xb, xc, xd := x^ma, x^mb, x^mc, x^md
-	return ((xa-lo)&^xa | (xb-lo)&^xb | (xc-lo)&^xc | (xd-lo)&^xd) & hi
 }
 
 // lineSoFar is the length of the incomplete line that starts at start:

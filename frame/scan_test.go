@@ -2,23 +2,24 @@ package frame
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math/rand/v2"
 	"testing"
 )
 
-// TestIndex4 checks the word-at-a-time search against a plain loop, for
+// TestIndex3 checks the word-at-a-time search against a plain loop, for
 // every start offset and every position of the byte sought, over bytes
 // chosen to confuse it: those sought, their neighbours, 0x00, 0x80, 0xff.
-func TestIndex4(t *testing.T) {
-	naive := func(buf []byte, from int, a, b, c, d byte) int {
+func TestIndex3(t *testing.T) {
+	naive := func(buf []byte, from int, a, b, c byte) int {
 		for i := from; i < len(buf); i++ {
-			if buf[i] == a || buf[i] == b || buf[i] == c || buf[i] == d {
+			if buf[i] == a || buf[i] == b || buf[i] == c {
 				return i
 			}
 		}
 		return -1
 	}
-	alphabet := []byte{':', '\n', '\\', '\r', ':' - 1, ':' + 1, '\n' - 1, '\n' + 1, '\\' + 1, '\r' + 1, 0, 0x80, 0xff, 0x01, 'a'}
+	alphabet := []byte{':', '\n', '\\', ':' - 1, ':' + 1, '\n' - 1, '\n' + 1, '\\' + 1, 0, 0x80, 0xff, 0x01, 'a'}
 	r := rand.New(rand.NewPCG(1, 2))
 	checked := 0
 	for n := 0; n <= 40; n++ {
@@ -28,16 +29,11 @@ func TestIndex4(t *testing.T) {
 				buf[i] = alphabet[r.IntN(len(alphabet))]
 			}
 			for from := 0; from <= n; from++ {
-				for _, lim := range []int{from, from + 1, from + 5, from + 8, from + 13, n} {
-					for _, set := range [][4]byte{{':', '\n', '\\', '\r'}, {'\n', '\\', ':', '\r'}, {'\n', '\\', '\n', '\n'}} {
-						got := index4(buf, from, lim, set[0], set[1], set[2], set[3])
-						want := naive(buf, from, set[0], set[1], set[2], set[3])
-						// -1 only when nothing is in buf[from:lim]; a
-						// match past lim must be the first one.
-						if got != want && (got != -1 || want >= 0 && want < lim) {
-							t.Fatalf("index4(%q, %d, %d, %q) = %d, want %d", buf, from, lim, set, got, want)
-						}
-					}
+				if got, want := index3(buf, from, ':', '\n', '\\'), naive(buf, from, ':', '\n', '\\'); got != want {
+					t.Fatalf("index3(%q, %d) = %d, want %d", buf, from, got, want)
+				}
+				if got, want := index3(buf, from, '\n', '\\', '\n'), naive(buf, from, '\n', '\\', '\n'); got != want {
+					t.Fatalf("index3(%q, %d, LF or backslash) = %d, want %d", buf, from, got, want)
 				}
 				checked++
 			}
@@ -49,9 +45,7 @@ func TestIndex4(t *testing.T) {
 }
 
 // TestScanLine checks the one-pass line scan against the separate searches
-// the parser makes for a line it has seen in part, and its dirty flag
-// against NeedsEscape: never false for a line with a byte to escape, and
-// true for a clean one only when its key is longer than shortScan.
+// the parser makes for a line it has seen in part.
 func TestScanLine(t *testing.T) {
 	alphabet := []byte{':', '\n', '\\', '\r', 'k', 'v', 0, 0xff}
 	r := rand.New(rand.NewPCG(3, 4))
@@ -67,7 +61,7 @@ func TestScanLine(t *testing.T) {
 				}
 			}
 			for _, escaped := range []bool{false, true} {
-				eol, colon, bs, dirty := scanLine(buf, 0, escaped)
+				eol, colon, bs := scanLine(buf, 0, escaped)
 				wantEOL := bytes.IndexByte(buf, '\n')
 				if eol != wantEOL {
 					t.Fatalf("scanLine(%q): eol %d, want %d", buf, eol, wantEOL)
@@ -80,14 +74,6 @@ func TestScanLine(t *testing.T) {
 				wantBS := escaped && bytes.IndexByte(line, '\\') >= 0
 				if colon != wantColon || (colon >= 0 && bs != wantBS) {
 					t.Fatalf("scanLine(%q, %v) = %d, %d, %v; want colon %d, backslash %v", buf, escaped, eol, colon, bs, wantColon, wantBS)
-				}
-				if colon < 0 {
-					continue
-				}
-				key, value := line[:colon], trimCR(line[colon+1:])
-				wantDirty := NeedsEscape(key) || NeedsEscape(value)
-				if wantDirty && !dirty || !wantDirty && dirty && colon < shortScan {
-					t.Fatalf("scanLine(%q, %v): dirty %v, want %v", buf, escaped, dirty, wantDirty)
 				}
 			}
 		}
@@ -133,5 +119,26 @@ func TestNeedsEscape(t *testing.T) {
 	}
 	if found < 2000 || found > 18000 {
 		t.Fatalf("%d of 20500 cases need escaping: the cases are not mixed", found)
+	}
+}
+
+// TestMatchLine checks the exact word-at-a-time match of the whole-frame
+// path against a plain loop, on words of bytes chosen to confuse it: every
+// byte sought must be marked, and nothing else.
+func TestMatchLine(t *testing.T) {
+	alphabet := []byte{':', '\n', '\\', '\r', ':' - 1, ':' + 1, '\n' - 1, '\n' + 1, '\\' + 1, '\r' + 1, 0, 0x80, 0xff, 0x01, 0x7f, 0xba, 0x8a, 'a'}
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 200000 {
+		var w [8]byte
+		var want uint64
+		for i := range w {
+			w[i] = alphabet[r.IntN(len(alphabet))]
+			if c := w[i]; c == ':' || c == '\n' || c == '\\' || c == '\r' {
+				want |= 0x80 << (8 * i)
+			}
+		}
+		if got := matchLine(binary.LittleEndian.Uint64(w[:])); got != want {
+			t.Fatalf("matchLine(%q) = %#x, want %#x", w, got, want)
+		}
 	}
 }
