@@ -154,7 +154,8 @@ func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time, plain bo
 	idLen, lenLen := decimalLen(m.id), decimalLen(uint64(len(body)))
 	size := len("message-id:\ndestination:\ncontent-length:\n\n\x00") + idLen +
 		len(m.dest) + lenLen + len(body)
-	escape := frame.NeedsEscape(m.dest)
+	escape := false
+	destPlain := false // the destination is a plain header's value
 	// One look at each header: skip marks the broker's among the first 64
 	// for the encoding (which asks again for any after them).
 	var skip uint64
@@ -162,6 +163,9 @@ func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time, plain bo
 		switch headerRole(h.Key) {
 		case roleBroker:
 			skip |= 1 << uint(i) // 0 from i = 64 on
+			if plain && !destPlain && len(h.Value) == len(m.dest) && string(h.Value) == m.dest {
+				destPlain = true // the SEND's own destination, as usual
+			}
 			continue
 		case roleExpires:
 			if ms, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil && ms > 0 && m.expires == 0 {
@@ -180,6 +184,7 @@ func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time, plain bo
 			escape = true
 		}
 	}
+	escape = escape || !destPlain && frame.NeedsEscape(m.dest)
 	if escape {
 		size += size - len(body)
 	}

@@ -166,3 +166,23 @@ func TestMessagePlainEncoding(t *testing.T) {
 		m.release()
 	}
 }
+
+// TestMessagePlainOtherDest: a plain SEND routed to another name than its
+// destination header (a compatibility name, a temporary queue) has that
+// name looked at: escaped when it needs it.
+func TestMessagePlainOtherDest(t *testing.T) {
+	s := routerServer(t, Options{})
+	p := frame.Parser{Version: frame.Version12}
+	f, _, err := p.Parse([]byte("SEND\ndestination:/queue/p\nk:v\n\nb\x00"))
+	if err != nil || f == nil || !f.Plain {
+		t.Fatalf("Parse = %v, %v", f, err)
+	}
+	m := s.router.newMessage(f, "/queue/a:b", time.Time{})
+	if m.esc == nil || !strings.Contains(string(m.shared), "\ndestination:/queue/a\\cb\n") {
+		t.Fatalf("escaped %v: %q", m.esc != nil, m.shared)
+	}
+	m = s.router.newMessage(f, "/queue/ab", time.Time{})
+	if m.esc != nil || !strings.Contains(string(m.shared), "\ndestination:/queue/ab\nk:v\n") {
+		t.Fatalf("escaped %v: %q", m.esc != nil, m.shared)
+	}
+}
