@@ -228,12 +228,20 @@ func (c *conn) onSend(f *frame.Frame) error {
 		}
 		return c.txAdd(tx, h.tx, txOp{msg: msg})
 	}
-	if msg.pooled { // a queue message (see newMessage)
+	// A queue message (see newMessage); once published it may be gone.
+	queued := msg.pooled
+	var q *queue
+	if queued {
 		c.fills = true // adds to the memory budget: paused while it is full
+		q = c.sendQueue.get(target == c.lastDest)
 	}
 	x := sendCtx{c: c, receipt: h.receipt}
-	if err := c.s.router.publishFrom(msg, &c.batch, &x); err != nil {
+	q, err = c.s.router.publishTo(msg, &c.batch, &x, q)
+	if err != nil {
 		return err
+	}
+	if queued && target == c.lastDest {
+		c.sendQueue.q = q
 	}
 	if x.finish() {
 		return errReceiptLater
@@ -261,7 +269,31 @@ func (c *conn) sendDest(raw []byte) (string, error) {
 		return "", protocolErr("cannot SEND to a wildcard destination " + strconv.Quote(dest))
 	}
 	c.lastRaw, c.lastDest = name, dest
+	c.sendQueue = queueRef{}
 	return dest, nil
+}
+
+// queueRef is the queue a connection's SENDs to one destination go to, so
+// that a run of them looks it up (under the router's lock, shared by all
+// publishers) once, not once each. A queue deleted meanwhile is still
+// right to use (enqueue goes on to its successor) but costs a detour: it
+// is looked up again every 256 SENDs (when uses wraps), so a stale one is
+// not kept for long.
+type queueRef struct {
+	q    *queue
+	uses uint8
+}
+
+// get returns the queue to use (nil: look it up), when ok says that the
+// SEND goes to the destination the reference is for.
+func (r *queueRef) get(ok bool) *queue {
+	if !ok {
+		return nil
+	}
+	if r.uses++; r.uses == 0 {
+		r.q = nil
+	}
+	return r.q
 }
 
 func (c *conn) onSubscribe(f *frame.Frame) error {
