@@ -73,6 +73,14 @@ type Frame struct {
 	Command string
 	Headers []Header
 	Body    []byte
+	// Plain is set by Parser.Parse when it saw that no header key or
+	// value holds a byte that some version escapes (see NeedsEscape), so
+	// that an encoder can copy them as they are without looking. False
+	// says nothing: a frame built by hand, or one the parser did not
+	// look at that closely (a long header line, an escape), has it unset.
+	// Whoever changes a header of a parsed frame must clear it (or keep
+	// it only when the new bytes need no escaping either).
+	Plain bool
 }
 
 // Get returns the value of the first header named key (STOMP: when a header

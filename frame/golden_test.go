@@ -627,3 +627,51 @@ func TestParseDigits(t *testing.T) {
 		}
 	}
 }
+
+// TestParsePlain checks Frame.Plain: set for a whole frame whose headers
+// need no escaping (LF or CR LF line ends, short or long values), unset
+// when a key or value holds a backslash, a colon (in the value) or a CR,
+// and unset for a frame that arrived in pieces (the general path).
+func TestParsePlain(t *testing.T) {
+	long := strings.Repeat("v", 70)
+	cases := []struct {
+		in    string
+		plain bool
+	}{
+		{"SEND\ndestination:/queue/a\ncontent-type:text/plain\n\nbody\x00", true},
+		{"SEND\r\ndestination:/queue/a\r\ncontent-length:4\r\n\r\nbody\x00", true},
+		{"ACK\nid:3-4711\n\n\x00", true},
+		{"SEND\ndestination:/queue/a\nx:" + long + "\n\n\x00", true},
+		{"SEND\ndestination:/queue/a\nx:" + long + "\r\n\n\x00", true},
+		{"SEND\ndestination:/queue/a\ntime:12:00\n\n\x00", false},
+		{"SEND\ndestination:/queue/a\nx:" + long + ":\n\n\x00", false},
+		{"SEND\ndestination:/queue/a\nx:" + long + "\rx\n\n\x00", false},
+		{"SEND\ndestination:/queue/a\nx:" + long + "\\\\\n\n\x00", false},
+		{"SEND\ndestination:/queue/a\nx:a\rb\n\n\x00", false},
+		{"SEND\ndestination:/queue/a\nx\r:a\n\n\x00", false},
+		{"SEND\ndestination:/queue/a\nk\\\\:v\n\n\x00", false},
+		{"SEND\ndestination:/queue/a\nk:v\\\\\n\n\x00", false},
+	}
+	for v := Version10; v <= Version12; v++ {
+		for _, c := range cases {
+			p := Parser{Version: v}
+			f, n, err := p.Parse([]byte(c.in))
+			if err != nil || f == nil || n != len(c.in) {
+				t.Fatalf("%s: Parse(%q) = %v, %d, %v", v, c.in, f, n, err)
+			}
+			if f.Plain != c.plain {
+				t.Errorf("%s: Parse(%q).Plain = %v, want %v", v, c.in, f.Plain, c.plain)
+			}
+			// The same frame in two reads takes the general path, which
+			// leaves Plain unset, on the reused frame too.
+			p.Parse([]byte("SEND\ndestination:/queue/a\n\n\x00"))
+			q := []byte(c.in)
+			if f, _, _ := p.Parse(q[:len(q)/2]); f != nil {
+				t.Fatalf("%s: half a frame parsed", v)
+			}
+			if f, _, err := p.Parse(q); err != nil || f == nil || f.Plain {
+				t.Errorf("%s: Parse(%q) in two reads = %v, %v", v, c.in, f, err)
+			}
+		}
+	}
+}

@@ -213,6 +213,9 @@ func checkParse(t testing.TB, p *Parser, buf []byte, f *Frame, n int, err error)
 		if len(h.Key) == 0 {
 			fail("empty header name")
 		}
+		if f.Plain && (NeedsEscape(h.Key) || NeedsEscape(h.Value)) {
+			fail("Plain set for a header that needs escaping")
+		}
 		if !within(buf[:n], h.Key) || !within(buf[:n], h.Value) {
 			fail("header outside the frame")
 		}

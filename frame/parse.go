@@ -173,12 +173,14 @@ func (p *Parser) Parse(buf []byte) (f *Frame, n int, err error) {
 
 // parseWhole is the fast path for the usual case, a whole frame at the
 // start of buf (at most maxFrame bytes) with no escape sequence: one pass
-// over it, its headers written straight into the frame, and no parser state
-// kept. It reports false for anything else (an incomplete frame, an escape,
-// an unknown command, any error, a limit reached) and leaves the parser's
-// state as it was, so that parse then does the work from the first byte
-// and decides. Parse calls it only for a frame not yet looked at, so a
-// frame arriving in many reads pays for this attempt once.
+// over its header lines, eight bytes at a time, their headers written
+// straight into the frame, and no parser state kept. It reports false for
+// anything else (an incomplete frame, an escape, an unknown command, any
+// error, a limit reached) and leaves the parser's state as it was, so that
+// parse then does the work from the first byte and decides. Parse calls it
+// only for a frame not yet looked at, so a frame arriving in many reads
+// pays for this attempt once. The frame is Plain when no header holds a
+// byte that some version escapes.
 func (p *Parser) parseWhole(buf []byte, maxFrame int) (*Frame, int, bool) {
 	maxLine := limit(p.MaxHeaderLine, DefaultMaxHeaderLine)
 	maxHeaders := limit(p.MaxHeaders, DefaultMaxHeaders)
@@ -194,44 +196,79 @@ func (p *Parser) parseWhole(buf []byte, maxFrame int) (*Frame, int, bool) {
 	escaped := p.Version >= Version11 && cmd != CONNECT && cmd != STOMP && cmd != CONNECTED
 	hs := p.f.Headers[:0]
 	lenAt := -1
-	pos := eol + 1
-	for {
-		if pos < len(buf) && buf[pos] == '\n' {
-			pos++ // the blank line: the body starts after it
-			break
+	// The header lines: each LF, colon, backslash and CR in turn. start is
+	// where the current line starts, colon its first colon (-1: none yet).
+	start, colon := eol+1, -1
+	dirty := false // some header holds a byte to escape
+	pos := -1      // where the body starts, once the blank line is found
+	n := len(buf)
+scan:
+	for i := start; i < n; i += 8 {
+		if i-start > maxLine {
+			break // a line too long (or never ending): parse decides
 		}
-		eol, colon, bs := scanLine(buf, pos, escaped)
-		if eol < 0 {
-			return nil, 0, false
+		var m uint64
+		switch {
+		case i+8 <= n:
+			m = matchLine(binary.LittleEndian.Uint64(buf[i:]))
+		case n >= 8:
+			// The word that ends buf, less the bytes already looked at:
+			// the shift brings in NULs, which match nothing.
+			m = matchLine(binary.LittleEndian.Uint64(buf[n-8:]) >> (8 * (i - (n - 8))))
+		default:
+			break scan
 		}
-		end := eol
-		if end > pos && buf[end-1] == '\r' {
-			end--
+		for ; m != 0; m &= m - 1 {
+			j := i + bits.TrailingZeros64(m)/8
+			switch buf[j] {
+			case ':':
+				if colon < 0 {
+					colon = j
+				} else {
+					dirty = true // a colon in the value
+				}
+			case '\\':
+				if escaped {
+					break scan // an escape sequence: parse decodes it
+				}
+				dirty = true
+			case '\r':
+				// The CR of a CR LF line end is not part of the line.
+				dirty = dirty || j+1 >= n || buf[j+1] != '\n'
+			default: // LF: the line [start, end) is over
+				end := j
+				if end > start && buf[end-1] == '\r' {
+					end--
+				}
+				if end == start {
+					pos = j + 1 // the blank line: the body starts after it
+					break scan
+				}
+				if end-start > maxLine || len(hs) >= maxHeaders || colon <= start {
+					break scan // no colon, an empty name, or a limit
+				}
+				if lenAt < 0 && colon-start == len("content-length") && string(buf[start:colon]) == "content-length" {
+					lenAt = len(hs)
+				}
+				// Field by field: a Header built whole and copied in
+				// makes the CPU reload, in wide moves, what it has just
+				// stored in words.
+				if len(hs) < cap(hs) {
+					hs = hs[:len(hs)+1]
+				} else {
+					hs = append(hs, Header{})
+				}
+				h := &hs[len(hs)-1]
+				h.Key = buf[start:colon:colon]
+				h.Value = buf[colon+1 : end : end]
+				start, colon = j+1, -1
+			}
 		}
-		if end == pos {
-			pos = eol + 1 // the blank line: the body starts after it
-			break
-		}
-		if end-pos > maxLine || len(hs) >= maxHeaders || colon <= pos || bs {
-			p.f.Headers = hs
-			return nil, 0, false
-		}
-		if lenAt < 0 && colon-pos == len("content-length") && string(buf[pos:colon]) == "content-length" {
-			lenAt = len(hs)
-		}
-		// Field by field: a Header built whole and copied in makes the
-		// CPU reload, in wide moves, what it has just stored in words.
-		if len(hs) < cap(hs) {
-			hs = hs[:len(hs)+1]
-		} else {
-			hs = append(hs, Header{})
-		}
-		h := &hs[len(hs)-1]
-		h.Key = buf[pos:colon:colon]
-		h.Value = buf[colon+1 : end : end]
-		pos = eol + 1
 	}
 	p.f.Headers = hs
+	if pos < 0 {
+		return nil, 0, false
+	}
 	var end int
 	if lenAt >= 0 {
 		size, ok := parseLength(hs[lenAt].Value)
@@ -254,7 +291,20 @@ func (p *Parser) parseWhole(buf []byte, maxFrame int) (*Frame, int, bool) {
 	f := &p.f
 	f.Command = cmd
 	f.Body = buf[pos:end:end]
+	f.Plain = !dirty
 	return f, end + 1, true
+}
+
+// matchLine marks the bytes of x that parseWhole stops at, LF, colon,
+// backslash and CR, with the high bit of each, exactly (SWAR, as index3,
+// but with no false match after a true one, so that every match in a word
+// can be taken in turn): for y = x^c, ((y&0x7f..7f)+0x7f..7f)|y has the
+// high bit of every byte that is not zero set.
+func matchLine(x uint64) uint64 {
+	const lo, lo7, hi = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
+	yl, yc, yb, yr := x^(lo*'\n'), x^(lo*':'), x^(lo*'\\'), x^(lo*'\r')
+	nz := ((yl & lo7) + lo7 | yl) & ((yc & lo7) + lo7 | yc) & ((yb & lo7) + lo7 | yb) & ((yr & lo7) + lo7 | yr)
+	return ^nz & hi
 }
 
 // parse continues the pending frame in buf (at most maxFrame bytes).
@@ -395,6 +445,7 @@ func (p *Parser) parse(buf []byte, maxFrame int) (*Frame, int, error) {
 
 	f := &p.f
 	f.Command = p.cmd
+	f.Plain = false // not looked at closely on this path
 	if cap(f.Headers) < len(p.spans) {
 		f.Headers = make([]Header, len(p.spans), cap(p.spans))
 	}
@@ -553,6 +604,9 @@ func trimCR(b []byte) []byte {
 // digits (surrounding white space is ignored). It returns an int64 so that
 // no value overflows where int has 32 bits.
 func parseLength(b []byte) (int64, bool) {
+	if n, ok := ParseDigits(b); ok && len(b) <= 10 {
+		return int64(n), true // the usual case: digits only
+	}
 	b = bytes.TrimSpace(b)
 	if len(b) > 10 {
 		return 0, false

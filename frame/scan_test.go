@@ -2,6 +2,7 @@ package frame
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math/rand/v2"
 	"testing"
 )
@@ -75,6 +76,69 @@ func TestScanLine(t *testing.T) {
 					t.Fatalf("scanLine(%q, %v) = %d, %d, %v; want colon %d, backslash %v", buf, escaped, eol, colon, bs, wantColon, wantBS)
 				}
 			}
+		}
+	}
+}
+
+// TestNeedsEscape checks the word-at-a-time NeedsEscape against a plain
+// loop, for strings and byte slices of every length up to 40, over bytes
+// chosen to confuse it.
+func TestNeedsEscape(t *testing.T) {
+	naive := func(b []byte) bool {
+		for _, c := range b {
+			if c == '\\' || c == '\n' || c == ':' || c == '\r' {
+				return true
+			}
+		}
+		return false
+	}
+	alphabet := []byte{':', '\n', '\\', '\r', ':' - 1, ':' + 1, '\n' - 1, '\n' + 1, '\\' + 1, '\r' + 1, 0, 0x80, 0xff, 0x01, 'a'}
+	r := rand.New(rand.NewPCG(5, 6))
+	found := 0
+	for n := 0; n <= 40; n++ {
+		for range 500 {
+			buf := make([]byte, n)
+			for i := range buf {
+				if r.IntN(n+1) == 0 {
+					buf[i] = alphabet[r.IntN(len(alphabet))]
+				} else {
+					buf[i] = alphabet[4+r.IntN(len(alphabet)-4)]
+				}
+			}
+			want := naive(buf)
+			if got := NeedsEscape(buf); got != want {
+				t.Fatalf("NeedsEscape(%q) = %v, want %v", buf, got, want)
+			}
+			if got := NeedsEscape(string(buf)); got != want {
+				t.Fatalf("NeedsEscape(string %q) = %v, want %v", buf, got, want)
+			}
+			if want {
+				found++
+			}
+		}
+	}
+	if found < 2000 || found > 18000 {
+		t.Fatalf("%d of 20500 cases need escaping: the cases are not mixed", found)
+	}
+}
+
+// TestMatchLine checks the exact word-at-a-time match of the whole-frame
+// path against a plain loop, on words of bytes chosen to confuse it: every
+// byte sought must be marked, and nothing else.
+func TestMatchLine(t *testing.T) {
+	alphabet := []byte{':', '\n', '\\', '\r', ':' - 1, ':' + 1, '\n' - 1, '\n' + 1, '\\' + 1, '\r' + 1, 0, 0x80, 0xff, 0x01, 0x7f, 0xba, 0x8a, 'a'}
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 200000 {
+		var w [8]byte
+		var want uint64
+		for i := range w {
+			w[i] = alphabet[r.IntN(len(alphabet))]
+			if c := w[i]; c == ':' || c == '\n' || c == '\\' || c == '\r' {
+				want |= 0x80 << (8 * i)
+			}
+		}
+		if got := matchLine(binary.LittleEndian.Uint64(w[:])); got != want {
+			t.Fatalf("matchLine(%q) = %#x, want %#x", w, got, want)
 		}
 	}
 }

@@ -57,6 +57,7 @@ type conn struct {
 	ackSub    *subscription // the subscription the last 1.2 ACK named (see subByIdx)
 	lastRaw   string        // the last SEND's destination header, and
 	lastDest  string        // the destination it named (see sendDest)
+	sendQueue queueRef      // the queue lastDest names, as the last SEND found it
 	txs       map[string]*transaction
 	batch     batch
 	hbRecv    time.Duration // client must send something within this (0 = never checked)

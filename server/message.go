@@ -53,15 +53,31 @@ type escaped struct {
 	shared1 []byte // 1.1: no \r escape
 }
 
-// brokerHeaders are set by the broker and never copied from a SEND.
-func brokerHeader(k []byte) bool {
+// What a SEND's header is to the message made from it (see headerRole).
+const (
+	roleUser    = iota // copied into the message
+	roleBroker         // set by the broker, never copied from a SEND
+	roleExpires        // copied, and sets the expiry (absolute ms)
+	roleTTL            // copied, and sets the expiry (ms from now)
+)
+
+// headerRole classifies a header key in one look.
+func headerRole(k []byte) uint8 {
 	switch string(k) {
 	case "destination", "message-id", "subscription", "ack", "redelivered",
 		"content-length", "receipt", "transaction":
-		return true
+		return roleBroker
+	case "expires":
+		return roleExpires
+	case "ttl":
+		return roleTTL
 	}
-	return false
+	return roleUser
 }
+
+// brokerHeader reports whether the broker sets header k: it is never
+// copied from a SEND.
+func brokerHeader(k []byte) bool { return headerRole(k) == roleBroker }
 
 // queueMessage is a queue message and its store record, allocated at once.
 type queueMessage struct {
@@ -104,7 +120,7 @@ func (r *router) newMessage(f *frame.Frame, dest string, now time.Time) *message
 		m = &message{}
 	}
 	m.id, m.dest = r.newID(), dest
-	m.fill(f.Headers, f.Body, now)
+	m.fill(f.Headers, f.Body, now, f.Plain)
 	return m
 }
 
@@ -128,29 +144,34 @@ func decimalLen(u uint64) int {
 func (r *router) newID() uint64 { return r.nextID.Add(1) }
 
 // fill encodes the message from a SEND's (or a stored MESSAGE's) headers
-// and body.
-func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time) {
+// and body. plain says that no header needs escaping (the parser saw it:
+// frame.Frame.Plain), so that only the destination is looked at.
+func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time, plain bool) {
 	m.bodyLen = len(body)
 	// The exact size of the encoding when nothing needs escaping (escaping
 	// at most doubles a header): the buffer's size class is what a queued
 	// message costs.
-	idLen := decimalLen(m.id)
+	idLen, lenLen := decimalLen(m.id), decimalLen(uint64(len(body)))
 	size := len("message-id:\ndestination:\ncontent-length:\n\n\x00") + idLen +
-		len(m.dest) + decimalLen(uint64(len(body))) + len(body)
-	escape := frame.NeedsEscape(m.dest)
-	for _, h := range hdrs {
-		if !brokerHeader(h.Key) {
-			size += len(h.Key) + len(h.Value) + 2
-			if !escape && (frame.NeedsEscape(h.Key) || frame.NeedsEscape(h.Value)) {
-				escape = true
+		len(m.dest) + lenLen + len(body)
+	escape := false
+	destPlain := false // the destination is a plain header's value
+	// One look at each header: skip marks the broker's among the first 64
+	// for the encoding (which asks again for any after them).
+	var skip uint64
+	for i, h := range hdrs {
+		switch headerRole(h.Key) {
+		case roleBroker:
+			skip |= 1 << uint(i) // 0 from i = 64 on
+			if plain && !destPlain && len(h.Value) == len(m.dest) && string(h.Value) == m.dest {
+				destPlain = true // the SEND's own destination, as usual
 			}
-		}
-		switch string(h.Key) {
-		case "expires":
+			continue
+		case roleExpires:
 			if ms, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil && ms > 0 && m.expires == 0 {
 				m.expires = ms
 			}
-		case "ttl":
+		case roleTTL:
 			if ms, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil && ms > 0 && m.expires == 0 {
 				if now.IsZero() {
 					now = time.Now()
@@ -158,7 +179,12 @@ func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time) {
 				m.expires = now.UnixMilli() + ms
 			}
 		}
+		size += len(h.Key) + len(h.Value) + 2
+		if !plain && !escape && (frame.NeedsEscape(h.Key) || frame.NeedsEscape(h.Value)) {
+			escape = true
+		}
 	}
+	escape = escape || !destPlain && frame.NeedsEscape(m.dest)
 	if escape {
 		size += size - len(body)
 	}
@@ -168,18 +194,74 @@ func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time) {
 	if c := cap(buf); c < size || c > 2*size+256 {
 		buf = make([]byte, 0, size)
 	}
-	m.shared = m.encode(buf, hdrs, body, frame.Version12, escape)
 	m.idEnd = uint8(len(idPrefix) + idLen)
-	if escape {
-		e := &escaped{raw: make([]frame.Header, 0, len(hdrs))}
-		for _, h := range hdrs {
-			if !brokerHeader(h.Key) {
-				e.raw = append(e.raw, frame.Header{Key: slices.Clone(h.Key), Value: slices.Clone(h.Value)})
-			}
-		}
-		e.body = m.shared[len(m.shared)-1-len(body) : len(m.shared)-1]
-		m.esc = e
+	if !escape {
+		m.shared = m.encodePlain(buf, hdrs, skip, body, idLen, lenLen)
+		return
 	}
+	m.shared = m.encode(buf, hdrs, body, frame.Version12)
+	e := &escaped{raw: make([]frame.Header, 0, len(hdrs))}
+	for _, h := range hdrs {
+		if !brokerHeader(h.Key) {
+			e.raw = append(e.raw, frame.Header{Key: slices.Clone(h.Key), Value: slices.Clone(h.Value)})
+		}
+	}
+	e.body = m.shared[len(m.shared)-1-len(body) : len(m.shared)-1]
+	m.esc = e
+}
+
+// encodePlain is encode for headers that need no escaping, in one pass:
+// skip marks the broker's headers among the first 64 (see fill), and
+// idLen and lenLen are the numbers of digits of the id and of the body's
+// length.
+func (m *message) encodePlain(b []byte, hdrs []frame.Header, skip uint64, body []byte, idLen, lenLen int) []byte {
+	b = append(b, idPrefix...)
+	b = appendDigits(b, m.id, idLen)
+	b = append(b, "\ndestination:"...)
+	b = append(b, m.dest...)
+	b = append(b, '\n')
+	for i, h := range hdrs {
+		if skip>>uint(i)&1 != 0 || i >= 64 && brokerHeader(h.Key) {
+			continue
+		}
+		b = append(b, h.Key...)
+		b = append(b, ':')
+		b = append(b, h.Value...)
+		b = append(b, '\n')
+	}
+	b = append(b, "content-length:"...)
+	b = appendDigits(b, uint64(len(body)), lenLen)
+	b = append(b, '\n', '\n')
+	b = append(b, body...)
+	return append(b, 0)
+}
+
+// digitPairs holds "00" through "99".
+const digitPairs = "00010203040506070809" + "10111213141516171819" + "20212223242526272829" +
+	"30313233343536373839" + "40414243444546474849" + "50515253545556575859" +
+	"60616263646566676869" + "70717273747576777879" + "80818283848586878889" + "90919293949596979899"
+
+// appendDigits appends u in decimal; n is its number of digits
+// (decimalLen(u)). The digits are written in place, two at a time, from
+// the last.
+func appendDigits(b []byte, u uint64, n int) []byte {
+	l := len(b)
+	b = slices.Grow(b, n)[:l+n]
+	d := b[l:]
+	i := n
+	for u >= 100 {
+		q := u / 100
+		r := u - q*100
+		i -= 2
+		d[i], d[i+1] = digitPairs[2*r], digitPairs[2*r+1]
+		u = q
+	}
+	if u >= 10 {
+		d[i-2], d[i-1] = digitPairs[2*u], digitPairs[2*u+1]
+	} else {
+		d[i-1] = byte('0' + u)
+	}
+	return b
 }
 
 // record is the message as its queue's store holds it: its 1.2 encoding
@@ -252,32 +334,20 @@ func parseEncodedWith(data []byte, extra ...frame.Header) (*message, error) {
 		})
 		hdrs = append(hdrs, extra...)
 	}
-	m.fill(hdrs, f.Body, time.Time{})
+	m.fill(hdrs, f.Body, time.Time{}, f.Plain && len(extra) == 0)
 	return m, nil
 }
 
-// encode appends the message's shared part for version v. With escape
-// false the caller knows that no header needs escaping.
-func (m *message) encode(b []byte, hdrs []frame.Header, body []byte, v frame.Version, escape bool) []byte {
+// encode appends the message's shared part for version v, escaping its
+// headers as v requires (encodePlain is the usual case, with nothing to
+// escape).
+func (m *message) encode(b []byte, hdrs []frame.Header, body []byte, v frame.Version) []byte {
 	b = append(b, idPrefix...)
 	b = strconv.AppendUint(b, m.id, 10)
 	b = append(b, '\n')
-	if escape {
-		b = frame.AppendHeader(b, "destination", m.dest, v)
-	} else {
-		b = append(b, "destination:"...)
-		b = append(b, m.dest...)
-		b = append(b, '\n')
-	}
+	b = frame.AppendHeader(b, "destination", m.dest, v)
 	for _, h := range hdrs {
 		if brokerHeader(h.Key) {
-			continue
-		}
-		if !escape {
-			b = append(b, h.Key...)
-			b = append(b, ':')
-			b = append(b, h.Value...)
-			b = append(b, '\n')
 			continue
 		}
 		if v == frame.Version10 && (bytes.ContainsAny(h.Key, ":\r\n") || bytes.ContainsAny(h.Value, "\r\n")) {
@@ -317,12 +387,12 @@ func (m *message) sharedFor(v frame.Version) []byte {
 	defer e.mu.Unlock()
 	if v == frame.Version10 {
 		if e.shared0 == nil {
-			e.shared0 = m.encode(nil, e.raw, e.body, v, true)
+			e.shared0 = m.encode(nil, e.raw, e.body, v)
 		}
 		return e.shared0
 	}
 	if e.shared1 == nil {
-		e.shared1 = m.encode(nil, e.raw, e.body, v, true)
+		e.shared1 = m.encode(nil, e.raw, e.body, v)
 	}
 	return e.shared1
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"math"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,5 +86,103 @@ func TestMessageAppendID(t *testing.T) {
 	}
 	if got := string(d.appendID(nil)); got != "12345" {
 		t.Errorf("read back as 12345 (encoding of 42): appendID = %q", got)
+	}
+}
+
+// TestAppendDigits checks the in-place decimal formatting against strconv
+// at every power of ten and its neighbours, and at the ends of uint64.
+func TestAppendDigits(t *testing.T) {
+	check := func(u uint64) {
+		if got, want := string(appendDigits([]byte("x"), u, decimalLen(u))), "x"+strconv.FormatUint(u, 10); got != want {
+			t.Errorf("appendDigits(%d) = %q, want %q", u, got, want)
+		}
+	}
+	check(0)
+	check(math.MaxUint64)
+	for _, p := range pow10 {
+		check(p - 1)
+		check(p)
+		check(p + 1)
+	}
+	for u := range uint64(1000) {
+		check(u)
+	}
+}
+
+// TestMessagePlainEncoding: a message made from a parsed SEND the parser
+// vouched for (Frame.Plain) is encoded in one pass exactly as the general
+// encoder writes it: broker headers left out (also past the 64th header),
+// user headers in order, expires and ttl copied and honoured. A SEND whose
+// headers need escaping is not Plain and is escaped.
+func TestMessagePlainEncoding(t *testing.T) {
+	s := routerServer(t, Options{})
+	many := "SEND\ndestination:/queue/p\n"
+	for i := range 70 {
+		many += "h" + strconv.Itoa(i) + ":v" + strconv.Itoa(i) + "\n"
+	}
+	many += "receipt:r-70\ntransaction:t\nx-after:1\n\nbody\x00"
+	cases := []struct {
+		raw     string
+		plain   bool
+		expires bool
+	}{
+		{"SEND\ndestination:/queue/p\ncontent-type:text/plain\ncontent-length:5\nreceipt:r\n\nhello\x00", true, false},
+		{"SEND\r\nx-first:1\r\ndestination:/queue/p\r\nttl:60000\r\nmessage-id:forged\r\n\r\n\x00", true, true},
+		{"SEND\ndestination:/queue/p\nexpires:99999999999999\nack:x\nsubscription:y\nredelivered:true\n\nb\x00", true, true},
+		{many, true, false},
+		{"SEND\ndestination:/queue/p\nat:12:00\n\nb\x00", false, false},
+	}
+	for _, c := range cases {
+		p := frame.Parser{Version: frame.Version12}
+		f, _, err := p.Parse([]byte(c.raw))
+		if err != nil || f == nil {
+			t.Fatalf("Parse(%q) = %v, %v", c.raw, f, err)
+		}
+		if f.Plain != c.plain {
+			t.Fatalf("Parse(%q).Plain = %v", c.raw, f.Plain)
+		}
+		m := s.router.newMessage(f, "/queue/p", time.Time{})
+		want := m.encode(nil, f.Headers, f.Body, frame.Version12)
+		if string(m.shared) != string(want) {
+			t.Errorf("%q:\n got %q\nwant %q", c.raw, m.shared, want)
+		}
+		if (m.esc != nil) == c.plain {
+			t.Errorf("%q: escaped %v", c.raw, m.esc != nil)
+		}
+		if (m.expires != 0) != c.expires {
+			t.Errorf("%q: expires %d", c.raw, m.expires)
+		}
+		for _, k := range []string{"receipt:", "transaction:", "message-id:forged", "ack:", "subscription:", "redelivered:"} {
+			if strings.Contains(string(m.shared), "\n"+k) {
+				t.Errorf("%q: broker header %q copied: %q", c.raw, k, m.shared)
+			}
+		}
+		if n := strings.Count(string(m.shared), "\ncontent-length:"); n != 1 {
+			t.Errorf("%q: %d content-length headers: %q", c.raw, n, m.shared)
+		}
+		if c.raw == many && (!strings.Contains(string(m.shared), "\nh69:v69\nx-after:1\n") || !strings.Contains(string(m.shared), "\nh0:v0\n")) {
+			t.Errorf("headers lost: %q", m.shared)
+		}
+		m.release()
+	}
+}
+
+// TestMessagePlainOtherDest: a plain SEND routed to another name than its
+// destination header (a compatibility name, a temporary queue) has that
+// name looked at: escaped when it needs it.
+func TestMessagePlainOtherDest(t *testing.T) {
+	s := routerServer(t, Options{})
+	p := frame.Parser{Version: frame.Version12}
+	f, _, err := p.Parse([]byte("SEND\ndestination:/queue/p\nk:v\n\nb\x00"))
+	if err != nil || f == nil || !f.Plain {
+		t.Fatalf("Parse = %v, %v", f, err)
+	}
+	m := s.router.newMessage(f, "/queue/a:b", time.Time{})
+	if m.esc == nil || !strings.Contains(string(m.shared), "\ndestination:/queue/a\\cb\n") {
+		t.Fatalf("escaped %v: %q", m.esc != nil, m.shared)
+	}
+	m = s.router.newMessage(f, "/queue/ab", time.Time{})
+	if m.esc != nil || !strings.Contains(string(m.shared), "\ndestination:/queue/ab\nk:v\n") {
+		t.Fatalf("escaped %v: %q", m.esc != nil, m.shared)
 	}
 }

@@ -101,42 +101,54 @@ func (r *router) publish(m *message, b *batch) error { return r.publishFrom(m, b
 // publishFrom is publish for a client's SEND or COMMIT: x holds back the
 // frame's RECEIPT while an asynchronous store has not confirmed.
 func (r *router) publishFrom(m *message, b *batch, x *sendCtx) error {
+	_, err := r.publishTo(m, b, x, nil)
+	return err
+}
+
+// publishTo is publishFrom with the message's queue, for a queue message,
+// as the caller found it last (nil: looked up here; one deleted since is
+// fine, enqueue goes on to its successor). It returns the queue it used
+// (nil if none).
+func (r *router) publishTo(m *message, b *batch, x *sendCtx, q *queue) (*queue, error) {
 	r.s.stats.msgsIn.Add(1)
-	if isQueue(m.dest) {
+	if m.pooled || isQueue(m.dest) { // pooled: a queue message from newMessage
 		if !r.replyDeliverable(m.dest) {
 			r.undeliverable.Add(1)
-			return nil
+			return nil, nil
 		}
 		if m.expires != 0 && m.expired(time.Now().UnixMilli()) {
 			r.s.stats.expired.Add(1)
-			return nil
+			return nil, nil
 		}
 		if x != nil {
 			x.flow = true
 		}
-		return r.queue(m.dest).enqueue(m, b, x)
+		if q == nil {
+			q = r.queue(m.dest)
+		}
+		return q, q.enqueue(m, b, x)
 	}
 	if m.expires != 0 && m.expired(time.Now().UnixMilli()) {
 		r.s.stats.expired.Add(1)
-		return nil
+		return nil, nil
 	}
 	if isStream(m.dest) || len(r.s.opts.Record) > 0 {
 		if st := r.streams(); st != nil && r.recorded(m.dest) {
 			r.record(st, m, x)
 		} else if isStream(m.dest) {
-			return errNoStreams
+			return nil, errNoStreams
 		}
 	}
 	if r.dur.count.Load() > 0 {
 		if err := r.copyToDurables(m, b, x); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if r.link != nil {
 		r.link.Published(m.dest, m.shared)
 	}
 	r.deliverTopic(m, b)
-	return nil
+	return nil, nil
 }
 
 // deliverTopic hands a topic message to this node's subscribers, or

@@ -47,7 +47,7 @@ func benchSend(dest string) *frame.Frame {
 	if err != nil || f == nil {
 		panic("bad bench frame")
 	}
-	return &frame.Frame{Command: f.Command, Headers: append([]frame.Header(nil), f.Headers...), Body: f.Body}
+	return &frame.Frame{Command: f.Command, Headers: append([]frame.Header(nil), f.Headers...), Body: f.Body, Plain: f.Plain}
 }
 
 // BenchmarkRouterFanout publishes to a topic with 75 subscribers; one op is

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -52,7 +53,7 @@ func (c *conn) handle(f *frame.Frame) bool {
 			err = protocolErr("unknown command " + strconv.Quote(f.Command))
 		}
 	}
-	if err == errReceiptLater {
+	if err == errReceiptLater || err == errReceiptSent {
 		return true
 	}
 	if err != nil {
@@ -66,12 +67,21 @@ func (c *conn) handle(f *frame.Frame) bool {
 
 func (c *conn) sendReceipt(f *frame.Frame) {
 	if r, ok := f.Get("receipt"); ok {
-		// What the frame made the broker send (MESSAGEs its ACK freed
-		// credit for) goes out before its RECEIPT.
-		c.batch.dispatchPending()
-		c.sendFrame(frame.New(frame.RECEIPT, "receipt-id", string(r)), &c.batch)
+		c.sendReceiptID(r)
 	}
 }
+
+// sendReceiptID sends the RECEIPT of a frame whose receipt header is r.
+func (c *conn) sendReceiptID(r []byte) {
+	// What the frame made the broker send (MESSAGEs its ACK freed credit
+	// for) goes out before its RECEIPT.
+	c.batch.dispatchPending()
+	c.sendFrame(frame.New(frame.RECEIPT, "receipt-id", string(r)), &c.batch)
+}
+
+// errReceiptSent tells handle that a frame succeeded and that its handler
+// has sent its RECEIPT (if it asked for one).
+var errReceiptSent = errors.New("receipt sent")
 
 // negotiate picks the highest version both sides speak (STOMP 1.2: no
 // accept-version header means 1.0).
@@ -149,9 +159,44 @@ func (c *conn) onConnect(f *frame.Frame) bool {
 	return true
 }
 
+// sendHeaders are the headers of a SEND that the broker reads, found in
+// one pass over the frame (STOMP: the first of a repeated header wins).
+type sendHeaders struct {
+	dest, tx, receipt       []byte
+	hasDest, hasTx, hasRcpt bool
+	replyTo                 bool // a reply-to header is present
+}
+
+func (h *sendHeaders) read(f *frame.Frame) {
+	for i := range f.Headers {
+		k, v := f.Headers[i].Key, f.Headers[i].Value
+		switch string(k) {
+		case "destination":
+			if !h.hasDest {
+				h.dest, h.hasDest = v, true
+			}
+		case "transaction":
+			if !h.hasTx {
+				h.tx, h.hasTx = v, true
+			}
+		case "receipt":
+			if !h.hasRcpt {
+				h.receipt, h.hasRcpt = v, true
+			}
+		case "reply-to":
+			h.replyTo = true
+		}
+	}
+}
+
+// onSend publishes a SEND. Without a transaction it sends the frame's
+// RECEIPT itself (errReceiptSent), or leaves it to the store's
+// confirmation (errReceiptLater).
 func (c *conn) onSend(f *frame.Frame) error {
-	raw, ok := f.Get("destination")
-	if !ok || len(raw) == 0 {
+	var h sendHeaders
+	h.read(f)
+	raw := h.dest
+	if !h.hasDest || len(raw) == 0 {
 		return protocolErr("SEND frame has no destination header")
 	}
 	if len(raw) > c.s.opts.MaxDestinationLength {
@@ -172,27 +217,39 @@ func (c *conn) onSend(f *frame.Frame) error {
 		target = c.tempName(target)
 		c.useTemp()
 	}
-	c.replyTo(f)
+	if h.replyTo {
+		c.replyTo(f)
+	}
 	msg := c.s.router.newMessage(f, target, time.Time{})
-	if txID, ok := f.Get("transaction"); ok {
-		tx, err := c.tx(txID)
+	if h.hasTx {
+		tx, err := c.tx(h.tx)
 		if err != nil {
 			return err
 		}
-		return c.txAdd(tx, txID, txOp{msg: msg})
+		return c.txAdd(tx, h.tx, txOp{msg: msg})
 	}
-	if isQueue(target) {
+	// A queue message (see newMessage); once published it may be gone.
+	queued := msg.pooled
+	var q *queue
+	if queued {
 		c.fills = true // adds to the memory budget: paused while it is full
+		q = c.sendQueue.get(target == c.lastDest)
 	}
-	x := sendCtx{c: c}
-	x.receipt, _ = f.Get("receipt")
-	if err := c.s.router.publishFrom(msg, &c.batch, &x); err != nil {
+	x := sendCtx{c: c, receipt: h.receipt}
+	q, err = c.s.router.publishTo(msg, &c.batch, &x, q)
+	if err != nil {
 		return err
+	}
+	if queued && target == c.lastDest {
+		c.sendQueue.q = q
 	}
 	if x.finish() {
 		return errReceiptLater
 	}
-	return nil
+	if h.hasRcpt {
+		c.sendReceiptID(h.receipt)
+	}
+	return errReceiptSent
 }
 
 // sendDest is the destination a SEND's destination header names, refused
@@ -212,7 +269,31 @@ func (c *conn) sendDest(raw []byte) (string, error) {
 		return "", protocolErr("cannot SEND to a wildcard destination " + strconv.Quote(dest))
 	}
 	c.lastRaw, c.lastDest = name, dest
+	c.sendQueue = queueRef{}
 	return dest, nil
+}
+
+// queueRef is the queue a connection's SENDs to one destination go to, so
+// that a run of them looks it up (under the router's lock, shared by all
+// publishers) once, not once each. A queue deleted meanwhile is still
+// right to use (enqueue goes on to its successor) but costs a detour: it
+// is looked up again every 256 SENDs (when uses wraps), so a stale one is
+// not kept for long.
+type queueRef struct {
+	q    *queue
+	uses uint8
+}
+
+// get returns the queue to use (nil: look it up), when ok says that the
+// SEND goes to the destination the reference is for.
+func (r *queueRef) get(ok bool) *queue {
+	if !ok {
+		return nil
+	}
+	if r.uses++; r.uses == 0 {
+		r.q = nil
+	}
+	return r.q
 }
 
 func (c *conn) onSubscribe(f *frame.Frame) error {

@@ -77,6 +77,7 @@ func (c *conn) replyTo(f *frame.Frame) {
 		orig := string(h.Value)
 		private := c.tempName(orig)
 		h.Value = []byte(private)
+		f.Plain = f.Plain && !frame.NeedsEscape(private) // see frame.Frame.Plain
 		c.useTemp()
 		for _, sub := range c.subs {
 			if sub.dest == private {
