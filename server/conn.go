@@ -1146,7 +1146,11 @@ type batch struct {
 	scratch   []byte
 	delivered uint64
 	acks      uint64 // ACKed deliveries (see router.ack)
-	st        *stats // where delivered and acks are counted
+	frames    uint64 // frames handled (see conn.handle)
+	msgs      uint64 // messages published (see router.publishTo)
+	// st is where the counts above go at flush: once per batch, not once
+	// per frame from every core into the same cache line.
+	st *stats
 }
 
 // dispatchLater has q dispatch when the batch is flushed (or before the
@@ -1181,6 +1185,14 @@ func (b *batch) flush() {
 	if b.acks > 0 {
 		b.st.acks.Add(b.acks)
 		b.acks = 0
+	}
+	if b.frames > 0 {
+		b.st.framesIn.Add(b.frames)
+		b.frames = 0
+	}
+	if b.msgs > 0 {
+		b.st.msgsIn.Add(b.msgs)
+		b.msgs = 0
 	}
 	budget := inlineFlushBudget
 	for i, c := range b.conns {

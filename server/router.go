@@ -15,9 +15,8 @@ import (
 // router owns destinations: topic subscriptions (exact names in a map,
 // patterns in a sublist), queues, and retained (TTL) topic messages.
 type router struct {
-	s      *Server
-	nextID atomic.Uint64
-	store  store.Store // where queue messages live
+	s     *Server
+	store store.Store // where queue messages live
 	// persistent is set when the store keeps messages on disk; temporary
 	// queues then live in mem.
 	persistent bool
@@ -48,6 +47,14 @@ type router struct {
 	link        cluster.Link
 	node        uint16
 	patternRefs map[string]int
+
+	// nextID gives every message its id: every SEND, on every core, adds
+	// to it, so it has a cache line of its own (the fields above are
+	// read on every publish and ACK; sharing its line, each of those
+	// reads would miss after the other core's last id).
+	_      [64]byte
+	nextID atomic.Uint64
+	_      [56]byte
 }
 
 func newRouter(s *Server, st store.Store) *router {
@@ -110,7 +117,8 @@ func (r *router) publishFrom(m *message, b *batch, x *sendCtx) error {
 // fine, enqueue goes on to its successor). It returns the queue it used
 // (nil if none).
 func (r *router) publishTo(m *message, b *batch, x *sendCtx, q *queue) (*queue, error) {
-	r.s.stats.msgsIn.Add(1)
+	b.msgs++ // counted when the batch is flushed
+	b.st = &r.s.stats
 	if m.pooled || isQueue(m.dest) { // pooled: a queue message from newMessage
 		if !r.replyDeliverable(m.dest) {
 			r.undeliverable.Add(1)

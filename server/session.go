@@ -18,7 +18,8 @@ const supportedVersions = "1.0,1.1,1.2"
 // handle runs one client frame. It returns false when the connection must
 // end (after an ERROR, or DISCONNECT).
 func (c *conn) handle(f *frame.Frame) bool {
-	c.s.stats.framesIn.Add(1)
+	c.batch.frames++ // counted when the batch is flushed
+	c.batch.st = &c.s.stats
 	var err error
 	if !c.connected {
 		switch f.Command {
