@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/go-stomp/stomp/v3"
+
+	"github.com/stompica/stompica/internal/testutil"
 )
 
 // npmTestVersion and npmTestCommit are stamped into the binaries of the
@@ -502,7 +504,11 @@ process.stdin.once('data', () => process.exit(7));`
 	if port == 0 || port == defaultPortFixed {
 		t.Fatalf("handle.port %d, want the random port the broker chose", port)
 	}
-	if !strings.Contains(p.log.String(), `"msg":"stompica listening"`) {
+	// The broker's log reaches node's stderr, which may come after the
+	// "ready" line on its stdout.
+	if !testutil.Poll(10*time.Second, testutil.PollEvery, func() bool {
+		return strings.Contains(p.log.String(), `"msg":"stompica listening"`)
+	}) {
 		t.Errorf("logFormat: 'json' did not reach the broker:\n%s", p.log.String())
 	}
 	conn := dial(t, "127.0.0.1:"+strconv.Itoa(port))
