@@ -20,12 +20,15 @@ const (
 // unacked is a delivery awaiting ACK or NACK; q is nil for topic messages.
 // In an ackList, m is nil for a delivery acknowledged out of order (a
 // hole, whose id stays for the binary search). at is when a queue message
-// went out (Unix ns), with Options.AckTimeout.
+// went out (Unix ns), with Options.AckTimeout. pooled is m.pooled, noted
+// at delivery (when the message was in the cache): an ACK recycles the
+// message without reading it (see router.ack).
 type unacked struct {
-	id uint64
-	m  *message
-	q  *queue
-	at int64
+	id     uint64
+	m      *message
+	q      *queue
+	at     int64
+	pooled bool
 }
 
 // ackList is a subscription's unacknowledged deliveries in wire order. It
@@ -72,7 +75,7 @@ func (l *ackList) add(m *message, q *queue, at int64) {
 		l.unsorted = true
 	}
 	l.last = m.id
-	l.d.PushBack(unacked{id: m.id, m: m, q: q, at: at})
+	l.d.PushBack(unacked{id: m.id, m: m, q: q, at: at, pooled: m.pooled})
 }
 
 // find returns the position of delivery mid, or -1.
@@ -400,8 +403,11 @@ func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) (bool, 
 			if u.q != nil && u.q.volatile {
 				// The memory store's Ack does nothing, and its queues
 				// have no pending appends (see queue.release): the
-				// message is done with, without the queue's lock.
-				u.m.release()
+				// message is done with, without the queue's lock (and
+				// without reading it: see unacked).
+				if u.pooled {
+					u.m.recycle()
+				}
 			} else if u.q != nil {
 				if e := u.q.ack(u.m); e != nil {
 					err = e

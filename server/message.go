@@ -118,9 +118,16 @@ var queueMessages = sync.Pool{New: func() any { return new(queueMessage) }}
 // long out of the cache only to clear them.
 func (m *message) release() {
 	if m.pooled {
-		// m is the first field of a queueMessage (pooled).
-		queueMessages.Put((*queueMessage)(unsafe.Pointer(m)))
+		m.recycle()
 	}
+}
+
+// recycle is release for a message known to be pooled (whose pooled field
+// the caller noted when the message was still in the cache, see unacked):
+// it does not touch the message at all.
+func (m *message) recycle() {
+	// m is the first field of a queueMessage (pooled).
+	queueMessages.Put((*queueMessage)(unsafe.Pointer(m)))
 }
 
 // newMessage copies what outlives the read buffer out of a SEND frame. A
