@@ -192,7 +192,8 @@ func TestParseDecimal(t *testing.T) {
 }
 
 // TestAckListNotesPooled: each delivery records whether its message is a
-// pooled queue message when it is pushed, and keeps it through an ACK out
+// pooled queue message when it is pushed, beside when it went out (to the
+// nanosecond but its lowest bit), and keeps both through an ACK out
 // of order, a cumulative take and a put back (an ACK recycles by it,
 // without reading the message).
 func TestAckListNotesPooled(t *testing.T) {
@@ -201,11 +202,13 @@ func TestAckListNotesPooled(t *testing.T) {
 	for i := range ms {
 		ms[i] = &message{id: uint64(i + 1), pooled: i%2 == 0}
 	}
-	l.pushAll(ms, nil, 0)
+	const sent = int64(1_764_000_000_123_456_788) // Unix ns (even)
+	l.pushAll(ms[:3], nil, sent)
+	l.pushAll(ms[3:], nil, sent+1) // the lowest bit is the flag's
 	check := func(u unacked) {
 		t.Helper()
-		if u.m == nil || u.pooled != u.m.pooled || u.pooled != (u.id%2 == 1) {
-			t.Fatalf("delivery %d: pooled %v, message pooled %v", u.id, u.pooled, u.m != nil && u.m.pooled)
+		if u.m == nil || u.pooled() != u.m.pooled || u.pooled() != (u.id%2 == 1) || u.sentAt() != sent {
+			t.Fatalf("delivery %d: pooled %v, message pooled %v, sent at %d (want %d)", u.id, u.pooled(), u.m != nil && u.m.pooled, u.sentAt(), sent)
 		}
 	}
 	i := l.find(4)
