@@ -89,11 +89,16 @@ func brokerHeader(k []byte) bool { return headerRole(k) == roleBroker }
 // queueMessage is a queue message, its store record and, when it fits in
 // inline, its encoding, allocated at once: one block of 448 bytes (a size
 // class of its own, whose blocks start on 64-byte lines) that a dispatch
-// and an ACK touch, instead of two blocks apart. A larger encoding is allocated apart, and kept in big for
-// the next large message the block carries.
+// touches from end to end, instead of two blocks apart. A larger encoding
+// is allocated apart, and kept in big for the next large message the
+// block carries.
+//
+// The store record comes first: a dispatch reads it (store.Queue.Next) and
+// then the message's first fields, so that both sit in the block's first
+// two cache lines, which the processor fetches as a pair.
 type queueMessage struct {
-	m      message
 	sm     store.Message
+	m      message
 	big    []byte
 	inline [queueInline]byte
 }
@@ -126,8 +131,8 @@ func (m *message) release() {
 // the caller noted when the message was still in the cache, see unacked):
 // it does not touch the message at all.
 func (m *message) recycle() {
-	// m is the first field of a queueMessage (pooled).
-	queueMessages.Put((*queueMessage)(unsafe.Pointer(m)))
+	// m is the m of a queueMessage (pooled).
+	queueMessages.Put((*queueMessage)(unsafe.Add(unsafe.Pointer(m), -int(unsafe.Offsetof(queueMessage{}.m)))))
 }
 
 // newMessage copies what outlives the read buffer out of a SEND frame. A

@@ -190,8 +190,8 @@ func TestMessagePlainOtherDest(t *testing.T) {
 
 // TestQueueMessageLayout: a queue message, its store record and a usual
 // encoding make one 448-byte block (a size class whose blocks start on a
-// cache line), and what a dispatch and an ACK read of the message sits in
-// its first 64 bytes.
+// cache line): the store record in the first line, and what a dispatch and
+// an ACK read of the message in the second.
 func TestQueueMessageLayout(t *testing.T) {
 	if n := unsafe.Sizeof(queueMessage{}); n != 448 {
 		t.Errorf("queueMessage is %d bytes, want 448", n)
@@ -199,9 +199,12 @@ func TestQueueMessageLayout(t *testing.T) {
 	if queueInline < 224 {
 		t.Errorf("inline encoding of %d bytes, want at least 224", queueInline)
 	}
-	var m message
-	if end := unsafe.Offsetof(m.kind); end > 64 {
-		t.Errorf("the hot fields end at byte %d, want at most 64", end)
+	var qm queueMessage
+	if off := unsafe.Offsetof(qm.m); off != 64 || unsafe.Sizeof(qm.sm) > 64 {
+		t.Errorf("the message starts at byte %d after a store record of %d, want 64 after at most 64", off, unsafe.Sizeof(qm.sm))
+	}
+	if end := unsafe.Offsetof(qm.m.kind); end > 64 {
+		t.Errorf("the hot fields end at byte %d of the message, want at most 64", end)
 	}
 }
 
