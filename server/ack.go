@@ -20,13 +20,22 @@ const (
 // unacked is a delivery awaiting ACK or NACK; q is nil for topic messages.
 // In an ackList, m is nil for a delivery acknowledged out of order (a
 // hole, whose id stays for the binary search). at is when a queue message
-// went out (Unix ns), with Options.AckTimeout.
+// went out (Unix ns), with Options.AckTimeout; its lowest bit is
+// m.pooled instead (see sentAt and pooled), noted at delivery while the
+// message was in the cache, so that an ACK recycles the message without
+// reading it (see router.ack), and an entry stays 32 bytes.
 type unacked struct {
 	id uint64
 	m  *message
 	q  *queue
 	at int64
 }
+
+// sentAt is when the delivery went out (Unix ns; 0 when not noted).
+func (u unacked) sentAt() int64 { return u.at &^ 1 }
+
+// pooled reports whether the delivery's message is pooled (m.pooled).
+func (u unacked) pooled() bool { return u.at&1 != 0 }
 
 // ackList is a subscription's unacknowledged deliveries in wire order. It
 // is a ring: ACKs of the oldest delivery (the usual order) pop the front,
@@ -72,6 +81,11 @@ func (l *ackList) add(m *message, q *queue, at int64) {
 		l.unsorted = true
 	}
 	l.last = m.id
+	if m.pooled {
+		at |= 1
+	} else {
+		at &^= 1
+	}
 	l.d.PushBack(unacked{id: m.id, m: m, q: q, at: at})
 }
 
@@ -400,8 +414,11 @@ func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) (bool, 
 			if u.q != nil && u.q.volatile {
 				// The memory store's Ack does nothing, and its queues
 				// have no pending appends (see queue.release): the
-				// message is done with, without the queue's lock.
-				u.m.release()
+				// message is done with, without the queue's lock (and
+				// without reading it: see unacked).
+				if u.pooled() {
+					u.m.recycle()
+				}
 			} else if u.q != nil {
 				if e := u.q.ack(u.m); e != nil {
 					err = e

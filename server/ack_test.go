@@ -190,3 +190,46 @@ func TestParseDecimal(t *testing.T) {
 		}
 	}
 }
+
+// TestAckListNotesPooled: each delivery records whether its message is a
+// pooled queue message when it is pushed, beside when it went out (to the
+// nanosecond but its lowest bit), and keeps both through an ACK out
+// of order, a cumulative take and a put back (an ACK recycles by it,
+// without reading the message).
+func TestAckListNotesPooled(t *testing.T) {
+	var l ackList
+	ms := make([]*message, 6)
+	for i := range ms {
+		ms[i] = &message{id: uint64(i + 1), pooled: i%2 == 0}
+	}
+	const sent = int64(1_764_000_000_123_456_788) // Unix ns (even)
+	l.pushAll(ms[:3], nil, sent)
+	l.pushAll(ms[3:], nil, sent+1) // the lowest bit is the flag's
+	check := func(u unacked) {
+		t.Helper()
+		if u.m == nil || u.pooled() != u.m.pooled || u.pooled() != (u.id%2 == 1) || u.sentAt() != sent {
+			t.Fatalf("delivery %d: pooled %v, message pooled %v, sent at %d (want %d)", u.id, u.pooled(), u.m != nil && u.m.pooled, u.sentAt(), sent)
+		}
+	}
+	i := l.find(4)
+	if i < 0 {
+		t.Fatal("delivery 4 not found")
+	}
+	check(l.takeAt(i))
+	taken := l.takeThrough(l.find(3), nil)
+	if len(taken) != 3 {
+		t.Fatalf("took %d deliveries through 3, want 3", len(taken))
+	}
+	for _, u := range taken {
+		check(u)
+	}
+	l.pushFront(taken)
+	n := 0
+	for u := range l.all() {
+		check(u)
+		n++
+	}
+	if n != 5 {
+		t.Fatalf("%d deliveries left, want 5", n)
+	}
+}

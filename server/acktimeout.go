@@ -66,7 +66,7 @@ func (s *subscription) takeExpired(deadline int64) []unacked {
 	defer s.mu.Unlock()
 	var ids []uint64
 	for u := range s.unacked.all() {
-		if u.q != nil && u.at != 0 && u.at <= deadline {
+		if u.q != nil && u.sentAt() != 0 && u.sentAt() <= deadline {
 			ids = append(ids, u.id)
 		}
 	}

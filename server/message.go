@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/stompica/stompica/cluster"
 	"github.com/stompica/stompica/frame"
@@ -18,29 +19,35 @@ import (
 // message is a published message, encoded once: shared holds everything of
 // the MESSAGE frame after the per-subscription prefix (message-id,
 // destination, user headers, content-length, body, NUL).
+//
+// The fields a queue dispatch, an ACK and the input gate read come first,
+// in the struct's first 64 bytes (one cache line when the message is, as
+// from queueMessages, 64-byte aligned): with thousands of messages in
+// flight a message has long left the cache when it is handed out and
+// again when it is acknowledged.
 type message struct {
 	id      uint64
-	dest    string
 	shared  []byte // headers escaped for STOMP 1.2
 	expires int64  // unix ms; 0 = never
-	bodyLen int    // the body is the bodyLen bytes before the final NUL of shared
-	// idEnd is where the digits of id end in shared, which starts
-	// "message-id:<id>" (0: unknown): the ack header copies them.
-	idEnd  uint8
-	pooled bool // a queue message from queueMessages (see release)
-	// kind caches whether the body is binary (see isBinary): known only
-	// when a WebSocket subscriber needs it.
-	kind atomic.Uint32
-
-	// Guarded by the owning queue's mu (queue messages only).
-	redelivered bool
-	gated       bool           // counted by the input gate (see inputGate.hold)
-	sm          *store.Message // the store's record (see record)
-
 	// esc is set only when some header needs escaping: what the other
 	// versions' encodings are made from (out of line, so that the usual
 	// message stays small).
 	esc *escaped
+	sm  *store.Message // the store's record (see record); guarded like redelivered
+	// idEnd is where the digits of id end in shared, which starts
+	// "message-id:<id>" (0: unknown): the ack header copies them.
+	idEnd  uint8
+	pooled bool // the m of a queueMessage from queueMessages (see release)
+
+	// Guarded by the owning queue's mu (queue messages only).
+	redelivered bool
+	gated       bool // counted by the input gate (see inputGate.hold)
+
+	// kind caches whether the body is binary (see isBinary): known only
+	// when a WebSocket subscriber needs it.
+	kind    atomic.Uint32
+	dest    string
+	bodyLen int // the body is the bodyLen bytes before the final NUL of shared
 }
 
 // escaped holds what encodes a message for STOMP 1.0 and 1.1 when some
@@ -79,48 +86,68 @@ func headerRole(k []byte) uint8 {
 // copied from a SEND.
 func brokerHeader(k []byte) bool { return headerRole(k) == roleBroker }
 
-// queueMessage is a queue message and its store record, allocated at once.
+// queueMessage is a queue message, its store record and, when it fits in
+// inline, its encoding, allocated at once: one block of 448 bytes (a size
+// class of its own, whose blocks start on 64-byte lines) that a dispatch
+// touches from end to end, instead of two blocks apart. A larger encoding
+// is allocated apart, and kept in big for the next large message the
+// block carries.
+//
+// The store record comes first: a dispatch reads it (store.Queue.Next) and
+// then the message's first fields, so that both sit in the block's first
+// two cache lines, which the processor fetches as a pair.
 type queueMessage struct {
-	m  message
-	sm store.Message
+	sm     store.Message
+	m      message
+	big    []byte
+	inline [queueInline]byte
 }
+
+// queueInline is the largest encoding a queueMessage holds inline: what
+// fills its 448 bytes (272; a 117-byte body with a content-type header
+// and a 19-digit id encodes in 224).
+const queueInline = 448 - unsafe.Sizeof(message{}) - unsafe.Sizeof(store.Message{}) - unsafe.Sizeof([]byte(nil))
 
 // queueMessages recycles queue messages, with their encoding buffers, once
 // done with (see release): a queue message has one consumer, so the
 // broker knows when the last reference goes, and the queue path then
 // allocates nothing per message.
-var queueMessages = sync.Pool{New: func() any {
-	qm := new(queueMessage)
-	qm.m.sm = &qm.sm
-	return &qm.m
-}}
+var queueMessages = sync.Pool{New: func() any { return new(queueMessage) }}
 
 // release gives a queue message back to queueMessages once nothing refers
 // to it: acknowledged (and acknowledged in the store), delivered to an
 // auto-ack subscriber, expired or dropped. Only messages from newMessage
-// go back; others are left to the collector.
+// go back; others are left to the collector. It writes nothing to the
+// message: newMessage resets it on the publisher's side, where it is
+// written anyway, so that an ACK does not take the lines of a message
+// long out of the cache only to clear them.
 func (m *message) release() {
-	if !m.pooled {
-		return
+	if m.pooled {
+		m.recycle()
 	}
-	sm, buf := m.sm, m.shared[:0]
-	*m = message{sm: sm, shared: buf}
-	*sm = store.Message{}
-	queueMessages.Put(m)
+}
+
+// recycle is release for a message known to be pooled (whose pooled field
+// the caller noted when the message was still in the cache, see unacked):
+// it does not touch the message at all.
+func (m *message) recycle() {
+	// m is the m of a queueMessage (pooled).
+	queueMessages.Put((*queueMessage)(unsafe.Add(unsafe.Pointer(m), -int(unsafe.Offsetof(queueMessage{}.m)))))
 }
 
 // newMessage copies what outlives the read buffer out of a SEND frame. A
 // "ttl" header counts from now (the zero time: the current time).
 func (r *router) newMessage(f *frame.Frame, dest string, now time.Time) *message {
-	var m *message
-	if isQueue(dest) {
-		m = queueMessages.Get().(*message)
-		m.pooled = true
-	} else {
-		m = &message{}
+	if !isQueue(dest) {
+		m := &message{id: r.newID(), dest: dest}
+		m.fill(f.Headers, f.Body, now, f.Plain, nil)
+		return m
 	}
-	m.id, m.dest = r.newID(), dest
-	m.fill(f.Headers, f.Body, now, f.Plain)
+	qm := queueMessages.Get().(*queueMessage)
+	m := &qm.m
+	*m = message{id: r.newID(), dest: dest, pooled: true, sm: &qm.sm}
+	qm.sm = store.Message{}
+	m.fill(f.Headers, f.Body, now, f.Plain, qm)
 	return m
 }
 
@@ -145,8 +172,9 @@ func (r *router) newID() uint64 { return r.nextID.Add(1) }
 
 // fill encodes the message from a SEND's (or a stored MESSAGE's) headers
 // and body. plain says that no header needs escaping (the parser saw it:
-// frame.Frame.Plain), so that only the destination is looked at.
-func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time, plain bool) {
+// frame.Frame.Plain), so that only the destination is looked at. The
+// encoding goes into qm's buffers when qm is not nil (m is its message).
+func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time, plain bool, qm *queueMessage) {
 	m.bodyLen = len(body)
 	// The exact size of the encoding when nothing needs escaping (escaping
 	// at most doubles a header): the buffer's size class is what a queued
@@ -188,11 +216,20 @@ func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time, plain bo
 	if escape {
 		size += size - len(body)
 	}
-	// A recycled buffer serves if it is not much larger than needed (the
-	// memory budget counts lengths, so waste must stay bounded).
-	buf := m.shared[:0]
-	if c := cap(buf); c < size || c > 2*size+256 {
+	var buf []byte
+	switch {
+	case qm == nil:
 		buf = make([]byte, 0, size)
+	case size <= len(qm.inline):
+		buf = qm.inline[:0:size]
+	default:
+		// A recycled buffer serves if it is not much larger than needed
+		// (the memory budget counts lengths, so waste must stay bounded).
+		buf = qm.big[:0]
+		if c := cap(buf); c < size || c > 2*size+256 {
+			buf = make([]byte, 0, size)
+			qm.big = buf
+		}
 	}
 	m.idEnd = uint8(len(idPrefix) + idLen)
 	if !escape {
@@ -334,7 +371,7 @@ func parseEncodedWith(data []byte, extra ...frame.Header) (*message, error) {
 		})
 		hdrs = append(hdrs, extra...)
 	}
-	m.fill(hdrs, f.Body, time.Time{}, f.Plain && len(extra) == 0)
+	m.fill(hdrs, f.Body, time.Time{}, f.Plain && len(extra) == 0, nil)
 	return m, nil
 }
 

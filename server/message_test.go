@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stompica/stompica/frame"
 	"github.com/stompica/stompica/store"
@@ -184,5 +185,60 @@ func TestMessagePlainOtherDest(t *testing.T) {
 	m = s.router.newMessage(f, "/queue/ab", time.Time{})
 	if m.esc != nil || !strings.Contains(string(m.shared), "\ndestination:/queue/ab\nk:v\n") {
 		t.Fatalf("escaped %v: %q", m.esc != nil, m.shared)
+	}
+}
+
+// TestQueueMessageLayout: a queue message, its store record and a usual
+// encoding make one 448-byte block (a size class whose blocks start on a
+// cache line): the store record in the first line, and what a dispatch and
+// an ACK read of the message in the second.
+func TestQueueMessageLayout(t *testing.T) {
+	if n := unsafe.Sizeof(queueMessage{}); n != 448 {
+		t.Errorf("queueMessage is %d bytes, want 448", n)
+	}
+	if queueInline < 224 {
+		t.Errorf("inline encoding of %d bytes, want at least 224", queueInline)
+	}
+	var qm queueMessage
+	if off := unsafe.Offsetof(qm.m); off != 64 || unsafe.Sizeof(qm.sm) > 64 {
+		t.Errorf("the message starts at byte %d after a store record of %d, want 64 after at most 64", off, unsafe.Sizeof(qm.sm))
+	}
+	if end := unsafe.Offsetof(qm.m.kind); end > 64 {
+		t.Errorf("the hot fields end at byte %d of the message, want at most 64", end)
+	}
+}
+
+// TestQueueMessageBuffers: a queue message's encoding is made in its own
+// block when it fits, and in a buffer apart otherwise, kept for the next
+// large encoding (no allocation) while small ones go inline again; the
+// bytes are those of a message made without the block.
+func TestQueueMessageBuffers(t *testing.T) {
+	qm := new(queueMessage)
+	m := &qm.m
+	encode := func(body string) []byte {
+		t.Helper()
+		f := frame.New(frame.SEND, "destination", "/queue/bench.queue", "content-type", "text/plain")
+		*m = message{id: 1 << 60, dest: "/queue/bench.queue", pooled: true, sm: &qm.sm}
+		m.fill(f.Headers, []byte(body), time.Time{}, true, qm)
+		want := &message{id: 1 << 60, dest: "/queue/bench.queue"}
+		want.fill(f.Headers, []byte(body), time.Time{}, true, nil)
+		if string(m.shared) != string(want.shared) {
+			t.Fatalf("encoding %q, want %q", m.shared, want.shared)
+		}
+		return m.shared
+	}
+	inline := func(b []byte) bool { return &b[0] == &qm.inline[0] }
+	if b := encode(strings.Repeat("s", 117)); !inline(b) || len(b) != 224 {
+		t.Fatalf("117-byte body: %d bytes, inline %v; want 224 inline", len(b), inline(b))
+	}
+	large := encode(strings.Repeat("L", 1000))
+	if inline(large) || unsafe.SliceData(large) != unsafe.SliceData(qm.big) {
+		t.Fatalf("1000-byte body: inline %v, in big %v", inline(large), unsafe.SliceData(large) == unsafe.SliceData(qm.big))
+	}
+	if b := encode("small"); !inline(b) {
+		t.Fatal("small body after a large one: not inline")
+	}
+	if b := encode(strings.Repeat("M", 990)); &b[0] != &large[0] {
+		t.Fatal("a second large encoding did not reuse the large buffer")
 	}
 }

@@ -301,7 +301,7 @@ func TestStoreLoadRestart(t *testing.T) {
 	enc := func(id uint64, body string, kv ...string) *store.Message {
 		m := &message{id: id, dest: "/queue/kept"}
 		f := frame.New(frame.SEND, kv...)
-		m.fill(f.Headers, []byte(body), time.Now(), false)
+		m.fill(f.Headers, []byte(body), time.Now(), false, nil)
 		return &store.Message{ID: id, Data: m.shared}
 	}
 	srv, _ := faultServer(t, func(fs *faultStore) {
