@@ -91,7 +91,8 @@ func brokerHeader(k []byte) bool { return headerRole(k) == roleBroker }
 // class of its own, whose blocks start on 64-byte lines) that a dispatch
 // touches from end to end, instead of two blocks apart. A larger encoding
 // is allocated apart, and kept in big for the next large message the
-// block carries.
+// block carries (a small one, inline, lets it go: a block holds no memory
+// its message does not use, which the memory budget would not see).
 //
 // The store record comes first: a dispatch reads it (store.Queue.Next) and
 // then the message's first fields, so that both sit in the block's first
@@ -222,6 +223,7 @@ func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time, plain bo
 		buf = make([]byte, 0, size)
 	case size <= len(qm.inline):
 		buf = qm.inline[:0:size]
+		qm.big = nil // not held, uncounted, under a small message
 	default:
 		// A recycled buffer serves if it is not much larger than needed
 		// (the memory budget counts lengths, so waste must stay bounded).

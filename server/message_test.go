@@ -210,7 +210,8 @@ func TestQueueMessageLayout(t *testing.T) {
 
 // TestQueueMessageBuffers: a queue message's encoding is made in its own
 // block when it fits, and in a buffer apart otherwise, kept for the next
-// large encoding (no allocation) while small ones go inline again; the
+// large encoding (no allocation), and let go of when a small one goes
+// inline again (a block never holds memory its message does not use); the
 // bytes are those of a message made without the block.
 func TestQueueMessageBuffers(t *testing.T) {
 	qm := new(queueMessage)
@@ -235,10 +236,10 @@ func TestQueueMessageBuffers(t *testing.T) {
 	if inline(large) || unsafe.SliceData(large) != unsafe.SliceData(qm.big) {
 		t.Fatalf("1000-byte body: inline %v, in big %v", inline(large), unsafe.SliceData(large) == unsafe.SliceData(qm.big))
 	}
-	if b := encode("small"); !inline(b) {
-		t.Fatal("small body after a large one: not inline")
-	}
 	if b := encode(strings.Repeat("M", 990)); &b[0] != &large[0] {
 		t.Fatal("a second large encoding did not reuse the large buffer")
+	}
+	if b := encode("small"); !inline(b) || qm.big != nil {
+		t.Fatalf("small body after a large one: inline %v, large buffer still held %v", inline(b), qm.big != nil)
 	}
 }
