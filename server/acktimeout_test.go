@@ -54,3 +54,31 @@ func TestAckTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestAckTimeoutFreesPatternCredit: the ack timeout takes a message back
+// from a pattern consumer whose prefetch it filled, and it goes to another
+// consumer of its queue; the credit it frees is the pattern consumer's for
+// every queue it matches. A message that waits on another of them for lack
+// of that credit goes out then, without waiting for another SEND.
+func TestAckTimeoutFreesPatternCredit(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		srv := startServer(t, func(o *Options) { o.AckTimeout = 150 * time.Millisecond })
+		p := connected(t, srv, tr)
+		p.subscribe("/queue/pat.*", "p", "ack", "client-individual", "prefetch-count", "1")
+		pub := connected(t, srv, tr)
+		pub.publish("/queue/pat.x", "m1")
+		m1 := p.expectMessage("m1")
+		pub.publish("/queue/pat.y", "m2") // waits: p's prefetch is full
+		e := connected(t, srv, tr)
+		e.subscribe("/queue/pat.x", "e")
+		if f := e.expectMessage("m1"); f.GetString("redelivered") != "true" {
+			t.Errorf("m1 after the ack timeout: %s", fmtFrame(f))
+		}
+		m2 := p.expectMessage("m2")
+		p.request(frame.ACK, "", "id", ackID(t, m1)) // late: ignored
+		p.request(frame.ACK, "", "id", ackID(t, m2))
+		pub.publish("/queue/pat.y", "m3")
+		p.expectMessage("m3")
+		p.sync()
+	})
+}
