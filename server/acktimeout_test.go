@@ -82,3 +82,30 @@ func TestAckTimeoutFreesPatternCredit(t *testing.T) {
 		p.sync()
 	})
 }
+
+// TestAckTimeoutExpiredForgetsConsumer: a message the ack timeout took
+// back is remembered with the consumer it should avoid until it goes out
+// again. When it expires in the queue instead (or is purged), it is
+// recycled for a later message, and the queue must not remember it: that
+// later message would avoid the consumer for nothing.
+func TestAckTimeoutExpiredForgetsConsumer(t *testing.T) {
+	srv := startServer(t, func(o *Options) { o.AckTimeout = 100 * time.Millisecond })
+	a := connected(t, srv, "tcp")
+	a.subscribe("/queue/avoid", "a", "ack", "client-individual", "prefetch-count", "1")
+	pub := connected(t, srv, "tcp")
+	pub.publish("/queue/avoid", "m1", "ttl", "50") // expires before it is taken back
+	a.expectMessage("m1")
+	waitFor(t, "m1 taken back and dropped as expired", func() bool {
+		return srv.stats.expired.Load() == 1
+	})
+	q := srv.router.queue("/queue/avoid")
+	q.mu.Lock()
+	n := len(q.avoid)
+	q.mu.Unlock()
+	if n != 0 {
+		t.Errorf("the queue remembers %d recycled message(s) to keep from a consumer, want 0", n)
+	}
+	pub.publish("/queue/avoid", "m2")
+	a.expectMessage("m2")
+	a.sync()
+}
