@@ -291,9 +291,13 @@ func (q *queue) requeue(m *message, b *batch) {
 		// queue() takes router.mu, which must not be taken under q.mu. A
 		// tracked goroutine: Shutdown waits for it (and refuses it once
 		// begun: the message then stays where a persistent store keeps it).
+		// The successor dispatches too: its consumers may have credit,
+		// and nothing else may come to make it look.
 		if !q.r.s.startGoRoutine(func() {
 			var b batch
-			q.r.queue(q.name).requeue(m, &b)
+			nq := q.r.queue(q.name)
+			nq.requeue(m, &b)
+			nq.dispatch(&b)
 			b.flush()
 		}) {
 			q.r.s.log.Debug("requeue during shutdown dropped", "queue", q.name, "id", m.id)

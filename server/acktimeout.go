@@ -44,6 +44,17 @@ func (s *Server) expireAcks(now time.Time) {
 					u.q.dispatch(&b)
 				}
 			}
+			if sub.pattern {
+				// The credit freed is the consumer's on every queue it
+				// matches: one that waits for it (see queue.noCredit)
+				// looks again, as after an ACK (see router.ack).
+				for _, q := range sub.queueList() {
+					if !slices.Contains(qs, q) {
+						qs = append(qs, q)
+						q.dispatch(&b)
+					}
+				}
+			}
 			b.flush()
 		}
 	}

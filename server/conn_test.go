@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stompica/stompica/frame"
 )
@@ -85,5 +86,31 @@ func TestBusyReadLoopHandsOffAfterGrace(t *testing.T) {
 		pub.publish("/topic/busy", "after the grace")
 		c.expectMessage("after the grace")
 		c.sync()
+	})
+}
+
+// TestInlineWriteAfterWriteDeadlinePassed: a writer goroutine arms a write
+// deadline writeTimeout ahead and leaves it armed when it ends; a
+// connection that stays quiet for longer has one in the past. The next
+// output written inline (kick) must still go out: the passed deadline is
+// no write error, it only sends the output to a writer goroutine, which
+// arms a fresh one.
+func TestInlineWriteAfterWriteDeadlinePassed(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		srv := startServer(t, nil)
+		sub := connected(t, srv, tr)
+		sub.subscribe("/topic/late", "s")
+		bc := onlyConn(t, srv)
+		// What a writer that ended writeTimeout ago leaves behind.
+		bc.nc.SetWriteDeadline(time.Now().Add(-time.Second))
+		pub := connected(t, srv, tr)
+		for i := range 3 {
+			pub.publish("/topic/late", fmt.Sprintf("after the deadline %d", i))
+			sub.expectMessage(fmt.Sprintf("after the deadline %d", i))
+		}
+		sub.sync()
+		if st := bc.closedState(); st != Open {
+			t.Fatalf("subscriber closed (%s), want open", st)
+		}
 	})
 }

@@ -3,6 +3,7 @@
 package server
 
 import (
+	"errors"
 	"io"
 	"os"
 	"syscall"
@@ -41,7 +42,11 @@ const peekSupported = true
 
 // writeNow makes one non-blocking write(2) of b on the plain TCP socket:
 // it never waits for the socket to take more. A full socket buffer is not
-// an error (n is what it took).
+// an error (n is what it took), and neither is a write deadline that has
+// passed: a writer goroutine arms one writeTimeout ahead and leaves it
+// armed when it ends, so a connection quiet for longer has one in the
+// past, and the poller then refuses the write before making it. That
+// output goes to a writer goroutine (see kick), which arms a fresh one.
 func (c *conn) writeNow(b []byte) (int, error) {
 	var n int
 	var werr error
@@ -49,6 +54,9 @@ func (c *conn) writeNow(b []byte) (int, error) {
 		n, werr = syscall.Write(int(fd), b)
 		return true
 	})
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, nil // not written: the writer goroutine does it
+	}
 	if n < 0 {
 		n = 0
 	}

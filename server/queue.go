@@ -523,8 +523,14 @@ func (q *queue) end(st store.Queue, m *message, why string) {
 }
 
 // release recycles a message done with, unless an asynchronous store has
-// yet to confirm it (its answer names it). Lock held: q.mu.
+// yet to confirm it (its answer names it). The queue forgets the consumer
+// it was to avoid (one the ack timeout took it back from, see avoidFor)
+// when it ends before it went out again (expired, purged): recycled, it
+// becomes another message. Lock held: q.mu.
 func (q *queue) release(m *message) {
+	if q.avoid != nil {
+		delete(q.avoid, m)
+	}
 	if len(q.pending) > 0 {
 		if _, ok := q.pending[m.sm]; ok {
 			return

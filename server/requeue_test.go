@@ -142,3 +142,26 @@ func BenchmarkQueueRequeue(b *testing.B) {
 		})
 	}
 }
+
+// TestRequeueToDeletedQueueDispatches: a message put back to a queue that
+// was deleted meanwhile goes to the queue of the same name that followed
+// it, and out to that queue's consumer, without waiting for another SEND.
+func TestRequeueToDeletedQueueDispatches(t *testing.T) {
+	s := routerServer(t, Options{})
+	old := s.router.queue("/queue/gone")
+	if _, err := s.router.deleteQueue("/queue/gone"); err != nil {
+		t.Fatal(err)
+	}
+	var b batch
+	c := benchConn(s)
+	c.writing = true // no writer: the output stays in c.out
+	sub := newSubscription(c, "s", "/queue/gone", ackIndividual, 10, 1)
+	s.router.subscribe(sub, &b)
+	b.flush()
+	m := s.router.newMessage(benchSend("/queue/gone"), "/queue/gone", time.Time{})
+	old.requeue(m, &b) // the deleted queue hands it on (a tracked goroutine)
+	b.flush()
+	waitFor(t, "the message to reach the successor's consumer", func() bool {
+		return sub.unacked.len() == 1
+	})
+}
