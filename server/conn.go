@@ -1174,10 +1174,8 @@ func (b *batch) dispatchPending() {
 	b.queues = b.queues[:0]
 }
 
-func (b *batch) flush() {
-	if len(b.queues) > 0 {
-		b.dispatchPending()
-	}
+// count adds what the batch counted to the server's statistics.
+func (b *batch) count() {
 	if b.delivered > 0 {
 		b.st.deliveries.Add(b.delivered)
 		b.delivered = 0
@@ -1194,6 +1192,13 @@ func (b *batch) flush() {
 		b.st.msgsIn.Add(b.msgs)
 		b.msgs = 0
 	}
+}
+
+func (b *batch) flush() {
+	if len(b.queues) > 0 {
+		b.dispatchPending()
+	}
+	b.count()
 	budget := inlineFlushBudget
 	for i, c := range b.conns {
 		budget -= c.kick(budget > 0)

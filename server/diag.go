@@ -24,6 +24,7 @@ func (c *conn) onDiag(f *frame.Frame) error {
 	if query == "" {
 		query = "session"
 	}
+	c.batch.count() // the answer counts the frames sent before it
 	body, err := json.Marshal(c.s.diag(query))
 	if err != nil {
 		return err

@@ -77,6 +77,10 @@ func (c *conn) sendReceiptID(r []byte) {
 	// What the frame made the broker send (MESSAGEs its ACK freed credit
 	// for) goes out before its RECEIPT.
 	c.batch.dispatchPending()
+	// The statistics the batch counts so far are in before the RECEIPT
+	// can reach the client (a running writer may write it before the
+	// batch ends).
+	c.batch.count()
 	c.sendFrame(frame.New(frame.RECEIPT, "receipt-id", string(r)), &c.batch)
 }
 
