@@ -121,6 +121,7 @@ func newConn(s *Server, nc net.Conn, ws *wsReader) *conn {
 		c.in = ws
 		ws.src = nc
 	}
+	c.batch.owner = c
 	c.parser = frame.Parser{
 		MaxFrame:      s.opts.MaxFrameSize,
 		MaxHeaders:    s.opts.MaxHeaders,
@@ -816,35 +817,43 @@ func (c *conn) touchLocked(b *batch) {
 	}
 }
 
-// The goroutine flushing a batch writes small outputs itself (see kick):
-// one non-blocking write costs less than starting a writer goroutine,
-// which wakes an idle thread. inlineWriteMax bounds what it writes for one
-// connection, inlineFlushBudget what it writes in one flush (as
-// nats-server's read loop flushes its clients within a budget); past
-// either, writer goroutines take over and write in parallel.
+// The read loop flushing its batch writes its own connection's output
+// itself (see kick) when it is small: one non-blocking write costs less
+// than starting a writer goroutine, which wakes an idle thread. That is
+// what a client's own frames make the broker send: its RECEIPTs, and the
+// messages its ACKs freed credit for. inlineWriteMax bounds it; past it a
+// writer goroutine takes over. Another connection's output (a publisher's
+// fan-out, a producer's SENDs dispatched to a consumer) is written inline
+// only once the batch gave it inlineOtherMin bytes or more; less goes to
+// its writer goroutine: written inline, every read batch of a publisher
+// would cost a write per subscriber (a WebSocket publisher's batches are a
+// few SENDs), where a writer that runs a moment later gathers several
+// batches into one write.
 const (
-	inlineWriteMax    = 64 << 10
-	inlineFlushBudget = 256 << 10
+	inlineWriteMax = 64 << 10
+	inlineOtherMin = 16 << 10
 )
 
 // kick has the output pending for c written. On a plain TCP socket, with
 // little pending and no writer running, the calling goroutine (the one
-// flushing a batch) makes one non-blocking write itself when inline says
-// so: most of the time that sends everything, and no writer goroutine
-// starts, no idle thread is woken. What the socket does not take (a client
-// that does not read fast enough), or anything else, goes to a writer
-// goroutine (see writeLoop). It returns the bytes it wrote itself.
-func (c *conn) kick(inline bool) int {
+// flushing a batch) makes one non-blocking write itself (own: c is the
+// batch's own connection; see inlineWriteMax and inlineOtherMin): most of the
+// time that sends everything, and no writer goroutine starts, no idle
+// thread is woken. What the socket does not take (a client that does not
+// read fast enough), or anything else, goes to a writer goroutine (see
+// writeLoop).
+func (c *conn) kick(own bool) {
 	c.mu.Lock()
 	c.touched = false
 	if c.writing || len(c.out) == 0 {
 		c.mu.Unlock()
-		return 0
+		return
 	}
+	inline := own || len(c.out) >= inlineOtherMin
 	if !inline || !peekSupported || c.raw == nil || c.closed || c.queueWait || len(c.out) > inlineWriteMax {
 		c.startWriterLocked()
 		c.mu.Unlock()
-		return 0
+		return
 	}
 	c.writing = true
 	c.writers.Add(1) // finish waits for this write as for a writer goroutine
@@ -858,7 +867,7 @@ func (c *conn) kick(inline bool) int {
 		c.mu.Unlock()
 		c.writeFailed(err)
 		c.writers.Done()
-		return n
+		return
 	}
 	rest, off := buf, n
 	if n == len(buf) {
@@ -873,7 +882,7 @@ func (c *conn) kick(inline bool) int {
 			c.wakeReaderLocked()
 			c.mu.Unlock()
 			c.writers.Done()
-			return n
+			return
 		}
 		rest, off = nil, 0
 	} else {
@@ -883,7 +892,6 @@ func (c *conn) kick(inline bool) int {
 	// The writer takes over (and the writers count with it): what the
 	// socket did not take, then what was queued meanwhile.
 	go c.writeLoop(rest, off)
-	return n
 }
 
 func (c *conn) startWriterLocked() {
@@ -1143,6 +1151,7 @@ func (c *conn) heartBeat() {
 type batch struct {
 	conns     []*conn
 	queues    []*queue // to dispatch before the writers are woken (see dispatchLater)
+	owner     *conn    // the connection whose read loop the batch is (nil: none), see kick
 	scratch   []byte
 	delivered uint64
 	acks      uint64 // ACKed deliveries (see router.ack)
@@ -1199,9 +1208,8 @@ func (b *batch) flush() {
 		b.dispatchPending()
 	}
 	b.count()
-	budget := inlineFlushBudget
 	for i, c := range b.conns {
-		budget -= c.kick(budget > 0)
+		c.kick(c == b.owner)
 		b.conns[i] = nil
 	}
 	b.conns = b.conns[:0]

@@ -54,6 +54,41 @@ func TestInlineWriteOverflowKeepsOrder(t *testing.T) {
 	})
 }
 
+// TestInlineOwnWriteOverflowKeepsOrder: a client's own output (here its
+// RECEIPTs) is written by its read loop itself; what the socket does not
+// take goes to a writer goroutine, and everything arrives once, in order.
+func TestInlineOwnWriteOverflowKeepsOrder(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		srv := startServer(t, nil)
+		c := connected(t, srv, tr, withRcvBuf(4096))
+		bc := onlyConn(t, srv)
+		shrinkSendBuffer(t, bc.nc)
+		c.pause()
+
+		const n = 3000 // about 80 KB of RECEIPTs
+		for i := range n {
+			c.sendFrame(frame.SEND, "x", "destination", "/topic/nobody", "receipt", fmt.Sprintf("r%04d", i))
+		}
+		waitFor(t, "the client's own output to wait for the socket", func() bool {
+			bc.mu.Lock()
+			defer bc.mu.Unlock()
+			return bc.writing && bc.heldLocked() > 16<<10
+		})
+		c.resume()
+		for i := range n {
+			want := fmt.Sprintf("r%04d", i)
+			if id, _ := c.expect(frame.RECEIPT).Get("receipt-id"); string(id) != want {
+				t.Fatalf("RECEIPT %d: receipt-id %q, want %q", i, id, want)
+			}
+		}
+		waitFor(t, "the writer to end with nothing held", func() bool {
+			bc.mu.Lock()
+			defer bc.mu.Unlock()
+			return !bc.writing && bc.heldLocked() == 0 && bc.out == nil
+		})
+	})
+}
+
 // TestBusyReadLoopHandsOffAfterGrace: a client whose frames come in quick
 // succession makes its connection busy (its read loop waits idleGrace for
 // the next bytes in place, see busy); once it goes quiet for longer, the
