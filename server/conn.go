@@ -1185,21 +1185,20 @@ func (b *batch) dispatchPending() {
 
 // count adds what the batch counted to the server's statistics.
 func (b *batch) count() {
-	if b.delivered > 0 {
-		b.st.deliveries.Add(b.delivered)
-		b.delivered = 0
+	if b.st == nil {
+		return // nothing counted yet: whatever counts sets st
 	}
-	if b.acks > 0 {
-		b.st.acks.Add(b.acks)
-		b.acks = 0
-	}
-	if b.frames > 0 {
-		b.st.framesIn.Add(b.frames)
-		b.frames = 0
-	}
-	if b.msgs > 0 {
-		b.st.msgsIn.Add(b.msgs)
-		b.msgs = 0
+	moveCount(&b.st.deliveries, &b.delivered)
+	moveCount(&b.st.acks, &b.acks)
+	moveCount(&b.st.framesIn, &b.frames)
+	moveCount(&b.st.msgsIn, &b.msgs)
+}
+
+// moveCount adds *n to c and clears it.
+func moveCount(c *atomic.Uint64, n *uint64) {
+	if *n > 0 {
+		c.Add(*n)
+		*n = 0
 	}
 }
 
