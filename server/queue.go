@@ -748,9 +748,15 @@ func (r *router) load() error {
 		return err
 	}
 	for _, name := range names {
-		if err := r.queue(name).openStore(); err != nil {
+		q := r.queue(name)
+		if err := q.openStore(); err != nil {
 			return err
 		}
+		// Its stored records may all have been acknowledged, the last
+		// acknowledgement written down at the stop (the store keeps the
+		// record until then): an empty queue nobody consumes is not
+		// kept, as at any other time.
+		r.dropIfUnused(q)
 	}
 	return nil
 }
