@@ -46,16 +46,22 @@ func TestDecimalLen(t *testing.T) {
 			t.Errorf("decimalLen(%d) = %d, want %d", u, got, want)
 		}
 	}
+	eachDigitEdge(check)
+	for s := range 64 {
+		check(1<<s - 1)
+		check(1 << s)
+	}
+}
+
+// eachDigitEdge calls check with 0, the largest uint64, and every power of
+// ten and its neighbours: where the number of decimal digits changes.
+func eachDigitEdge(check func(uint64)) {
 	check(0)
 	check(math.MaxUint64)
 	for _, p := range pow10 {
 		check(p - 1)
 		check(p)
 		check(p + 1)
-	}
-	for s := range 64 {
-		check(1<<s - 1)
-		check(1 << s)
 	}
 }
 
@@ -98,13 +104,7 @@ func TestAppendDigits(t *testing.T) {
 			t.Errorf("appendDigits(%d) = %q, want %q", u, got, want)
 		}
 	}
-	check(0)
-	check(math.MaxUint64)
-	for _, p := range pow10 {
-		check(p - 1)
-		check(p)
-		check(p + 1)
-	}
+	eachDigitEdge(check)
 	for u := range uint64(1000) {
 		check(u)
 	}
