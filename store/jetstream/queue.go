@@ -619,6 +619,12 @@ func (q *queue) fetched(msg *nats.Msg, n int) {
 	skipped := r.left == 0
 	if skipped {
 		q.ackedLocked(r)
+		if q.starved {
+			// Nothing for the consumer waiting in this record (all of it
+			// acknowledged before the last stop): ask for more now, not
+			// when the pull request expires.
+			q.requestLocked(true)
+		}
 	}
 	q.mu.Unlock()
 	if skipped {
