@@ -972,7 +972,13 @@ func (c *conn) writeLoop(buf []byte, off int) {
 		if !closed {
 			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		}
-		n, err := c.nc.Write(buf[off:])
+		var n int
+		var err error
+		if peekSupported && c.raw != nil {
+			n, err = c.writeAll(buf[off:])
+		} else {
+			n, err = c.nc.Write(buf[off:])
+		}
 
 		c.mu.Lock()
 		if !c.wroteLocked(n, err) {

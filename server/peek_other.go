@@ -18,5 +18,8 @@ const peekSupported = false
 // writeNow is not used where peekSupported is false (see kick).
 func (c *conn) writeNow(b []byte) (int, error) { panic("writeNow: not supported") }
 
+// writeAll is not used where peekSupported is false (see writeLoop).
+func (c *conn) writeAll(b []byte) (int, error) { panic("writeAll: not supported") }
+
 // readRaw is not used where peekSupported is false (see read).
 func (c *conn) readRaw(wait bool) (int, bool, error) { panic("readRaw: not supported") }

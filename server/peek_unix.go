@@ -51,7 +51,7 @@ func (c *conn) writeNow(b []byte) (int, error) {
 	var n int
 	var werr error
 	err := c.raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), b)
+		n, werr = sysWrite(int(fd), b)
 		return true
 	})
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
@@ -69,6 +69,40 @@ func (c *conn) writeNow(b []byte) (int, error) {
 	return n, err
 }
 
+// writeAll writes b on the plain TCP socket for a writer goroutine: the
+// poller waits whenever the socket buffer is full, until the write
+// deadline. It reports how much was written.
+func (c *conn) writeAll(b []byte) (int, error) {
+	var n int
+	var werr error
+	err := c.raw.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			k, e := sysWrite(int(fd), b[n:])
+			if k > 0 {
+				n += k
+			}
+			switch e {
+			case nil:
+				if k <= 0 {
+					werr = io.ErrShortWrite
+					return true
+				}
+			case syscall.EINTR:
+			case syscall.EAGAIN:
+				return false
+			default:
+				werr = e
+				return true
+			}
+		}
+		return true
+	})
+	if werr != nil {
+		err = os.NewSyscallError("write", werr)
+	}
+	return n, err
+}
+
 // readRaw reads from the plain TCP socket into a read buffer that it takes
 // only once the socket has something to read: it gives the buffer back and
 // (with wait) lets the runtime poller wait whenever the socket would block,
@@ -79,7 +113,7 @@ func (c *conn) readRaw(wait bool) (n int, again bool, err error) {
 	err = c.raw.Read(func(fd uintptr) bool {
 		c.getReadBuf()
 		for {
-			n, rerr = syscall.Read(int(fd), c.rbuf[c.rlen:])
+			n, rerr = sysRead(int(fd), c.rbuf[c.rlen:])
 			if rerr != syscall.EINTR {
 				break
 			}

@@ -1,0 +1,41 @@
+//go:build linux && !race
+
+package server
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+// sysRead and sysWrite are read(2) and write(2) on a non-blocking socket,
+// made without telling the scheduler that the goroutine enters a system
+// call (syscall.RawSyscall): such a call never blocks, it only runs the
+// kernel's socket code (a loopback write runs the receiver's TCP path too,
+// often longer than the 20 µs after which the runtime's monitor thread
+// hands a P that is in a system call to another thread). Announced, that
+// hand-off wakes a thread (futex, context switch) and keeps the monitor
+// polling every 20 µs for a while; raw, the P stays with the goroutine,
+// whose work the kernel is doing anyway. Under the race detector the
+// announced calls are used (see rawio_other_unix.go): they carry its
+// annotations.
+func sysRead(fd int, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return -1, e
+	}
+	return int(n), nil
+}
+
+func sysWrite(fd int, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return -1, e
+	}
+	return int(n), nil
+}
