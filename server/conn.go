@@ -453,14 +453,16 @@ const (
 
 // readOnce reads what the client sent and handles the complete frames.
 func (c *conn) readOnce() int {
-	if c.rbuf == nil && c.rawReads() {
-		n, _, err := c.readRaw(true) // waits without a buffer
+	if c.rbuf != nil && c.rlen == len(c.rbuf) {
+		c.growReadBuf()
+	}
+	if c.rawReads() {
+		// Waits without a buffer when none is held; with part of a frame
+		// held, reads after it.
+		n, _, err := c.readRaw(true)
 		return c.afterRead(n, err)
 	}
 	c.getReadBuf()
-	if c.rlen == len(c.rbuf) {
-		c.growReadBuf()
-	}
 	n, err := c.in.Read(c.rbuf[c.rlen:])
 	return c.afterRead(n, err)
 }
