@@ -7,6 +7,10 @@ import (
 	"unsafe"
 )
 
+// rawIOMax is the largest read or write made raw (see sysRead): twice
+// the read buffer, and what kick writes inline (inlineWriteMax).
+const rawIOMax = 64 << 10
+
 // sysRead and sysWrite are read(2) and write(2) on a non-blocking socket,
 // made without telling the scheduler that the goroutine enters a system
 // call (syscall.RawSyscall): such a call never blocks, it only runs the
@@ -17,8 +21,13 @@ import (
 // polling every 20 µs for a while; raw, the P stays with the goroutine,
 // whose work the kernel is doing anyway. Under the race detector the
 // announced calls are used (see rawio_other_unix.go): they carry its
-// annotations.
+// annotations. A call on more than rawIOMax bytes (a large frame, a
+// writer's backlog) is announced: it may take long enough that the P is
+// better handed to another thread meanwhile.
 func sysRead(fd int, b []byte) (int, error) {
+	if len(b) > rawIOMax {
+		return syscall.Read(fd, b)
+	}
 	if len(b) == 0 {
 		return 0, nil
 	}
@@ -30,6 +39,9 @@ func sysRead(fd int, b []byte) (int, error) {
 }
 
 func sysWrite(fd int, b []byte) (int, error) {
+	if len(b) > rawIOMax {
+		return syscall.Write(fd, b)
+	}
 	if len(b) == 0 {
 		return 0, nil
 	}
