@@ -36,6 +36,12 @@ func (c *conn) readable() bool {
 	return ready || err != nil
 }
 
+// rawIOMax is the largest read or write made without announcing the
+// system call to the scheduler where that is done (see sysRead in
+// rawio_linux.go): twice the read buffer, and what kick writes inline
+// (inlineWriteMax).
+const rawIOMax = 64 << 10
+
 // peekSupported says whether an idle connection can wait for data without
 // a read buffer (waitReadable).
 const peekSupported = true

@@ -7,10 +7,6 @@ import (
 	"unsafe"
 )
 
-// rawIOMax is the largest read or write made raw (see sysRead): twice
-// the read buffer, and what kick writes inline (inlineWriteMax).
-const rawIOMax = 64 << 10
-
 // sysRead and sysWrite are read(2) and write(2) on a non-blocking socket,
 // made without telling the scheduler that the goroutine enters a system
 // call (syscall.RawSyscall): such a call never blocks, it only runs the
