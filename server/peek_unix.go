@@ -38,9 +38,10 @@ func (c *conn) readable() bool {
 
 // rawIOMax is the largest read or write made without announcing the
 // system call to the scheduler where that is done (see sysRead in
-// rawio_linux.go): twice the read buffer, and what kick writes inline
-// (inlineWriteMax).
-const rawIOMax = 64 << 10
+// rawio_linux.go): the largest pooled output buffer (outSizes), which a
+// writer goroutine may write whole (a loopback write of it takes a few
+// hundred µs at most, during which the goroutine cannot be preempted).
+const rawIOMax = 256 << 10
 
 // peekSupported says whether an idle connection can wait for data without
 // a read buffer (waitReadable).
