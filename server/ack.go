@@ -393,6 +393,22 @@ func (r *router) ack(sub *subscription, mid uint64, nack bool, b *batch) (bool, 
 		// Taken back by the ack timeout: too late, but not an error.
 		return sub.timedOut(mid), nil
 	}
+	if len(taken) == 1 && !nack && sub.queue && !sub.pattern {
+		if u := taken[0]; u.q != nil && u.q.volatile {
+			// The usual ACK: one delivery of a memory queue to a plain
+			// queue subscription. What the general path below does for
+			// it, without its lists: the message is done with (see
+			// unacked: it is not read), and its queue dispatches once
+			// per batch.
+			b.acks++
+			b.st = &r.s.stats
+			if u.pooled() {
+				u.m.recycle()
+			}
+			b.dispatchLater(u.q)
+			return true, nil
+		}
+	}
 	if nack {
 		r.s.stats.nacks.Add(uint64(len(taken)))
 	} else {
