@@ -37,6 +37,11 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("SEND\ncontent-length:3\n\nabc\x00\nSEND\n\nx\x00"), uint16(30), uint32(40|2<<10|20<<13))
 	f.Add([]byte("SEND\nk:\\c\\n\\\\\\r\n\n\x00"), uint16(9), uint32(0))
+	// ACKs and NACKs as consumers send them (parseAck's fast path), at
+	// the edges of the line and frame limits too.
+	f.Add([]byte("ACK\nid:1-281474976710657\n\n\x00NACK\nid:\n\n\x00ACK\nid:a\\cb\n\n\x00"), uint16(12), uint32(0))
+	f.Add([]byte("ACK\nid:12345\n\n\x00ACK\nid:1:2\n\n\x00NACK\nid:x\r\n\n\x00"), uint16(5), uint32(13|7<<13))
+	f.Add([]byte("NACK\nid:12\n\n\x00ACK\nid:1\n\nx\x00"), uint16(2), uint32(3|7<<13))
 
 	f.Fuzz(func(t *testing.T, data []byte, split uint16, lim uint32) {
 		l := fuzzLimits(lim)

@@ -156,6 +156,9 @@ func (p *Parser) Parse(buf []byte) (f *Frame, n int, err error) {
 		p.Reset() // the caller broke the contract; start the frame over
 	}
 	if p.stage == stageCommand && p.scan == 0 {
+		if f, n, ok := p.parseAck(data, maxFrame, limit(p.MaxHeaderLine, DefaultMaxHeaderLine)); ok {
+			return f, n, nil
+		}
 		if f, n, ok := p.parseWhole(data, maxFrame); ok {
 			return f, n, nil
 		}
