@@ -1,5 +1,10 @@
 package frame
 
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
 // parseAck is parseWhole for the frame a consumer sends most, an ACK or
 // NACK with one header, the 1.2 "id" (the MESSAGE's ack header), and no
 // body: "ACK\nid:<value>\n\n\x00". Its value is taken as it is when it
@@ -24,30 +29,49 @@ func (p *Parser) parseAck(buf []byte, maxFrame, maxLine int) (*Frame, int, bool)
 	}
 	start := i
 	n := min(len(buf), start+maxLine+1) // a line past maxLine: parseWhole decides
-	for j := start + 3; j < n; j++ {
+	// The first LF, colon, backslash, CR or NUL of the value, eight bytes
+	// at a time (matchLine, and the NULs likewise), then one by one.
+	j := start + 3
+	for ; j+8 <= n; j += 8 {
+		x := binary.LittleEndian.Uint64(buf[j:])
+		if m := matchLine(x) | ^((x&nulLo7)+nulLo7|x)&nulHi; m != 0 {
+			j += bits.TrailingZeros64(m) / 8
+			return p.ackEnd(buf, cmd, start, j, maxFrame)
+		}
+	}
+	for ; j < n; j++ {
 		switch buf[j] {
-		case ':', '\\', '\r', 0:
-			return nil, 0, false
-		case '\n':
-			// The blank line and the NUL of an empty body.
-			if j+2 >= len(buf) || buf[j+1] != '\n' || buf[j+2] != 0 || j+2 >= maxFrame {
-				return nil, 0, false
-			}
-			hs := p.f.Headers[:0]
-			if cap(hs) == 0 {
-				hs = append(hs, Header{})
-			} else {
-				hs = hs[:1]
-			}
-			hs[0].Key = buf[start : start+2 : start+2]
-			hs[0].Value = buf[start+3 : j : j]
-			f := &p.f
-			f.Headers = hs
-			f.Command = cmd
-			f.Body = buf[j+2 : j+2 : j+2]
-			f.Plain = true
-			return f, j + 3, true
+		case ':', '\\', '\r', 0, '\n':
+			return p.ackEnd(buf, cmd, start, j, maxFrame)
 		}
 	}
 	return nil, 0, false
+}
+
+// nulLo7 and nulHi are the SWAR masks of parseAck's search for a NUL: for a
+// word x, ((x&nulLo7)+nulLo7|x)&nulHi has the high bit of every byte that is not
+// zero set, exactly.
+const nulLo7, nulHi = 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
+
+// ackEnd is parseAck's frame once the first byte of the id's value that
+// is not plain, at j, is found: it must be the line's LF, followed by the
+// blank line and the NUL of an empty body.
+func (p *Parser) ackEnd(buf []byte, cmd string, start, j, maxFrame int) (*Frame, int, bool) {
+	if buf[j] != '\n' || j+2 >= len(buf) || buf[j+1] != '\n' || buf[j+2] != 0 || j+2 >= maxFrame {
+		return nil, 0, false
+	}
+	hs := p.f.Headers[:0]
+	if cap(hs) == 0 {
+		hs = append(hs, Header{})
+	} else {
+		hs = hs[:1]
+	}
+	hs[0].Key = buf[start : start+2 : start+2]
+	hs[0].Value = buf[start+3 : j : j]
+	f := &p.f
+	f.Headers = hs
+	f.Command = cmd
+	f.Body = buf[j+2 : j+2 : j+2]
+	f.Plain = true
+	return f, j + 3, true
 }
