@@ -493,6 +493,19 @@ func parseDecimal(b []byte) (uint64, bool) {
 	if len(b) == 0 || len(b) > 20 {
 		return 0, false
 	}
+	if l := len(b); l >= 8 && l <= 16 {
+		// The last eight digits, and those before them (k, maybe none)
+		// as eight with leading zeros: the first word moved up by 8-k
+		// bytes, '0's shifted in.
+		const zeros = 0x3030303030303030
+		k := l - 8
+		hi, ok1 := parse8(binary.LittleEndian.Uint64(b)<<(8*(8-k)) | zeros>>(8*k))
+		lo, ok2 := parse8(binary.LittleEndian.Uint64(b[k:]))
+		if !ok1 || !ok2 {
+			return 0, false
+		}
+		return hi*1e8 + lo, true
+	}
 	var n uint64
 	i := 0
 	for ; i+8 <= len(b) && i < 16; i += 8 { // at most 16 digits: no overflow
