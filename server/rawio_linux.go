@@ -1,4 +1,4 @@
-//go:build linux && !race
+//go:build linux
 
 package server
 
@@ -15,9 +15,10 @@ import (
 // hands a P that is in a system call to another thread). Announced, that
 // hand-off wakes a thread (futex, context switch) and keeps the monitor
 // polling every 20 µs for a while; raw, the P stays with the goroutine,
-// whose work the kernel is doing anyway. Under the race detector the
-// announced calls are used (see rawio_other_unix.go): they carry its
-// annotations. A call on more than rawIOMax bytes (a large frame, a
+// whose work the kernel is doing anyway. The race detector's build makes
+// the same raw calls, so that its tests run the code that ships: the
+// bytes the kernel writes or reads are not annotated, which can hide a
+// race on a read buffer, never report a false one. A call on more than rawIOMax bytes (a large frame, a
 // writer's backlog) is announced: it may take long enough that the P is
 // better handed to another thread meanwhile.
 func sysRead(fd int, b []byte) (int, error) {

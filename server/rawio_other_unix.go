@@ -1,12 +1,11 @@
-//go:build unix && (!linux || race)
+//go:build unix && !linux
 
 package server
 
 import "syscall"
 
-// sysRead and sysWrite: see rawio_linux.go. Elsewhere, and in the race
-// detector's build, the announced system calls (which carry its
-// annotations).
+// sysRead and sysWrite: see rawio_linux.go. Elsewhere, the announced
+// system calls.
 func sysRead(fd int, b []byte) (int, error) { return syscall.Read(fd, b) }
 
 func sysWrite(fd int, b []byte) (int, error) { return syscall.Write(fd, b) }
