@@ -364,24 +364,39 @@ const digitPairs = "00010203040506070809" + "10111213141516171819" + "2021222324
 	"60616263646566676869" + "70717273747576777879" + "80818283848586878889" + "90919293949596979899"
 
 // appendDigits appends u in decimal; n is its number of digits
-// (decimalLen(u)). The digits are written in place, two at a time, from
-// the last.
+// (decimalLen(u)). The digits are written in place from the last, eight
+// at a time while more remain (the four pairs of a block do not wait for
+// each other, where a division per pair would), then two at a time.
 func appendDigits(b []byte, u uint64, n int) []byte {
 	l := len(b)
 	b = slices.Grow(b, n)[:l+n]
 	d := b[l:]
 	i := n
-	for u >= 100 {
-		q := u / 100
-		r := u - q*100
-		i -= 2
-		d[i], d[i+1] = digitPairs[2*r], digitPairs[2*r+1]
+	for u >= 1e8 {
+		q := u / 1e8
+		r := uint32(u - q*1e8)
+		hi, lo := r/1e4, r%1e4
+		p1, p2, p3, p4 := hi/100, hi%100, lo/100, lo%100
+		i -= 8
+		_ = d[i+7]
+		d[i], d[i+1] = digitPairs[2*p1], digitPairs[2*p1+1]
+		d[i+2], d[i+3] = digitPairs[2*p2], digitPairs[2*p2+1]
+		d[i+4], d[i+5] = digitPairs[2*p3], digitPairs[2*p3+1]
+		d[i+6], d[i+7] = digitPairs[2*p4], digitPairs[2*p4+1]
 		u = q
 	}
-	if u >= 10 {
-		d[i-2], d[i-1] = digitPairs[2*u], digitPairs[2*u+1]
+	v := uint32(u)
+	for v >= 100 {
+		q := v / 100
+		r := v - q*100
+		i -= 2
+		d[i], d[i+1] = digitPairs[2*r], digitPairs[2*r+1]
+		v = q
+	}
+	if v >= 10 {
+		d[i-2], d[i-1] = digitPairs[2*v], digitPairs[2*v+1]
 	} else {
-		d[i-1] = byte('0' + u)
+		d[i-1] = byte('0' + v)
 	}
 	return b
 }

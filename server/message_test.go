@@ -108,6 +108,10 @@ func TestAppendDigits(t *testing.T) {
 	for u := range uint64(1000) {
 		check(u)
 	}
+	for u := uint64(1); u < 1<<62; u = u*7 + 3 { // every digit count, digits of all kinds
+		check(u)
+		check(u | 1<<63)
+	}
 }
 
 // TestMessagePlainEncoding: a message made from a parsed SEND the parser
