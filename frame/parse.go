@@ -229,13 +229,17 @@ scan:
 		case i+8 <= n:
 			x = binary.LittleEndian.Uint64(buf[i:])
 		case n >= 8:
-			// The word that ends buf, less the bytes already looked at:
-			// the shift brings in NULs, which match nothing.
+			// The word that ends buf, less the bytes already looked at
+			// (the shift brings in NULs, whose matches are dropped).
 			x = binary.LittleEndian.Uint64(buf[n-8:]) >> (8 * (i - (n - 8)))
 		default:
 			break scan
 		}
-		for m := matchLine(x); m != 0; m &= m - 1 {
+		m := matchLine(x)
+		if i+8 > n {
+			m &= 1<<(8*(n-i)) - 1
+		}
+		for ; m != 0; m &= m - 1 {
 			k := bits.TrailingZeros64(m) &^ 7 // the match's bit offset in x
 			j := i + k/8
 			switch byte(x >> k) { // buf[j], from the register
@@ -277,11 +281,11 @@ scan:
 					break scan // an escape sequence: parse decodes it
 				}
 				dirty = true
-			default: // CR
+			case '\r':
 				cr = j
 				// Unless it is the CR of a CR LF line end, part of the line.
 				dirty = dirty || j+1 >= n || buf[j+1] != '\n'
-			}
+			} // another control character: nothing to do
 		}
 	}
 	p.f.Headers = hs
@@ -321,15 +325,17 @@ const (
 	ackLine  = 'A' | 'C'<<8 | 'K'<<16 | '\n'<<24
 )
 
-// matchLine marks the bytes of x that parseWhole stops at, LF, colon,
-// backslash and CR, with the high bit of each, exactly (SWAR, as index3,
-// but with no false match after a true one, so that every match in a word
-// can be taken in turn): for y = x^c, ((y&0x7f..7f)+0x7f..7f)|y has the
-// high bit of every byte that is not zero set.
+// matchLine marks the bytes of x that parseWhole stops at with the high
+// bit of each, exactly (SWAR, as index3, but with no false match after a
+// true one, so that every match in a word can be taken in turn): colon,
+// backslash and the control characters up to CR, LF and CR among them
+// (one test for the two, cheaper than two compares). For y = x^c,
+// ((y&0x7f..7f)+0x7f..7f)|y has the high bit of every byte that is not zero
+// set, and ((x&0x7f..7f)+0x72..72)|x that of every byte not below 0x0e.
 func matchLine(x uint64) uint64 {
 	const lo, lo7, hi = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
-	yl, yc, yb, yr := x^(lo*'\n'), x^(lo*':'), x^(lo*'\\'), x^(lo*'\r')
-	nz := ((yl & lo7) + lo7 | yl) & ((yc & lo7) + lo7 | yc) & ((yb & lo7) + lo7 | yb) & ((yr & lo7) + lo7 | yr)
+	yc, yb := x^(lo*':'), x^(lo*'\\')
+	nz := ((yc & lo7) + lo7 | yc) & ((yb & lo7) + lo7 | yb) & ((x & lo7) + lo*(0x80-'\r'-1) | x)
 	return ^nz & hi
 }
 
