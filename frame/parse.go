@@ -187,13 +187,29 @@ func (p *Parser) Parse(buf []byte) (f *Frame, n int, err error) {
 func (p *Parser) parseWhole(buf []byte, maxFrame int) (*Frame, int, bool) {
 	maxLine := limit(p.MaxHeaderLine, DefaultMaxHeaderLine)
 	maxHeaders := limit(p.MaxHeaders, DefaultMaxHeaders)
-	eol := indexLF(buf, 0)
-	if eol < 0 {
-		return nil, 0, false
+	var cmd string
+	var eol int
+	if len(buf) >= 8 {
+		// The commands of the queue path in one look: "SEND\n", "ACK\n".
+		switch w := binary.LittleEndian.Uint64(buf); {
+		case w&(1<<40-1) == sendLine:
+			cmd, eol = SEND, len(SEND)
+		case w&(1<<32-1) == ackLine:
+			cmd, eol = ACK, len(ACK)
+		}
 	}
-	line := trimCR(buf[:eol])
-	cmd, known := commandOf(line)
-	if !known || len(line) > maxLine {
+	if cmd == "" {
+		eol = indexLF(buf, 0)
+		if eol < 0 {
+			return nil, 0, false
+		}
+		line := trimCR(buf[:eol])
+		var known bool
+		if cmd, known = commandOf(line); !known {
+			return nil, 0, false
+		}
+	}
+	if eol > maxLine && len(trimCR(buf[:eol])) > maxLine {
 		return nil, 0, false
 	}
 	escaped := p.Version >= Version11 && cmd != CONNECT && cmd != STOMP && cmd != CONNECTED
@@ -205,43 +221,41 @@ func (p *Parser) parseWhole(buf []byte, maxFrame int) (*Frame, int, bool) {
 	dirty := false // some header holds a byte to escape
 	pos := -1      // where the body starts, once the blank line is found
 	n := len(buf)
+	cr := -1 // the last CR seen
 scan:
 	for i := start; i < n; i += 8 {
 		if i-start > maxLine {
 			break // a line too long (or never ending): parse decides
 		}
-		var m uint64
+		var x uint64
 		switch {
 		case i+8 <= n:
-			m = matchLine(binary.LittleEndian.Uint64(buf[i:]))
+			x = binary.LittleEndian.Uint64(buf[i:])
 		case n >= 8:
-			// The word that ends buf, less the bytes already looked at:
-			// the shift brings in NULs, which match nothing.
-			m = matchLine(binary.LittleEndian.Uint64(buf[n-8:]) >> (8 * (i - (n - 8))))
+			// The word that ends buf, less the bytes already looked at
+			// (the shift brings in NULs, whose matches are dropped).
+			x = binary.LittleEndian.Uint64(buf[n-8:]) >> (8 * (i - (n - 8)))
 		default:
 			break scan
 		}
+		m := matchLine(x)
+		if i+8 > n {
+			m &= 1<<(8*(n-i)) - 1
+		}
 		for ; m != 0; m &= m - 1 {
-			j := i + bits.TrailingZeros64(m)/8
-			switch buf[j] {
+			k := bits.TrailingZeros64(m) &^ 7 // the match's bit offset in x
+			j := i + k/8
+			switch byte(x >> k) { // buf[j], from the register
 			case ':':
 				if colon < 0 {
 					colon = j
 				} else {
 					dirty = true // a colon in the value
 				}
-			case '\\':
-				if escaped {
-					break scan // an escape sequence: parse decodes it
-				}
-				dirty = true
-			case '\r':
-				// The CR of a CR LF line end is not part of the line.
-				dirty = dirty || j+1 >= n || buf[j+1] != '\n'
-			default: // LF: the line [start, end) is over
+			case '\n': // the line [start, end) is over
 				end := j
-				if end > start && buf[end-1] == '\r' {
-					end--
+				if cr == j-1 && end > start {
+					end-- // the CR of a CR LF line end is not part of the line
 				}
 				if end == start {
 					pos = j + 1 // the blank line: the body starts after it
@@ -265,7 +279,16 @@ scan:
 				h.Key = buf[start:colon:colon]
 				h.Value = buf[colon+1 : end : end]
 				start, colon = j+1, -1
-			}
+			case '\\':
+				if escaped {
+					break scan // an escape sequence: parse decodes it
+				}
+				dirty = true
+			case '\r':
+				cr = j
+				// Unless it is the CR of a CR LF line end, part of the line.
+				dirty = dirty || j+1 >= n || buf[j+1] != '\n'
+			} // another control character: nothing to do
 		}
 	}
 	p.f.Headers = hs
@@ -298,15 +321,24 @@ scan:
 	return f, end + 1, true
 }
 
-// matchLine marks the bytes of x that parseWhole stops at, LF, colon,
-// backslash and CR, with the high bit of each, exactly (SWAR, as index3,
-// but with no false match after a true one, so that every match in a word
-// can be taken in turn): for y = x^c, ((y&0x7f..7f)+0x7f..7f)|y has the
-// high bit of every byte that is not zero set.
+// sendLine and ackLine are "SEND\n" and "ACK\n" read as little-endian
+// words.
+const (
+	sendLine = 'S' | 'E'<<8 | 'N'<<16 | 'D'<<24 | '\n'<<32
+	ackLine  = 'A' | 'C'<<8 | 'K'<<16 | '\n'<<24
+)
+
+// matchLine marks the bytes of x that parseWhole stops at with the high
+// bit of each, exactly (SWAR, as index3, but with no false match after a
+// true one, so that every match in a word can be taken in turn): colon,
+// backslash and the control characters up to CR, LF and CR among them
+// (one test for the two, cheaper than two compares). For y = x^c,
+// ((y&0x7f..7f)+0x7f..7f)|y has the high bit of every byte that is not zero
+// set, and ((x&0x7f..7f)+0x72..72)|x that of every byte not below 0x0e.
 func matchLine(x uint64) uint64 {
 	const lo, lo7, hi = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
-	yl, yc, yb, yr := x^(lo*'\n'), x^(lo*':'), x^(lo*'\\'), x^(lo*'\r')
-	nz := ((yl & lo7) + lo7 | yl) & ((yc & lo7) + lo7 | yc) & ((yb & lo7) + lo7 | yb) & ((yr & lo7) + lo7 | yr)
+	yc, yb := x^(lo*':'), x^(lo*'\\')
+	nz := ((yc & lo7) + lo7 | yc) & ((yb & lo7) + lo7 | yb) & ((x & lo7) + lo*(0x80-'\r'-1) | x)
 	return ^nz & hi
 }
 

@@ -802,10 +802,21 @@ func (c *conn) appendMessageLocked(prefix, shared []byte, binary bool) {
 // the client.
 func (c *conn) takesDeliveriesLocked() bool { return !c.closed && !c.leaving }
 
-// appendDeliveryLocked queues one MESSAGE, the per-subscription prefix in
-// b.scratch then the message's shared encoding, and counts it.
-func (c *conn) appendDeliveryLocked(b *batch, m *message) {
-	c.appendMessageLocked(b.scratch, m.sharedFor(c.version), c.ws != nil && m.isBinary())
+// appendDeliveryLocked queues one MESSAGE of s, its per-subscription
+// prefix then the message's shared encoding, and counts it. On TCP the
+// prefix is written straight into the output (a WebSocket message needs
+// its length first: the prefix goes through b.scratch).
+func (c *conn) appendDeliveryLocked(b *batch, s *subscription, m *message, redelivered bool) {
+	shared := m.sharedFor(c.version)
+	if c.ws == nil {
+		c.grabOutLocked()
+		c.reserveOutLocked(s.prefixMax() + len(shared))
+		c.out = s.appendPrefix(c.out, m, redelivered)
+		c.out = append(c.out, shared...)
+	} else {
+		b.scratch = s.appendPrefix(b.scratch[:0], m, redelivered)
+		c.appendMessageLocked(b.scratch, shared, m.isBinary())
+	}
 	c.touchLocked(b)
 	b.delivered++
 	b.st = &c.s.stats

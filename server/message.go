@@ -181,6 +181,34 @@ func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time, plain bo
 	// at most doubles a header): the buffer's size class is what a queued
 	// message costs.
 	idLen, lenLen := decimalLen(m.id), decimalLen(uint64(len(body)))
+	if plain {
+		if n, withLen := rawRun(hdrs, m.dest, body, lenLen); n > 0 {
+			// The SEND's header lines and body are already the encoding
+			// after the message-id line: one copy (two without a
+			// content-length header, added before the blank line).
+			size := len(idPrefix) + idLen + 1 + n + 1 + len(body) + 1
+			if !withLen {
+				size += len("content-length:\n") + lenLen
+			}
+			b := encBuffer(qm, size)
+			b = append(b, idPrefix...)
+			b = appendDigits(b, m.id, idLen)
+			b = append(b, '\n')
+			if withLen {
+				n += 1 + len(body) // the blank line and the body follow
+			}
+			b = append(b, unsafe.Slice(unsafe.SliceData(hdrs[0].Key), n)...)
+			if !withLen {
+				b = append(b, "content-length:"...)
+				b = appendDigits(b, uint64(len(body)), lenLen)
+				b = append(b, '\n', '\n')
+				b = append(b, body...)
+			}
+			m.shared = append(b, 0)
+			m.idEnd = uint8(len(idPrefix) + idLen)
+			return
+		}
+	}
 	size := len("message-id:\ndestination:\ncontent-length:\n\n\x00") + idLen +
 		len(m.dest) + lenLen + len(body)
 	escape := false
@@ -217,22 +245,7 @@ func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time, plain bo
 	if escape {
 		size += size - len(body)
 	}
-	var buf []byte
-	switch {
-	case qm == nil:
-		buf = make([]byte, 0, size)
-	case size <= len(qm.inline):
-		buf = qm.inline[:0:size]
-		qm.big = nil // not held, uncounted, under a small message
-	default:
-		// A recycled buffer serves if it is not much larger than needed
-		// (the memory budget counts lengths, so waste must stay bounded).
-		buf = qm.big[:0]
-		if c := cap(buf); c < size || c > 2*size+256 {
-			buf = make([]byte, 0, size)
-			qm.big = buf
-		}
-	}
+	buf := encBuffer(qm, size)
 	m.idEnd = uint8(len(idPrefix) + idLen)
 	if !escape {
 		m.shared = m.encodePlain(buf, hdrs, skip, body, idLen, lenLen)
@@ -247,6 +260,76 @@ func (m *message) fill(hdrs []frame.Header, body []byte, now time.Time, plain bo
 	}
 	e.body = m.shared[len(m.shared)-1-len(body) : len(m.shared)-1]
 	m.esc = e
+}
+
+// encBuffer is an empty buffer of capacity size for a message's encoding:
+// qm's (inline, or its recycled large buffer) when qm is not nil.
+func encBuffer(qm *queueMessage, size int) []byte {
+	switch {
+	case qm == nil:
+		return make([]byte, 0, size)
+	case size <= len(qm.inline):
+		qm.big = nil // not held, uncounted, under a small message
+		return qm.inline[:0:size]
+	}
+	// A recycled buffer serves if it is not much larger than needed (the
+	// memory budget counts lengths, so waste must stay bounded).
+	buf := qm.big[:0]
+	if c := cap(buf); c < size || c > 2*size+256 {
+		buf = make([]byte, 0, size)
+		qm.big = buf
+	}
+	return buf
+}
+
+// rawRun recognises the usual SEND, whose encoding after the message-id
+// line is the frame as the client wrote it: header lines ending in LF, the
+// first "destination:<dest>", user headers only (see headerRole) after it,
+// maybe ending with "content-length:<len(body)>" (in lenLen digits), then
+// the blank line and a non-empty body. When they lie so, one after the
+// other in one buffer (the read buffer the parser left them in: the caller
+// says that no header needs escaping, see frame.Frame.Plain), it returns
+// the number of bytes from the first header's key through the last
+// header's LF, and whether that last header is the content-length; else 0.
+// A header rewritten since (see conn.replyTo) is a slice elsewhere and
+// breaks the run. Every byte between the headers is checked too.
+func rawRun(hdrs []frame.Header, dest string, body []byte, lenLen int) (n int, withLen bool) {
+	if len(hdrs) == 0 || len(body) == 0 {
+		return 0, false
+	}
+	first, last := &hdrs[0], &hdrs[len(hdrs)-1]
+	if string(first.Key) != "destination" || string(first.Value) != dest {
+		return 0, false
+	}
+	users := hdrs[1:]
+	if len(hdrs) > 1 && string(last.Key) == "content-length" {
+		if v, ok := frame.ParseDigits(last.Value); !ok || len(last.Value) != lenLen || v != uint64(len(body)) {
+			return 0, false
+		}
+		users, withLen = hdrs[1:len(hdrs)-1], true
+	}
+	for i := range users {
+		if headerRole(users[i].Key) != roleUser {
+			return 0, false
+		}
+	}
+	start := unsafe.Pointer(unsafe.SliceData(first.Key))
+	at := start // where the next header's key must start
+	for i := range hdrs {
+		h := &hdrs[i]
+		k, v := unsafe.Pointer(unsafe.SliceData(h.Key)), unsafe.Pointer(unsafe.SliceData(h.Value))
+		if k != at || len(h.Key) == 0 || unsafe.Add(k, len(h.Key)+1) != v || *(*byte)(unsafe.Add(k, len(h.Key))) != ':' {
+			return 0, false
+		}
+		at = unsafe.Add(v, len(h.Value)+1)
+		if *(*byte)(unsafe.Add(at, -1)) != '\n' {
+			return 0, false
+		}
+	}
+	if unsafe.Pointer(unsafe.SliceData(body)) != unsafe.Add(at, 1) || *(*byte)(at) != '\n' {
+		return 0, false
+	}
+	return int(uintptr(at) - uintptr(start)), withLen
 }
 
 // encodePlain is encode for headers that need no escaping, in one pass:
@@ -281,24 +364,39 @@ const digitPairs = "00010203040506070809" + "10111213141516171819" + "2021222324
 	"60616263646566676869" + "70717273747576777879" + "80818283848586878889" + "90919293949596979899"
 
 // appendDigits appends u in decimal; n is its number of digits
-// (decimalLen(u)). The digits are written in place, two at a time, from
-// the last.
+// (decimalLen(u)). The digits are written in place from the last, eight
+// at a time while more remain (the four pairs of a block do not wait for
+// each other, where a division per pair would), then two at a time.
 func appendDigits(b []byte, u uint64, n int) []byte {
 	l := len(b)
 	b = slices.Grow(b, n)[:l+n]
 	d := b[l:]
 	i := n
-	for u >= 100 {
-		q := u / 100
-		r := u - q*100
-		i -= 2
-		d[i], d[i+1] = digitPairs[2*r], digitPairs[2*r+1]
+	for u >= 1e8 {
+		q := u / 1e8
+		r := uint32(u - q*1e8)
+		hi, lo := r/1e4, r%1e4
+		p1, p2, p3, p4 := hi/100, hi%100, lo/100, lo%100
+		i -= 8
+		_ = d[i+7]
+		d[i], d[i+1] = digitPairs[2*p1], digitPairs[2*p1+1]
+		d[i+2], d[i+3] = digitPairs[2*p2], digitPairs[2*p2+1]
+		d[i+4], d[i+5] = digitPairs[2*p3], digitPairs[2*p3+1]
+		d[i+6], d[i+7] = digitPairs[2*p4], digitPairs[2*p4+1]
 		u = q
 	}
-	if u >= 10 {
-		d[i-2], d[i-1] = digitPairs[2*u], digitPairs[2*u+1]
+	v := uint32(u)
+	for v >= 100 {
+		q := v / 100
+		r := v - q*100
+		i -= 2
+		d[i], d[i+1] = digitPairs[2*r], digitPairs[2*r+1]
+		v = q
+	}
+	if v >= 10 {
+		d[i-2], d[i-1] = digitPairs[2*v], digitPairs[2*v+1]
 	} else {
-		d[i-1] = byte('0' + u)
+		d[i-1] = byte('0' + v)
 	}
 	return b
 }

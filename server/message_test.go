@@ -108,6 +108,10 @@ func TestAppendDigits(t *testing.T) {
 	for u := range uint64(1000) {
 		check(u)
 	}
+	for u := uint64(1); u < 1<<62; u = u*7 + 3 { // every digit count, digits of all kinds
+		check(u)
+		check(u | 1<<63)
+	}
 }
 
 // TestMessagePlainEncoding: a message made from a parsed SEND the parser
@@ -165,6 +169,90 @@ func TestMessagePlainEncoding(t *testing.T) {
 			t.Errorf("headers lost: %q", m.shared)
 		}
 		m.release()
+	}
+}
+
+// TestMessageRawRun: a SEND as clients usually write it (LF line ends,
+// destination first, user headers, content-length last or absent) is
+// encoded by copying its header lines and body from the read buffer, and
+// the result is exactly what the general encoder writes, with a fitted
+// buffer; every other shape (a CR LF line end, a broker header, expires or
+// ttl, a content-length elsewhere or not in its shortest form, another
+// destination name, an empty body, a header rewritten after parsing) takes
+// the general path, with the same result.
+func TestMessageRawRun(t *testing.T) {
+	s := routerServer(t, Options{})
+	cases := []struct {
+		raw  string
+		dest string
+		run  bool // rawRun finds one: the header lines
+		len  bool
+	}{
+		{"SEND\ndestination:/queue/r\ncontent-type:text/plain\ncontent-length:5\n\nhello\x00", "/queue/r", true, true},
+		{"SEND\ndestination:/queue/r\ncontent-length:5\n\nhello\x00", "/queue/r", true, true},
+		{"SEND\ndestination:/queue/r\nx-a:1\npriority:4\n\nhello\x00", "/queue/r", true, false},
+		{"SEND\ndestination:/topic/r\n\nhello\x00", "/topic/r", true, false},
+		{"SEND\ndestination:/queue/r\ncontent-length:05\n\nhello\x00", "/queue/r", false, false},
+		{"SEND\ndestination:/queue/r\ncontent-length:5\nx-a:1\n\nhello\x00", "/queue/r", false, false},
+		{"SEND\ndestination:/queue/r\nreceipt:7\ncontent-length:5\n\nhello\x00", "/queue/r", false, false},
+		{"SEND\ndestination:/queue/r\nexpires:99999999999999\n\nhello\x00", "/queue/r", false, false},
+		{"SEND\ndestination:/queue/r\nttl:60000\n\nhello\x00", "/queue/r", false, false},
+		{"SEND\nx-a:1\ndestination:/queue/r\n\nhello\x00", "/queue/r", false, false},
+		{"SEND\ndestination:/queue/r\r\nx-a:1\n\nhello\x00", "/queue/r", false, false},
+		{"SEND\ndestination:/queue/r\nx-a:1\r\n\nhello\x00", "/queue/r", false, false},
+		{"SEND\ndestination:/queue/r\nx-a:1\n\r\nhello\x00", "/queue/r", false, false},
+		{"SEND\ndestination:/queue/r\nx-a:1\n\n\x00", "/queue/r", false, false},
+		{"SEND\ndestination:/queue/r\n\nhello\x00", "/queue/other", false, false},
+		{"SEND\ndestination:/queue/r\ndestination:/queue/x\n\nhello\x00", "/queue/r", false, false},
+	}
+	for _, c := range cases {
+		p := frame.Parser{Version: frame.Version12}
+		f, _, err := p.Parse([]byte(c.raw))
+		if err != nil || f == nil || !f.Plain {
+			t.Fatalf("Parse(%q) = %v, %v", c.raw, f, err)
+		}
+		want := 0 // the header lines: after the command line, before the blank one
+		if c.run {
+			want = strings.Index(c.raw, "\n\n") + 1 - len("SEND\n")
+		}
+		n, withLen := rawRun(f.Headers, c.dest, f.Body, decimalLen(uint64(len(f.Body))))
+		if n != want || withLen != c.len {
+			t.Errorf("%q: rawRun = %d, %v, want %d, %v", c.raw, n, withLen, want, c.len)
+		}
+		for _, id := range []uint64{1, 1 << 40} {
+			s.router.nextID.Store(id - 1)
+			m := s.router.newMessage(f, c.dest, time.Time{})
+			want := m.encode(nil, f.Headers, f.Body, frame.Version12)
+			if string(m.shared) != string(want) || cap(m.shared) != len(m.shared) {
+				t.Errorf("%q:\n got %q (cap %d)\nwant %q", c.raw, m.shared, cap(m.shared), want)
+			}
+			if m.esc != nil || m.expires != 0 && c.run {
+				t.Errorf("%q: escaped %v, expires %d", c.raw, m.esc != nil, m.expires)
+			}
+			if got := string(m.appendID(nil)); got != strconv.FormatUint(id, 10) {
+				t.Errorf("%q: id %s, want %d", c.raw, got, id)
+			}
+			m.release()
+		}
+	}
+
+	// A header value replaced after parsing (as reply-to is) is a slice
+	// elsewhere: no run, and the new value is encoded.
+	p := frame.Parser{Version: frame.Version12}
+	f, _, err := p.Parse([]byte("SEND\ndestination:/queue/r\nreply-to:/temp-queue/a\ncontent-length:5\n\nhello\x00"))
+	if err != nil || f == nil || !f.Plain {
+		t.Fatalf("Parse = %v, %v", f, err)
+	}
+	if n, _ := rawRun(f.Headers, "/queue/r", f.Body, 1); n == 0 {
+		t.Fatal("no run before the rewrite")
+	}
+	f.Headers[1].Value = []byte("/queue/private-a")
+	if n, _ := rawRun(f.Headers, "/queue/r", f.Body, 1); n != 0 {
+		t.Fatalf("run of %d bytes over a rewritten header", n)
+	}
+	m := s.router.newMessage(f, "/queue/r", time.Time{})
+	if !strings.Contains(string(m.shared), "\nreply-to:/queue/private-a\ncontent-length:5\n\nhello\x00") {
+		t.Fatalf("rewritten header lost: %q", m.shared)
 	}
 }
 

@@ -469,7 +469,6 @@ func (r *queueRun) pick() (*subscription, int) {
 // unless the run holds it; false if the connection is gone.
 func (r *queueRun) deliver(sub *subscription, m *message, b *batch) bool {
 	c := sub.c
-	b.scratch = sub.appendPrefix(b.scratch[:0], m, m.redelivered)
 	if r.sub != sub {
 		r.end()
 		c.mu.Lock()
@@ -481,7 +480,7 @@ func (r *queueRun) deliver(sub *subscription, m *message, b *batch) bool {
 	if sub.ack != ackAuto {
 		r.msgs = append(r.msgs, m)
 	}
-	c.appendDeliveryLocked(b, m)
+	c.appendDeliveryLocked(b, sub, m, m.redelivered)
 	r.delivered++
 	return true
 }

@@ -82,10 +82,22 @@ func (s *subscription) appendPrefix(b []byte, m *message, redelivered bool) []by
 		b = append(b, s.prefix...)
 	}
 	if redelivered {
-		b = append(b, "redelivered:true\n"...)
+		b = append(b, redeliveredLine...)
 	}
 	return b
 }
+
+// prefixMax bounds what appendPrefix writes for one delivery.
+func (s *subscription) prefixMax() int {
+	return max(len(s.ackHead)+maxIDDigits+1, len(s.prefix)) + len(redeliveredLine)
+}
+
+// maxIDDigits is the most digits a message id has (a uint64), and
+// redeliveredLine the header appendPrefix adds to a redelivery.
+const (
+	maxIDDigits     = 20
+	redeliveredLine = "redelivered:true\n"
+)
 
 // heldSize is what a held topic message counts against the pending-bytes
 // cap: about what it will take in the output buffer.
@@ -101,7 +113,6 @@ func (s *subscription) heldSize(m *message) int { return len(s.prefix) + 32 + le
 // cumulative ACK covers exactly what the client has seen.
 func (s *subscription) deliverTopic(m *message, b *batch) bool {
 	c := s.c
-	b.scratch = s.appendPrefix(b.scratch[:0], m, false)
 	c.mu.Lock()
 	if !c.takesDeliveriesLocked() || s.gone {
 		c.mu.Unlock()
@@ -142,7 +153,7 @@ func (s *subscription) deliverTopic(m *message, b *batch) bool {
 		s.unacked.push(m, nil, 0)
 		s.mu.Unlock()
 	}
-	c.appendDeliveryLocked(b, m)
+	c.appendDeliveryLocked(b, s, m, false)
 	c.mu.Unlock()
 	return true
 }
@@ -177,8 +188,7 @@ func (s *subscription) fillTopic(b *batch) {
 			}
 		}
 		s.unacked.push(m, nil, 0)
-		b.scratch = s.appendPrefix(b.scratch[:0], m, false)
-		c.appendDeliveryLocked(b, m)
+		c.appendDeliveryLocked(b, s, m, false)
 	}
 	s.heldBytes -= bytes
 	s.mu.Unlock()
