@@ -30,11 +30,12 @@ func (p *Parser) parseAck(buf []byte, maxFrame, maxLine int) (*Frame, int, bool)
 	start := i
 	n := min(len(buf), start+maxLine+1) // a line past maxLine: parseWhole decides
 	// The first LF, colon, backslash, CR or NUL of the value, eight bytes
-	// at a time (matchLine, and the NULs likewise), then one by one.
+	// at a time (matchLine: any control character up to CR, NUL among
+	// them), then one by one.
 	j := start + 3
 	for ; j+8 <= n; j += 8 {
 		x := binary.LittleEndian.Uint64(buf[j:])
-		if m := matchLine(x) | ^((x&nulLo7)+nulLo7|x)&nulHi; m != 0 {
+		if m := matchLine(x); m != 0 {
 			j += bits.TrailingZeros64(m) / 8
 			return p.ackEnd(buf, cmd, start, j, maxFrame)
 		}
@@ -47,11 +48,6 @@ func (p *Parser) parseAck(buf []byte, maxFrame, maxLine int) (*Frame, int, bool)
 	}
 	return nil, 0, false
 }
-
-// nulLo7 and nulHi are the SWAR masks of parseAck's search for a NUL: for a
-// word x, ((x&nulLo7)+nulLo7|x)&nulHi has the high bit of every byte that is not
-// zero set, exactly.
-const nulLo7, nulHi = 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
 
 // ackEnd is parseAck's frame once the first byte of the id's value that
 // is not plain, at j, is found: it must be the line's LF, followed by the
