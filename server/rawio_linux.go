@@ -25,24 +25,22 @@ func sysRead(fd int, b []byte) (int, error) {
 	if len(b) > rawIOMax {
 		return syscall.Read(fd, b)
 	}
-	if len(b) == 0 {
-		return 0, nil
-	}
-	n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	if e != 0 {
-		return -1, e
-	}
-	return int(n), nil
+	return rawIO(syscall.SYS_READ, fd, b)
 }
 
 func sysWrite(fd int, b []byte) (int, error) {
 	if len(b) > rawIOMax {
 		return syscall.Write(fd, b)
 	}
+	return rawIO(syscall.SYS_WRITE, fd, b)
+}
+
+// rawIO is read(2) or write(2) (trap) of b on fd, unannounced.
+func rawIO(trap uintptr, fd int, b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	n, _, e := syscall.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 	if e != 0 {
 		return -1, e
 	}
