@@ -58,6 +58,7 @@ type conn struct {
 	lastRaw   string        // the last SEND's destination header, and
 	lastDest  string        // the destination it named (see sendDest)
 	sendQueue queueRef      // the queue lastDest names, as the last SEND found it
+	spareQM   *queueMessage // the block the next queue SEND fills, prefetched (see router.newMessageSpare)
 	txs       map[string]*transaction
 	batch     batch
 	hbRecv    time.Duration // client must send something within this (0 = never checked)
@@ -404,6 +405,7 @@ func (c *conn) waitBriefly() int {
 // instead. Called once the connection was quiet for idleGrace.
 func (c *conn) idle() {
 	c.parser.Release() // between frames: nothing is pending
+	putSpare(&c.spareQM)
 	for _, sub := range c.subs {
 		if sub.ack != ackAuto {
 			sub.mu.Lock()

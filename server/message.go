@@ -13,6 +13,7 @@ import (
 
 	"github.com/stompica/stompica/cluster"
 	"github.com/stompica/stompica/frame"
+	"github.com/stompica/stompica/internal/prefetch"
 	"github.com/stompica/stompica/store"
 )
 
@@ -139,17 +140,48 @@ func (m *message) recycle() {
 // newMessage copies what outlives the read buffer out of a SEND frame. A
 // "ttl" header counts from now (the zero time: the current time).
 func (r *router) newMessage(f *frame.Frame, dest string, now time.Time) *message {
+	return r.newMessageSpare(f, dest, now, nil)
+}
+
+// newMessageSpare is newMessage for a connection that keeps a spare
+// queue-message block (spare, not nil): a queue message takes the spare
+// when there is one, and a fresh spare comes from the pool, prefetched, so
+// that it is in the cache when the connection's next SEND fills it. With
+// thousands of blocks live (large prefetch windows), a block from the pool
+// has usually left the cache, and its first touch was the costliest
+// instruction of the SEND path. The connection gives the spare back when it
+// goes idle (see conn.idle).
+func (r *router) newMessageSpare(f *frame.Frame, dest string, now time.Time, spare **queueMessage) *message {
 	if !isQueue(dest) {
 		m := &message{id: r.newID(), dest: dest}
 		m.fill(f.Headers, f.Body, now, f.Plain, nil)
 		return m
 	}
-	qm := queueMessages.Get().(*queueMessage)
+	var qm *queueMessage
+	if spare != nil && *spare != nil {
+		qm, *spare = *spare, nil
+	} else {
+		qm = queueMessages.Get().(*queueMessage)
+	}
 	m := &qm.m
 	*m = message{id: r.newID(), dest: dest, pooled: true, sm: &qm.sm}
 	qm.sm = store.Message{}
 	m.fill(f.Headers, f.Body, now, f.Plain, qm)
+	if spare != nil {
+		next := queueMessages.Get().(*queueMessage)
+		prefetch.Block(unsafe.Pointer(next))
+		*spare = next
+	}
 	return m
+}
+
+// putSpare gives a connection's spare block (see newMessageSpare) back to
+// the pool.
+func putSpare(spare **queueMessage) {
+	if *spare != nil {
+		queueMessages.Put(*spare)
+		*spare = nil
+	}
 }
 
 // pow10 are the powers of ten a uint64 holds.

@@ -226,7 +226,7 @@ func (c *conn) onSend(f *frame.Frame) error {
 	if h.replyTo {
 		c.replyTo(f)
 	}
-	msg := c.s.router.newMessage(f, target, time.Time{})
+	msg := c.s.router.newMessageSpare(f, target, time.Time{}, &c.spareQM)
 	if h.hasTx {
 		tx, err := c.tx(h.tx)
 		if err != nil {
