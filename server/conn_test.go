@@ -105,18 +105,7 @@ func TestBusyReadLoopHandsOffAfterGrace(t *testing.T) {
 		for range 2 * busyAfter {
 			c.sync()
 		}
-		waitFor(t, "the busy read loop in a fresh goroutine", func() bool {
-			resumed, serving := 0, 0
-			for _, g := range brokerGoroutines() {
-				if strings.Contains(g, "(*conn).resume(") && isParked(g) {
-					resumed++
-				}
-				if strings.Contains(g, "(*conn).serve(") {
-					serving++
-				}
-			}
-			return resumed == 1 && serving == 0
-		})
+		waitHandedOff(t, "the busy read loop in a fresh goroutine")
 		pub := connected(t, srv, tr)
 		pub.publish("/topic/busy", "after the grace")
 		c.expectMessage("after the grace")

@@ -859,3 +859,23 @@ func headerCount(f *frame.Frame, key string) int {
 	}
 	return n
 }
+
+// waitHandedOff waits until the broker's one connection has handed its
+// read loop to a fresh goroutine (conn.resume, parked in its wait) and no
+// goroutine still runs conn.serve: what an idle read loop does (see
+// conn.idle).
+func waitHandedOff(t *testing.T, what string) {
+	t.Helper()
+	waitFor(t, what, func() bool {
+		resumed, serving := 0, 0
+		for _, g := range brokerGoroutines() {
+			if strings.Contains(g, "(*conn).resume(") && isParked(g) {
+				resumed++
+			}
+			if strings.Contains(g, "(*conn).serve(") {
+				serving++
+			}
+		}
+		return resumed == 1 && serving == 0
+	})
+}

@@ -568,18 +568,7 @@ func TestIdleReadLoopHandsOff(t *testing.T) {
 		srv := startServer(t, nil)
 		c := connected(t, srv, tr)
 		c.subscribe("/topic/idle", "s")
-		waitFor(t, "the read loop in a fresh goroutine", func() bool {
-			resumed, serving := 0, 0
-			for _, g := range brokerGoroutines() {
-				if strings.Contains(g, "(*conn).resume(") && isParked(g) {
-					resumed++
-				}
-				if strings.Contains(g, "(*conn).serve(") {
-					serving++
-				}
-			}
-			return resumed == 1 && serving == 0
-		})
+		waitHandedOff(t, "the read loop in a fresh goroutine")
 		pub := connected(t, srv, tr)
 		pub.publish("/topic/idle", "after idle")
 		c.expectMessage("after idle")
