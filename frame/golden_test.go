@@ -675,3 +675,37 @@ func TestParsePlain(t *testing.T) {
 		}
 	}
 }
+
+// TestParseUint checks the ack id parser against strconv.ParseUint,
+// at the edges of uint64 too.
+func TestParseUint(t *testing.T) {
+	for _, s := range []string{"0", "7", "42", "007", "18446744073709551615", "18446744073709551616",
+		"18446744073709551619", "99999999999999999999", "100000000000000000000", "", "-1", "1a", " 1", "+1",
+		"1844674407370955161", "281474976710657", "12345678", "123456789012345678", "1234567890123456",
+		"12345678901234567890", "12345678/", "1234567:", "1234567/8"} {
+		checkParseUint(t, s)
+	}
+	// Every length, with a byte that is not a digit (just below and just
+	// above the digits, and a letter) at every place in turn.
+	const digits = "98765432109876543210"
+	for n := 1; n <= len(digits); n++ {
+		checkParseUint(t, digits[:n])
+		checkParseUint(t, strings.Repeat("9", n))
+		for i := range n {
+			for _, c := range []byte{'/', ':', 'a', 0, 0x80 | '5'} {
+				b := []byte(digits[:n])
+				b[i] = c
+				checkParseUint(t, string(b))
+			}
+		}
+	}
+}
+
+func checkParseUint(t *testing.T, s string) {
+	t.Helper()
+	want, err := strconv.ParseUint(s, 10, 64)
+	got, ok := ParseUint([]byte(s))
+	if ok != (err == nil) || ok && got != want {
+		t.Errorf("ParseUint(%q) = %d, %v; strconv says %d, %v", s, got, ok, want, err)
+	}
+}

@@ -2,9 +2,7 @@ package server
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -433,8 +431,8 @@ func (c *conn) onUnsubscribe(f *frame.Frame) error {
 func (c *conn) findAck(f *frame.Frame) (*subscription, uint64, error) {
 	if id, ok := f.Get("id"); ok && c.version >= frame.Version12 {
 		if dash := bytes.IndexByte(id, '-'); dash > 0 {
-			idx, ok1 := parseDecimal(id[:dash])
-			mid, ok2 := parseDecimal(id[dash+1:])
+			idx, ok1 := frame.ParseUint(id[:dash])
+			mid, ok2 := frame.ParseUint(id[dash+1:])
 			if ok1 && ok2 {
 				if sub := c.subByIdx(idx); sub != nil {
 					return sub, mid, nil
@@ -483,62 +481,6 @@ func (c *conn) subByIdx(idx uint64) *subscription {
 		}
 	}
 	return nil
-}
-
-// parseDecimal parses an unsigned decimal number (as in an ack id). The
-// broker's message ids have 15 digits and more (the node id is in their
-// top bits): they are read eight digits at a time (parse8), and only a
-// 20-digit number can overflow.
-func parseDecimal(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	if l := len(b); l >= 8 && l <= 16 {
-		// The last eight digits, and those before them (k, maybe none)
-		// as eight with leading zeros: the first word moved up by 8-k
-		// bytes, '0's shifted in.
-		const zeros = 0x3030303030303030
-		k := l - 8
-		hi, ok1 := parse8(binary.LittleEndian.Uint64(b)<<(8*(8-k)) | zeros>>(8*k))
-		lo, ok2 := parse8(binary.LittleEndian.Uint64(b[k:]))
-		if !ok1 || !ok2 {
-			return 0, false
-		}
-		return hi*1e8 + lo, true
-	}
-	var n uint64
-	i := 0
-	for ; i+8 <= len(b) && i < 16; i += 8 { // at most 16 digits: no overflow
-		v, ok := parse8(binary.LittleEndian.Uint64(b[i:]))
-		if !ok {
-			return 0, false
-		}
-		n = n*1e8 + v
-	}
-	for ; i < len(b); i++ {
-		d := b[i] - '0'
-		if d > 9 || i == 19 && (n > math.MaxUint64/10 || uint64(d) > math.MaxUint64-n*10) {
-			return 0, false
-		}
-		n = n*10 + uint64(d)
-	}
-	return n, true
-}
-
-// parse8 is the value of eight ASCII decimal digits loaded little-endian
-// (the first digit in the lowest byte), and whether they all are digits
-// (SWAR: three multiplications instead of eight steps).
-func parse8(x uint64) (uint64, bool) {
-	const lo4, hi4 = 0x0f0f0f0f0f0f0f0f, 0xf0f0f0f0f0f0f0f0
-	// A digit byte is 0x30-0x39: its high half is 3, and adding 6 to its
-	// low half does not carry into it.
-	if x&hi4|(x+0x0606060606060606)&hi4>>4 != 0x3333333333333333 {
-		return 0, false
-	}
-	x &= lo4
-	x = x * (10<<8 + 1) >> 8 & 0x00ff00ff00ff00ff
-	x = x * (100<<16 + 1) >> 16 & 0x0000ffff0000ffff
-	return x * (10000<<32 + 1) >> 32, true
 }
 
 func (c *conn) onAck(f *frame.Frame, nack bool) error {
