@@ -1,7 +1,6 @@
 package server
 
 import (
-	"strconv"
 	"testing"
 	"time"
 
@@ -14,9 +13,7 @@ import (
 // SEND side's encoding alone. Ids carry a node id in their top bits, as
 // in a broker.
 func BenchmarkNewMessage(b *testing.B) {
-	body := "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567"
-	raw := []byte("SEND\ndestination:/queue/bench\ncontent-type:text/plain\ncontent-length:" +
-		strconv.Itoa(len(body)) + "\n\n" + body + "\x00")
+	raw := benchSendFrame()
 	p := frame.Parser{Version: frame.Version12}
 	f, _, err := p.Parse(raw)
 	if err != nil || f == nil {
@@ -27,7 +24,7 @@ func BenchmarkNewMessage(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		m := s.router.newMessage(f, "/queue/bench", time.Time{})
-		if m.bodyLen != len(body) {
+		if m.bodyLen != len(benchBody) {
 			b.Fatal("body lost")
 		}
 		m.release()

@@ -12,9 +12,7 @@ import (
 // connection. No socket: the frames are put in the connections' read
 // buffers and processed as a read would.
 func BenchmarkQueueWire(b *testing.B) {
-	body := "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567"
-	send := []byte("SEND\ndestination:/queue/bench\ncontent-type:text/plain\ncontent-length:" +
-		strconv.Itoa(len(body)) + "\n\n" + body + "\x00")
+	send := benchSendFrame()
 	for _, prefetch := range []int{100, 1000} {
 		b.Run(strconv.Itoa(prefetch), func(b *testing.B) {
 			s := benchServer(b)
@@ -63,4 +61,14 @@ func BenchmarkQueueWire(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchBody is the body of stompbench's default SEND (117 bytes).
+const benchBody = "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567"
+
+// benchSendFrame is a SEND as stompbench's producers write it:
+// destination, content-type, content-length and benchBody.
+func benchSendFrame() []byte {
+	return []byte("SEND\ndestination:/queue/bench\ncontent-type:text/plain\ncontent-length:" +
+		strconv.Itoa(len(benchBody)) + "\n\n" + benchBody + "\x00")
 }
